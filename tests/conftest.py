@@ -1,0 +1,57 @@
+"""Shared fixtures: the two sandbox servers and a private environment for the real Claude CLI.
+
+Every fixture that starts a process also proves, on teardown, that the process is gone.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _claude_bin() -> str | None:
+    env = os.environ.get("SWITCHBOARD_CLAUDE_BIN")
+    if env and Path(env).exists():
+        return env
+    local = ROOT / ".cli" / "node_modules" / ".bin" / "claude"
+    if local.exists():
+        return str(local)
+    return shutil.which("claude")
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> str:
+    path = _claude_bin()
+    if path is None:
+        pytest.fail("the Claude Code CLI is not installed: run `make test`, which installs it into .cli/")
+    return path
+
+
+@pytest.fixture
+def model_api():
+    """A running sandbox Anthropic Messages API (sandbox.model_api.ModelSandbox)."""
+    from sandbox.model_api import ModelSandbox
+
+    with ModelSandbox() as sb:
+        yield sb
+
+
+@pytest.fixture
+def telegram_api():
+    """A running sandbox Telegram Bot API (sandbox.telegram_api.TelegramSandbox)."""
+    from sandbox.telegram_api import TelegramSandbox
+
+    with TelegramSandbox() as sb:
+        yield sb
+
+
+@pytest.fixture
+def cli_env(tmp_path, model_api) -> dict[str, str]:
+    """Environment for the real CLI: private config dir, dummy key, only the sandbox reachable."""
+    from sandbox.model_api import cli_environment
+
+    return cli_environment(model_api.url, tmp_path / "claude-home")

@@ -1,0 +1,82 @@
+"""One log per program under <state_dir>/logs/, rotated by size, as key=value lines.
+
+Every role calls `setup(...)` once at start. Lines look like
+`time=2026-11-27T06:40:00.123Z level=info program=session:demo session=demo event=turn_done ...`.
+Message texts and tokens never go in at info level; `redact` strips a bot token wherever one
+slips into a string (httpx logs URLs, and Telegram URLs carry the token).
+"""
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import re
+import sys
+import time
+from pathlib import Path
+
+_TOKEN_RE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}|bot\d+:[^/\s]+")
+MAX_BYTES = 5 * 1024 * 1024
+BACKUPS = 3
+
+
+def redact(text: str) -> str:
+    return _TOKEN_RE.sub("<token>", text)
+
+
+def log_path(state_dir: str | Path, program: str) -> Path:
+    return Path(state_dir) / "logs" / (program.replace(":", "-") + ".log")
+
+
+class KeyValueFormatter(logging.Formatter):
+    def __init__(self, program: str, session: str | None) -> None:
+        super().__init__()
+        self.program = program
+        self.session = session
+
+    def format(self, record: logging.LogRecord) -> str:
+        t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+        parts = [
+            f"time={t}.{int(record.msecs):03d}Z",
+            f"level={record.levelname.lower()}",
+            f"program={self.program}",
+        ]
+        if self.session:
+            parts.append(f"session={self.session}")
+        parts.append(f"logger={record.name}")
+        msg = record.getMessage()
+        if "event=" not in msg:
+            msg = f"event=log msg={msg!r}"
+        parts.append(msg)
+        line = " ".join(parts)
+        if record.exc_info:
+            line += " exc=" + repr(self.formatException(record.exc_info))
+        return redact(line)
+
+
+def setup(
+    program: str,
+    state_dir: str | Path | None,
+    *,
+    session: str | None = None,
+    level: int = logging.INFO,
+    stderr: bool = True,
+) -> None:
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    fmt = KeyValueFormatter(program, session)
+    if state_dir is not None:
+        path = log_path(state_dir, program)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fh = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS)
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+        path.chmod(0o600)
+    if stderr:
+        sh = logging.StreamHandler(sys.stderr)
+        sh.setFormatter(fmt)
+        root.addHandler(sh)
+    root.setLevel(level)
+    # httpx logs every URL at INFO, and a Telegram URL carries the token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)

@@ -1,0 +1,423 @@
+"""Every message the roles exchange, as msgspec Structs in tagged unions.
+
+Three planes, one codec (wire.codec):
+- control: supervisor ROUTER <- DEALERs (switchboardctl, the bot, workers). Requests carry `id`;
+  the reply (`Ok` or `Error`) echoes it. The supervisor also sends `Ping` to each worker over the
+  same socket and expects `Pong` (heartbeat).
+- chat: bot ROUTER <-> worker DEALERs whose identity is the session name. User turns go in
+  (`UserTurn`, acknowledged with `Accepted` once durably stored), events come out (`Event`).
+- events: supervisor PUB -> SUB; `StateChange` for every transition of every program.
+
+Events with `seq > 0` are durable: the worker stored them in its outbox before sending, and a
+`Replay(after_seq=N)` returns exactly those after N. `seq == 0` marks an ephemeral event
+(streaming text deltas, typing hints) that is never stored nor replayed.
+
+This module holds types only: no sockets, no I/O.
+"""
+from __future__ import annotations
+
+import uuid
+from typing import Union
+
+import msgspec
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Msg(msgspec.Struct, tag_field="t", tag=True, kw_only=True, forbid_unknown_fields=False):
+    """Base of every wire message; the tag is the class name."""
+
+
+# --------------------------------------------------------------------------- shared values
+
+
+class Persona(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    description: str = ""
+    append_system_prompt: str = ""
+    model: str | None = None
+    permission_mode: str = "default"
+    allowed_tools: list[str] = []
+    disallowed_tools: list[str] = []
+
+
+class ProgramStatus(msgspec.Struct, kw_only=True):
+    """One row of `switchboardctl status` (and /status in the chat)."""
+
+    name: str
+    state: str
+    description: str = ""
+    pid: int | None = None
+    uptime_seconds: float | None = None
+    persona: str | None = None
+    claude_pid: int | None = None
+    suspended: bool = False
+    rss_bytes: int = 0
+    cpu_percent: float = 0.0
+    cost_usd: float = 0.0
+    queued: int = 0
+    idle_seconds: float | None = None
+    exit_code: int | None = None
+    busy: bool = False
+
+
+class ProgramResult(msgspec.Struct, kw_only=True):
+    name: str
+    ok: bool
+    message: str = ""
+
+
+class PersonaInfo(msgspec.Struct, kw_only=True):
+    name: str
+    description: str = ""
+
+
+class WorkerStats(msgspec.Struct, kw_only=True):
+    """What a worker says about itself in each Pong."""
+
+    session: str
+    claude_pid: int | None = None
+    busy: bool = False
+    queued: int = 0
+    cost_usd: float = 0.0
+    idle_seconds: float = 0.0
+    claude_session_id: str | None = None
+    persona: str | None = None
+    last_seq: int = 0
+
+
+# --------------------------------------------------------------------------- control requests
+
+
+class Status(Msg):
+    id: str
+    names: list[str] = []
+
+
+class Start(Msg):
+    id: str
+    names: list[str]
+
+
+class Stop(Msg):
+    id: str
+    names: list[str]
+
+
+class Restart(Msg):
+    id: str
+    names: list[str]
+
+
+class NewSession(Msg):
+    id: str
+    name: str
+    persona: str | None = None
+
+
+class RemoveSession(Msg):
+    id: str
+    name: str
+
+
+class SetPersona(Msg):
+    """Change a session's persona; the supervisor restarts its worker with it."""
+
+    id: str
+    name: str
+    persona: str
+
+
+class ListPersonas(Msg):
+    id: str
+
+
+class EnsureRunning(Msg):
+    """The user wrote to this session: start it if it is stopped, exited or FATAL."""
+
+    id: str
+    name: str
+
+
+class Shutdown(Msg):
+    id: str
+
+
+class Version(Msg):
+    id: str
+
+
+class Register(Msg):
+    """A child announces itself on the control socket right after it connects."""
+
+    id: str
+    program: str
+    pid: int
+
+
+class Ping(Msg):
+    """Supervisor -> child heartbeat over the control socket."""
+
+    id: str
+
+
+class Pong(Msg):
+    id: str
+    stats: WorkerStats | None = None
+
+
+# --------------------------------------------------------------------------- replies
+
+
+class StatusResult(Msg):
+    programs: list[ProgramStatus]
+
+
+class ActionResult(Msg):
+    results: list[ProgramResult]
+
+
+class VersionResult(Msg):
+    version: str
+
+
+class PersonasResult(Msg):
+    personas: list[PersonaInfo]
+
+
+class Done(Msg, frozen=True):
+    """An answer with nothing to say but 'done'."""
+
+
+Result = Union[StatusResult, ActionResult, VersionResult, PersonasResult, Done]
+
+
+class Ok(Msg):
+    id: str
+    result: Result = Done()
+
+
+class Error(Msg):
+    """A request that could not be done. `message` is one sentence that names the fix."""
+
+    id: str
+    code: str
+    message: str
+
+
+# Error codes: a small closed set a client can switch on.
+E_BAD_REQUEST = "bad_request"
+E_UNKNOWN_NAME = "unknown_name"
+E_INVALID_NAME = "invalid_name"
+E_EXISTS = "exists"
+E_UNKNOWN_PERSONA = "unknown_persona"
+E_STATE = "bad_state"
+E_INTERNAL = "internal"
+E_UNAVAILABLE = "unavailable"
+
+
+# --------------------------------------------------------------------------- chat: bot -> worker
+
+
+class UserTurn(Msg):
+    """A user message for a session. `key` is unique per Telegram message; a resend is ignored."""
+
+    id: str
+    key: str
+    chat_id: int
+    text: str
+    message_id: int | None = None
+    attachments: list[str] = []
+
+
+class Accepted(Msg):
+    """The worker stored the turn (or already had it: duplicate=True)."""
+
+    id: str
+    key: str
+    duplicate: bool = False
+    queued: int = 0
+
+
+class Cancel(Msg):
+    id: str
+
+
+class PermissionAnswer(Msg):
+    id: str
+    prompt_id: str
+    allow: bool
+    message: str = ""
+    always: bool = False
+
+
+class Replay(Msg):
+    """Ask for every durable event with seq > after_seq (answered by Events, then ReplayDone)."""
+
+    id: str
+    after_seq: int
+
+
+class ReplayDone(Msg):
+    id: str
+    last_seq: int
+
+
+class Hello(Msg):
+    """A worker (re)connected to the chat socket; the bot answers with a Replay."""
+
+    session: str
+    pid: int
+    last_seq: int
+
+
+# --------------------------------------------------------------------------- chat: event bodies
+
+
+class Body(Msg):
+    """Base of event bodies: what the bot renders, without knowing the CLI's JSON."""
+
+
+class TurnStarted(Body):
+    key: str
+
+
+class TextDelta(Body):
+    text: str
+
+
+class AssistantText(Body):
+    text: str
+
+
+class Thinking(Body):
+    text: str
+
+
+class ToolUse(Body):
+    tool_use_id: str
+    name: str
+    summary: str
+    input_json: str = "{}"
+
+
+class ToolResult(Body):
+    tool_use_id: str
+    is_error: bool = False
+    preview: str = ""
+
+
+class TurnResult(Body):
+    key: str = ""
+    subtype: str = "success"
+    is_error: bool = False
+    text: str = ""
+    cost_usd: float = 0.0
+    session_cost_usd: float = 0.0
+    duration_ms: int = 0
+    num_turns: int = 0
+    api_error_status: int | None = None
+    terminal_reason: str | None = None
+
+
+class PermissionRequest(Body):
+    prompt_id: str
+    tool_name: str
+    summary: str
+    input_json: str = "{}"
+    timeout_seconds: float = 0.0
+
+
+class PermissionResolved(Body):
+    prompt_id: str
+    allowed: bool
+    reason: str = ""
+
+
+class RateLimit(Body):
+    raw_json: str
+
+
+class SessionInit(Body):
+    claude_session_id: str
+    model: str = ""
+    tools: list[str] = []
+
+
+class Notice(Body):
+    """One sentence for the user: an error they can act on, or information."""
+
+    level: str  # "info" | "warning" | "error"
+    message: str
+
+
+class Unknown(Body):
+    """A CLI event of a type we do not know yet: passed on, never dropped."""
+
+    type: str
+    raw_json: str
+
+
+EventBody = Union[
+    TurnStarted,
+    TextDelta,
+    AssistantText,
+    Thinking,
+    ToolUse,
+    ToolResult,
+    TurnResult,
+    PermissionRequest,
+    PermissionResolved,
+    RateLimit,
+    SessionInit,
+    Notice,
+    Unknown,
+]
+
+
+class Event(Msg):
+    """An event from a session. seq > 0: durable and replayable; seq == 0: ephemeral."""
+
+    session: str
+    seq: int
+    body: EventBody
+    chat_id: int | None = None
+    key: str = ""
+
+
+# --------------------------------------------------------------------------- events plane
+
+
+class StateChange(Msg):
+    program: str
+    from_state: str
+    to_state: str
+    pid: int | None = None
+    exit_code: int | None = None  # negative: killed by that signal
+    reason: str = ""
+    time: float = 0.0
+
+
+# --------------------------------------------------------------------------- unions per socket
+
+ControlRequest = Union[
+    Status,
+    Start,
+    Stop,
+    Restart,
+    NewSession,
+    RemoveSession,
+    SetPersona,
+    ListPersonas,
+    EnsureRunning,
+    Shutdown,
+    Version,
+    Register,
+    Pong,
+]
+ControlReply = Union[Ok, Error, Ping]
+ChatToWorker = Union[UserTurn, Cancel, PermissionAnswer, Replay]
+ChatToBot = Union[Accepted, Event, Hello, ReplayDone, Ok, Error]
+Message = Union[ControlRequest, Ok, Error, Ping, ChatToWorker, ChatToBot, StateChange]

@@ -1,0 +1,51 @@
+"""Names every role agrees on: session names and program names.
+
+Pure functions, no I/O. A session name becomes a directory, a ZeroMQ identity and part of a
+process marker, so it is validated here once and refused everywhere else with the same sentence.
+"""
+from __future__ import annotations
+
+import re
+
+SESSION_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+BOT_PROGRAM = "bot"
+SESSION_PREFIX = "session:"
+MARKER_ENV = "SWITCHBOARD_SESSION"
+
+
+class InvalidName(ValueError):
+    """A session or program name that is not allowed; str() is the sentence for the user."""
+
+
+def session_name_error(name: str) -> str | None:
+    """Return None for a valid session name, else one sentence that says what to use instead."""
+    if SESSION_NAME_RE.fullmatch(name):
+        return None
+    shown = name if len(name) <= 40 else name[:37] + "..."
+    return (
+        f"'{shown}' is not a valid session name: use 1-32 characters of a-z, 0-9, '-' and '_',"
+        " starting with a letter or digit."
+    )
+
+
+def check_session_name(name: str) -> str:
+    """Return the name if valid, else raise InvalidName with the user-facing sentence."""
+    err = session_name_error(name)
+    if err:
+        raise InvalidName(err)
+    return name
+
+
+def program_name(session: str) -> str:
+    return SESSION_PREFIX + session
+
+
+def parse_program(name: str) -> tuple[str, str | None]:
+    """Split a program name into (kind, session): ('bot', None) or ('session', 'demo').
+
+    A bare valid session name is accepted as shorthand for `session:<name>`.
+    """
+    if name == BOT_PROGRAM:
+        return ("bot", None)
+    session = name[len(SESSION_PREFIX):] if name.startswith(SESSION_PREFIX) else name
+    return ("session", check_session_name(session))

@@ -1,0 +1,78 @@
+"""What the supervisor hands each child at spawn, so children never re-read the config file.
+
+The settings travel as JSON in one environment variable; secrets travel in their own variable
+(`SWITCHBOARD_TELEGRAM_TOKEN` for the bot), which the child removes from its environment at once
+so that nothing it starts can inherit it.
+"""
+from __future__ import annotations
+
+import os
+from typing import TypeVar
+
+import msgspec
+
+from wire.messages import Persona
+
+WORKER_SETTINGS_ENV = "SWITCHBOARD_WORKER_SETTINGS"
+BOT_SETTINGS_ENV = "SWITCHBOARD_BOT_SETTINGS"
+TOKEN_ENV = "SWITCHBOARD_TELEGRAM_TOKEN"
+
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+class WorkerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    session: str
+    state_dir: str
+    runtime_dir: str
+    persona: Persona
+    work_dir: str | None = None  # default <state_dir>/sessions/<name>/work
+    claude_binary: str = "claude"
+    claude_env: dict[str, str] = {}
+    extra_args: list[str] = []
+    idle_suspend_seconds: float = 600.0
+    permission_timeout_seconds: float = 300.0
+    recycle_rss_bytes: int = 600 * 1024 * 1024
+    recycle_turns: int = 200
+    hang_timeout_seconds: float = 600.0  # no CLI output for this long during a turn = hung
+    interrupt_timeout_seconds: float = 10.0
+    stop_close_wait_seconds: float = 3.0
+    stop_term_wait_seconds: float = 3.0
+    stop_kill_wait_seconds: float = 3.0
+    supervisor_pid: int | None = None  # exit when this parent is gone
+
+
+class BotSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    state_dir: str
+    runtime_dir: str
+    api_base_url: str = "https://api.telegram.org"
+    allowed_user_ids: list[int] = []
+    default_persona: str = "default"
+    edit_interval_seconds: float = 1.5
+    typing_interval_seconds: float = 4.0
+    file_threshold_chars: int = 12000
+    poll_timeout_seconds: int = 25
+    worker_timeout_seconds: float = 10.0
+    supervisor_pid: int | None = None
+
+
+def dump(settings: msgspec.Struct) -> str:
+    return msgspec.json.encode(settings).decode()
+
+
+def load(kind: type[S], env_var: str, environ: dict[str, str] | None = None) -> S:
+    """Read settings from the environment; a missing or bad value raises SystemExit with a sentence."""
+    env = os.environ if environ is None else environ
+    raw = env.get(env_var)
+    if not raw:
+        raise SystemExit(
+            f"{env_var} is not set: this program is started by `switchboard run`, not by hand."
+        )
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.DecodeError as exc:
+        raise SystemExit(f"{env_var} is not valid ({exc}): restart it through `switchboard run`.")
+
+
+def take_secret(env_var: str) -> str | None:
+    """Pop a secret from the environment so that no child process inherits it."""
+    return os.environ.pop(env_var, None)
