@@ -1,0 +1,239 @@
+"""switchboard.toml: load it, validate every field, and name each wrong one.
+
+The supervisor is the only process that reads the file. It derives each child's settings
+(wire.settings) from it, so a child never reads the config or sees a secret it does not need.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from wire.endpoints import MAX_SOCKET_PATH, CONTROL, default_runtime_dir
+
+DEFAULT_API_BASE = "https://api.telegram.org"
+PROJECT_PERSONAS = Path(__file__).resolve().parent.parent / "personas"
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("SWITCHBOARD_CONFIG")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "switchboard" / "switchboard.toml"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "switchboard"
+
+
+class TelegramConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    enabled: bool = True  # false: run sessions without the bot (switchboardctl only)
+    token: str | None = None
+    token_env: str = "TELEGRAM_BOT_TOKEN"
+    allowed_user_ids: list[int] = []
+    api_base_url: str = DEFAULT_API_BASE
+    edit_interval_seconds: float = 1.5
+    file_threshold_chars: int = 12000
+    poll_timeout_seconds: int = 25
+
+
+class ClaudeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    binary: str = "claude"
+    env: dict[str, str] = {}
+    extra_args: list[str] = []
+    default_persona: str = "default"
+    idle_suspend_seconds: float = 600.0
+    permission_timeout_seconds: float = 300.0
+    recycle_rss_mb: int = 600
+    recycle_turns: int = 200
+    hang_timeout_seconds: float = 600.0
+    interrupt_timeout_seconds: float = 10.0
+
+
+class SupervisorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    startsecs: float = 1.0
+    startretries: int = 3
+    retry_window_seconds: float = 60.0
+    backoff_initial_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+    stopwaitsecs: float = 10.0
+    heartbeat_interval_seconds: float = 2.0
+    heartbeat_timeout_seconds: float = 15.0
+    worker_rss_limit_mb: int = 0  # 0 = no limit
+    sweep_interval_seconds: float = 2.0
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    state_dir: str = ""
+    runtime_dir: str = ""
+    personas_dir: str = ""
+    telegram: TelegramConfig = msgspec.field(default_factory=TelegramConfig)
+    claude: ClaudeConfig = msgspec.field(default_factory=ClaudeConfig)
+    supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    # Not from the file: where it was read from (for messages and relative paths).
+    path: str = ""
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def runtime_path(self) -> Path:
+        return Path(self.runtime_dir)
+
+    @property
+    def personas_path(self) -> Path:
+        return Path(self.personas_dir)
+
+    def token(self, environ: dict[str, str] | None = None) -> str | None:
+        """The bot token: `telegram.token`, else the variable named by `telegram.token_env`."""
+        if self.telegram.token:
+            return self.telegram.token
+        env = os.environ if environ is None else environ
+        return env.get(self.telegram.token_env) or None
+
+
+class ConfigError(ValueError):
+    """Every problem found in a config file, one line each, each naming its field."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+    def report(self) -> str:
+        lines = [f"{self.path} has {len(self.problems)} problem(s):"]
+        lines += [f"  - {p}" for p in self.problems]
+        return "\n".join(lines)
+
+
+_SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "telegram": TelegramConfig,
+    "claude": ClaudeConfig,
+    "supervisor": SupervisorConfig,
+}
+_TOP = {"state_dir": str, "runtime_dir": str, "personas_dir": str}
+
+
+def _type_name(tp: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp).replace("typing.", "")
+    )
+
+
+def _check_struct(section: str, kind: type[msgspec.Struct], raw: Any, problems: list[str]) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        problems.append(f"[{section}] must be a table")
+        return {}
+    good: dict[str, Any] = {}
+    fields = {f.name: f for f in msgspec.structs.fields(kind)}
+    for key, value in raw.items():
+        f = fields.get(key)
+        if f is None:
+            known = ", ".join(sorted(fields))
+            problems.append(f"{section}.{key} is not a known field (known: {known})")
+            continue
+        try:
+            good[key] = msgspec.convert(value, f.type, strict=False)
+        except msgspec.ValidationError as exc:
+            problems.append(f"{section}.{key} must be {_type_name(f.type)} ({exc})")
+    return good
+
+
+def _semantic_checks(cfg: Config, problems: list[str]) -> None:
+    t, c, s = cfg.telegram, cfg.claude, cfg.supervisor
+    if not all(isinstance(u, int) and u > 0 for u in t.allowed_user_ids):
+        problems.append("telegram.allowed_user_ids must be positive Telegram user ids")
+    if not t.api_base_url.startswith(("http://", "https://")):
+        problems.append("telegram.api_base_url must start with http:// or https://")
+    if t.edit_interval_seconds < 0.1:
+        problems.append("telegram.edit_interval_seconds must be at least 0.1")
+    if t.file_threshold_chars < 1:
+        problems.append("telegram.file_threshold_chars must be positive")
+    if not 0 <= t.poll_timeout_seconds <= 50:
+        problems.append("telegram.poll_timeout_seconds must be between 0 and 50")
+    for name in ("idle_suspend_seconds", "permission_timeout_seconds", "hang_timeout_seconds",
+                 "interrupt_timeout_seconds"):
+        if getattr(c, name) <= 0:
+            problems.append(f"claude.{name} must be positive")
+    if c.recycle_rss_mb < 0 or c.recycle_turns < 0:
+        problems.append("claude.recycle_rss_mb and claude.recycle_turns must be 0 or more")
+    if s.startsecs < 0:
+        problems.append("supervisor.startsecs must be 0 or more")
+    if s.startretries < 0:
+        problems.append("supervisor.startretries must be 0 or more")
+    if s.backoff_initial_seconds <= 0 or s.backoff_max_seconds < s.backoff_initial_seconds:
+        problems.append(
+            "supervisor.backoff_initial_seconds must be positive and at most supervisor.backoff_max_seconds"
+        )
+    for name in ("stopwaitsecs", "heartbeat_interval_seconds", "heartbeat_timeout_seconds",
+                 "sweep_interval_seconds", "retry_window_seconds"):
+        if getattr(s, name) <= 0:
+            problems.append(f"supervisor.{name} must be positive")
+    if s.heartbeat_timeout_seconds < s.heartbeat_interval_seconds:
+        problems.append("supervisor.heartbeat_timeout_seconds must be at least the heartbeat interval")
+    if s.worker_rss_limit_mb < 0:
+        problems.append("supervisor.worker_rss_limit_mb must be 0 (no limit) or more")
+    sock = Path(cfg.runtime_dir) / CONTROL
+    if len(os.fsencode(str(sock))) > MAX_SOCKET_PATH:
+        problems.append(
+            f"runtime_dir is too long for a unix socket path ({len(str(sock))} > {MAX_SOCKET_PATH}"
+            " bytes): choose a shorter directory"
+        )
+
+
+def parse(text: str, path: str = "<config>", *, base_dir: Path | None = None) -> Config:
+    """Parse and validate config text; raise ConfigError listing every wrong field."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            values[key] = _SECTIONS[key](**_check_struct(key, _SECTIONS[key], value, problems))
+        elif key in _TOP:
+            if isinstance(value, str) and value.strip():
+                values[key] = value
+            else:
+                problems.append(f"{key} must be a non-empty path string")
+        else:
+            known = ", ".join(sorted([*_TOP, *_SECTIONS]))
+            problems.append(f"{key} is not a known field or section (known: {known})")
+    cfg = Config(**values, path=path)
+    base = base_dir or (Path(path).parent if path != "<config>" else Path.cwd())
+
+    def resolve(p: str, default: Path) -> str:
+        if not p:
+            return str(default)
+        q = Path(p).expanduser()
+        return str(q if q.is_absolute() else (base / q).resolve())
+
+    cfg.state_dir = resolve(cfg.state_dir, default_state_dir())
+    cfg.runtime_dir = resolve(cfg.runtime_dir, default_runtime_dir())
+    cfg.personas_dir = resolve(cfg.personas_dir, PROJECT_PERSONAS)
+    if cfg.claude.binary and "/" in cfg.claude.binary:
+        cfg.claude.binary = resolve(cfg.claude.binary, Path(cfg.claude.binary))
+    _semantic_checks(cfg, problems)
+    if problems:
+        raise ConfigError(path, problems)
+    return cfg
+
+
+def load(path: str | Path) -> Config:
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(
+            str(p), [f"no config file here: create one with `switchboard init` or pass -c PATH"]
+        ) from None
+    except OSError as exc:
+        raise ConfigError(str(p), [f"cannot read it ({exc.strerror})"]) from None
+    return parse(text, str(p), base_dir=p.parent.resolve())
