@@ -8,15 +8,17 @@ Endpoints:
     POST /v1/messages               scripted answer (SSE when "stream" is true, else a Message)
     POST /v1/messages/count_tokens  {"input_tokens": N}
     GET  /_sandbox/requests         every recorded /v1/messages body (+ "path", "query", "headers")
+    GET  /_sandbox/state            {"requests": N, "queued": N, "open_streams": N}
     POST /_sandbox/reset            clear the record and the queued scripts
     POST /_sandbox/script           queue a JSON object of directives for the next model request
 
-Scripting: see sandbox.model_scripts. Side requests (no tools, e.g. a title) never consume a
-queued script.
+Scripting: see sandbox.model_scripts. Side requests (no tools and a small model or max_tokens,
+e.g. a title) are always echoed and never consume a queued script.
 
 The second half of this module is the client side used by tests, benchmarks and the demo:
 ``ModelSandbox`` (runs the server as a subprocess; stdlib only) and ``cli_environment``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +35,7 @@ import urllib.request
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sandbox.model_scripts import (
     THINKING_SIGNATURE,
@@ -42,6 +44,7 @@ from sandbox.model_scripts import (
     Script,
     error_body,
     estimate_tokens,
+    is_side_request,
     plan_response,
     script_from_directives,
 )
@@ -64,6 +67,7 @@ class ModelServer:
         self.records: list[dict[str, Any]] = []
         self.queue: deque[Script] = deque()
         self.stopping = asyncio.Event()
+        self.open_streams = 0
 
     # --- app -----------------------------------------------------------------------------------
 
@@ -88,12 +92,15 @@ class ModelServer:
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1/messages/count_tokens", self.count_tokens)
         app.router.add_get("/_sandbox/requests", self.get_requests)
+        app.router.add_get("/_sandbox/state", self.get_state)
         app.router.add_post("/_sandbox/reset", self.reset)
         app.router.add_post("/_sandbox/script", self.queue_script)
         return app
 
     @staticmethod
-    def _error(status: int, message: str | None = None, headers: dict[str, str] | None = None) -> Any:
+    def _error(
+        status: int, message: str | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
         from aiohttp import web
 
         h = {"request-id": "req_sb_" + uuid.uuid4().hex[:20]}
@@ -111,6 +118,17 @@ class ModelServer:
         from aiohttp import web
 
         return web.json_response(self.records)
+
+    async def get_state(self, request: Any) -> Any:
+        from aiohttp import web
+
+        return web.json_response(
+            {
+                "requests": len(self.records),
+                "queued": len(self.queue),
+                "open_streams": self.open_streams,
+            }
+        )
 
     async def reset(self, request: Any) -> Any:
         from aiohttp import web
@@ -146,15 +164,19 @@ class ModelServer:
         raw = await request.read()
         try:
             body = json.loads(raw)
-            if not isinstance(body, dict):
-                raise ValueError("body is not an object")
         except ValueError as exc:
             return self._error(400, f"invalid JSON body: {exc}")
-        headers = {k.lower(): v for k, v in request.headers.items() if k.lower() not in HIDDEN_HEADERS}
-        self.records.append(dict(body, path=request.path, query=request.query_string, headers=headers))
+        if not isinstance(body, dict):
+            return self._error(400, "the request body must be a JSON object")
+        headers = {
+            k.lower(): v for k, v in request.headers.items() if k.lower() not in HIDDEN_HEADERS
+        }
+        self.records.append(
+            dict(body, path=request.path, query=request.query_string, headers=headers)
+        )
 
         override = None
-        if self.queue and body.get("tools"):  # side requests (title, quota) have no tools
+        if self.queue and not is_side_request(body):
             override = self.queue.popleft()
         plan = plan_response(body, override)
         if plan.error is not None:
@@ -185,9 +207,7 @@ class ModelServer:
             "content": [b.content() for b in plan.blocks] if final else [],
             "stop_reason": plan.stop_reason if final else None,
             "stop_sequence": None,
-            "usage": self._usage(
-                input_tokens, estimate_tokens(plan.output_chars) if final else 1
-            ),
+            "usage": self._usage(input_tokens, estimate_tokens(plan.output_chars) if final else 1),
         }
 
     async def _stream(self, request: Any, plan: Plan, model: str, input_tokens: int) -> Any:
@@ -202,10 +222,26 @@ class ModelServer:
             },
         )
         await resp.prepare(request)
+        self.open_streams += 1
+        try:
+            await self._write_stream(request, resp, plan, model, input_tokens)
+        finally:
+            self.open_streams -= 1
+        return resp
+
+    async def _write_stream(
+        self, request: Any, resp: Any, plan: Plan, model: str, input_tokens: int
+    ) -> None:
         deltas_sent = 0
         try:
             await resp.write(
-                _sse("message_start", {"type": "message_start", "message": self._message(plan, model, input_tokens, False)})
+                _sse(
+                    "message_start",
+                    {
+                        "type": "message_start",
+                        "message": self._message(plan, model, input_tokens, False),
+                    },
+                )
             )
             for index, block in enumerate(plan.blocks):
                 if block.type == "text":
@@ -213,9 +249,17 @@ class ModelServer:
                 elif block.type == "thinking":
                     start = {"type": "thinking", "thinking": "", "signature": ""}
                 else:
-                    start = {"type": "tool_use", "id": block.tool_id, "name": block.tool_name, "input": {}}
+                    start = {
+                        "type": "tool_use",
+                        "id": block.tool_id,
+                        "name": block.tool_name,
+                        "input": {},
+                    }
                 await resp.write(
-                    _sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+                    _sse(
+                        "content_block_start",
+                        {"type": "content_block_start", "index": index, "content_block": start},
+                    )
                 )
                 if index == 0:
                     await resp.write(_sse("ping", {"type": "ping"}))
@@ -229,12 +273,15 @@ class ModelServer:
                     else:
                         delta = {"type": "input_json_delta", "partial_json": chunk}
                     await resp.write(
-                        _sse("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+                        _sse(
+                            "content_block_delta",
+                            {"type": "content_block_delta", "index": index, "delta": delta},
+                        )
                     )
                     deltas_sent += 1
                     if plan.hang:
                         await self._hang(request)
-                        return resp
+                        return
                 if block.type == "thinking":
                     await resp.write(
                         _sse(
@@ -242,11 +289,16 @@ class ModelServer:
                             {
                                 "type": "content_block_delta",
                                 "index": index,
-                                "delta": {"type": "signature_delta", "signature": THINKING_SIGNATURE},
+                                "delta": {
+                                    "type": "signature_delta",
+                                    "signature": THINKING_SIGNATURE,
+                                },
                             },
                         )
                     )
-                await resp.write(_sse("content_block_stop", {"type": "content_block_stop", "index": index}))
+                await resp.write(
+                    _sse("content_block_stop", {"type": "content_block_stop", "index": index})
+                )
             await resp.write(
                 _sse(
                     "message_delta",
@@ -259,9 +311,8 @@ class ModelServer:
             )
             await resp.write(_sse("message_stop", {"type": "message_stop"}))
             await resp.write_eof()
-        except (ConnectionResetError, ConnectionError, RuntimeError):
+        except (ConnectionError, RuntimeError):
             pass  # the client went away mid-stream
-        return resp
 
     async def _hang(self, request: Any) -> None:
         """Wait, sending nothing, until the client disconnects or the server stops."""
@@ -271,7 +322,7 @@ class ModelServer:
                 return
             try:
                 await asyncio.wait_for(self.stopping.wait(), HANG_POLL_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if request.transport is not None:
             request.transport.close()
@@ -310,7 +361,9 @@ async def serve(host: str, port: int, exit_on_stdin_eof: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.model_api", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.model_api", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = an ephemeral port")
     parser.add_argument(
@@ -347,7 +400,7 @@ class ModelSandbox:
         assert self.proc is not None, "not started"
         return self.proc.pid
 
-    def __enter__(self) -> ModelSandbox:
+    def __enter__(self) -> Self:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
@@ -381,7 +434,9 @@ class ModelSandbox:
             while b"\n" not in buf:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"sandbox model api printed no LISTENING line in {timeout} s")
+                    raise TimeoutError(
+                        f"sandbox model api printed no LISTENING line in {timeout} s"
+                    )
                 if not sel.select(left):
                     continue
                 chunk = os.read(fd, 4096)
@@ -435,6 +490,10 @@ class ModelSandbox:
     def script(self, **directives: Any) -> None:
         """Queue a behaviour for the next model request, e.g. ``script(error=529)``."""
         self._call("POST", "/_sandbox/script", directives)
+
+    def state(self) -> dict[str, int]:
+        """{"requests": N, "queued": N, "open_streams": N} (open_streams: SSE answers in flight)."""
+        return self._call("GET", "/_sandbox/state")
 
     def reset(self) -> None:
         self._call("POST", "/_sandbox/reset", {})

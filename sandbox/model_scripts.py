@@ -19,6 +19,7 @@ A request's behaviour is chosen by directives in the text of the newest user mes
 ``plan_response`` turns a request body (plus an optional queued override) into a ``Plan``; the
 server only renders plans as SSE or JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,10 +39,16 @@ TOOL_RESULT_PREVIEW = 200
 ERROR_TYPES: dict[int, tuple[str, str]] = {
     400: ("invalid_request_error", "Invalid request (sandbox)"),
     401: ("authentication_error", "invalid x-api-key"),
-    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    403: (
+        "permission_error",
+        "Your API key does not have permission to use the specified resource.",
+    ),
     404: ("not_found_error", "Not found"),
     413: ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
-    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit (sandbox)"),
+    429: (
+        "rate_limit_error",
+        "Number of request tokens has exceeded your per-minute rate limit (sandbox)",
+    ),
     500: ("api_error", "Internal server error"),
     529: ("overloaded_error", "Overloaded"),
 }
@@ -221,9 +228,7 @@ def user_text(message: dict[str, Any] | None) -> str:
 def tool_results(message: dict[str, Any] | None) -> list[dict[str, Any]]:
     if message is None or not isinstance(message.get("content"), list):
         return []
-    return [
-        b for b in message["content"] if isinstance(b, dict) and b.get("type") == "tool_result"
-    ]
+    return [b for b in message["content"] if isinstance(b, dict) and b.get("type") == "tool_result"]
 
 
 def estimate_tokens(n_chars: int) -> int:
@@ -287,7 +292,12 @@ class Block:
             return {"type": "text", "text": self.full}
         if self.type == "thinking":
             return {"type": "thinking", "thinking": self.full, "signature": THINKING_SIGNATURE}
-        return {"type": "tool_use", "id": self.tool_id, "name": self.tool_name, "input": self.tool_input}
+        return {
+            "type": "tool_use",
+            "id": self.tool_id,
+            "name": self.tool_name,
+            "input": self.tool_input,
+        }
 
 
 THINKING_SIGNATURE = "sandbox-signature"
@@ -320,14 +330,28 @@ def new_tool_id() -> str:
     return "toolu_sb_" + uuid.uuid4().hex[:20]
 
 
+def is_side_request(body: dict[str, Any]) -> bool:
+    """A request the CLI makes besides the model turns (a title, a quota check): no tools, and a
+    small model or a small max_tokens. Side requests are always echoed: they never act on
+    directives nor consume a queued script."""
+    if body.get("tools"):
+        return False
+    model = str(body.get("model", "")).lower()
+    max_tokens = body.get("max_tokens")
+    small = isinstance(max_tokens, int) and max_tokens < 1024
+    return "haiku" in model or small
+
+
 def plan_response(body: dict[str, Any], override: Script | None = None) -> Plan:
     """What to answer to a /v1/messages request body.
 
     Priority: a queued override, then a pending tool_result (the follow-up of a tool_use), then
-    the directives in the newest user message's text, else echo.
+    the directives in the newest user message's text, else echo. Side requests are echoed.
     """
     newest = newest_user_message(body.get("messages"))
     text = user_text(newest)
+    if is_side_request(body):
+        return plan_from_script(Script(), text)
     if override is not None:
         script = override
     else:
@@ -351,13 +375,21 @@ def plan_from_script(script: Script, user_said: str) -> Plan:
     plan.delay_s = (script.slow_ms or 0) / 1000.0
     plan.hang = script.hang
     if script.thinking:
-        plan.blocks.append(Block("thinking", split_words(THINKING_TEXT) if by_word else [THINKING_TEXT]))
+        plan.blocks.append(
+            Block("thinking", split_words(THINKING_TEXT) if by_word else [THINKING_TEXT])
+        )
     if script.bash is not None:
         tool_input = {"command": script.bash, "description": "sandbox command"}
         raw = json.dumps(tool_input)
         mid = len(raw) // 2
         plan.blocks.append(
-            Block("tool_use", [raw[:mid], raw[mid:]], tool_id=new_tool_id(), tool_name="Bash", tool_input=tool_input)
+            Block(
+                "tool_use",
+                [raw[:mid], raw[mid:]],
+                tool_id=new_tool_id(),
+                tool_name="Bash",
+                tool_input=tool_input,
+            )
         )
         plan.stop_reason = "tool_use"
         return plan
