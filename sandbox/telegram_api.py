@@ -1,0 +1,469 @@
+"""A sandbox Telegram Bot API server on 127.0.0.1, so that the real python-telegram-bot runs
+against it in tests, benchmarks and ``switchboard demo``.
+
+Run::
+
+    python -m sandbox.telegram_api --port 0 [--token TOKEN ...] [--bot-username NAME]
+
+It prints one line ``LISTENING http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT (exit
+0). Tokens may come from ``SANDBOX_TELEGRAM_TOKENS`` (comma-separated) instead, so that they never
+show in ``ps``; the default is one bot with token ``123456:SANDBOX-TOKEN``.
+
+PTB is pointed at it with ``base_url=f"{url}/bot"`` and ``base_file_url=f"{url}/file/bot"``.
+Bot API methods: getMe, getUpdates, deleteWebhook, getWebhookInfo, set/get/deleteMyCommands,
+sendMessage, editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage,
+sendChatAction, answerCallbackQuery, sendDocument, sendPhoto, getFile, and file downloads.
+
+The test's side, under ``{url}/_sandbox/`` (JSON in, JSON out; ``token`` picks the bot, default
+the first):
+
+- ``POST send {user_id, text, chat_id?, chat_type?, first_name?, username?, reply_to_message_id?}``,
+  ``POST send_document {user_id, filename, content_b64, caption?, mime_type?}``,
+  ``POST send_photo {user_id, content_b64, caption?}``: a user's message, as an update;
+- ``POST tap {user_id, message_id, data, chat_id?}``: a tap on an inline button (400 if the
+  message has no such button); ``GET callbacks``: every tap and how the bot answered it;
+- ``GET chat/{chat_id}?deleted=0&content=1``: the chat as the user sees it, oldest first;
+- ``GET calls?method=``: every Bot API call (method, params as sent, status, time, fault);
+- ``GET updates``: updates not yet confirmed; ``GET commands``: what setMyCommands stored;
+- ``POST block {user_id, blocked}``: the user blocks the bot (sends fail with 403);
+- ``POST faults {kind, method?, chat_id?, count?, retry_after?, delay?, status?}`` with kind
+  "429", "5xx", "slow", "drop_before" or "drop_after" (method "download" for file downloads);
+  ``GET``/``DELETE faults``; ``POST reset``.
+
+:class:`TelegramSandbox` runs the server as a subprocess and wraps that API with the standard
+library only (aiohttp is imported by the server process alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Self
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TOKEN = "123456:SANDBOX-TOKEN"
+TOKENS_ENV = "SANDBOX_TELEGRAM_TOKENS"
+START_DEADLINE_S = 10.0
+
+Chat = list[dict[str, Any]]
+
+
+class SandboxError(RuntimeError):
+    """The control API refused a request (bad input from the test)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class TelegramSandbox:
+    """The sandbox server as a subprocess: ``with TelegramSandbox() as tg: tg.url ...``.
+
+    ``tg.send(user_id, "/start")`` acts as a user; ``tg.chat(chat_id)`` is the chat as that user
+    sees it; ``tg.wait_for(pred, chat_id)`` waits until ``pred(chat)`` holds.
+    """
+
+    def __init__(
+        self,
+        token: str = DEFAULT_TOKEN,
+        *,
+        tokens: list[str] | None = None,
+        bot_username: str | None = None,
+        start_timeout: float = START_DEADLINE_S,
+    ) -> None:
+        self.tokens = list(tokens) if tokens else [token]
+        self.token = self.tokens[0]
+        self.bot_username = bot_username
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.returncode: int | None = None
+        self._stderr: IO[bytes] | None = None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
+
+    @property
+    def bot_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``telegram.Bot(**tg.bot_kwargs)``."""
+        return {
+            "token": self.token,
+            "base_url": f"{self.url}/bot",
+            "base_file_url": f"{self.url}/file/bot",
+        }
+
+    # ------------------------------------------------------------------------ process
+
+    def __enter__(self) -> Self:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        env["PYTHONUNBUFFERED"] = "1"
+        env[TOKENS_ENV] = ",".join(self.tokens)
+        argv = [sys.executable, "-m", "sandbox.telegram_api", "--port", "0", "--exit-on-stdin-eof"]
+        if self.bot_username:
+            argv += ["--bot-username", self.bot_username]
+        self._stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+        )
+        try:
+            line = self._read_first_line(self.start_timeout)
+            if not line.startswith("LISTENING "):
+                raise RuntimeError(
+                    f"sandbox telegram api did not start: first line {line!r}{self._stderr_tail()}"
+                )
+            self.url = line[len("LISTENING ") :].strip()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def _read_first_line(self, timeout: float) -> str:
+        assert self.proc is not None and self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        buf = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(fd, selectors.EVENT_READ)
+            while b"\n" not in buf:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"sandbox telegram api printed no LISTENING line in {timeout} s"
+                    )
+                if not sel.select(left):
+                    continue
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise RuntimeError(
+                        f"sandbox telegram api exited before listening (rc={self.proc.poll()})"
+                        + self._stderr_tail()
+                    )
+                buf += chunk
+        return buf.split(b"\n", 1)[0].decode()
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        tail = self._stderr.read()[-2000:].decode(errors="replace")
+        return f"\nstderr:\n{tail}" if tail else ""
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for stream in (proc.stdin, proc.stdout, self._stderr):
+            if stream is not None:
+                stream.close()
+        self._stderr = None
+        self.returncode = proc.returncode
+        if proc.poll() is None:
+            raise RuntimeError(f"sandbox telegram api (pid {proc.pid}) would not stop")
+
+    # ------------------------------------------------------------------------ control API
+
+    def _request(
+        self,
+        verb: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+    ) -> Any:
+        q = {k: v for k, v in (query or {}).items() if v is not None}
+        url = f"{self.url}/_sandbox/{path}" + (f"?{urllib.parse.urlencode(q)}" if q else "")
+        data = None
+        headers = {}
+        if body is not None:
+            data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+            headers["Content-Type"] = "application/json"
+        req = urllib.request.Request(url, data=data, method=verb, headers=headers)
+        try:
+            with self._opener.open(req, timeout=30) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", "")
+            except ValueError:
+                message = exc.reason
+            raise SandboxError(exc.code, message) from None
+
+    def send(
+        self,
+        user_id: int,
+        text: str,
+        chat_id: int | None = None,
+        *,
+        chat_type: str | None = None,
+        first_name: str | None = None,
+        username: str | None = None,
+        reply_to_message_id: int | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """The user sends a text; returns ``{"update": ..., "message": ...}``."""
+        return self._request(
+            "POST",
+            "send",
+            {
+                "user_id": user_id, "chat_id": chat_id, "text": text, "chat_type": chat_type,
+                "first_name": first_name, "username": username,
+                "reply_to_message_id": reply_to_message_id, "token": token,
+            },
+        )  # fmt: skip
+
+    def send_document(
+        self,
+        user_id: int,
+        filename: str,
+        content: bytes,
+        chat_id: int | None = None,
+        *,
+        caption: str | None = None,
+        mime_type: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "user_id": user_id, "chat_id": chat_id, "filename": filename, "caption": caption,
+            "content_b64": base64.b64encode(content).decode(), "mime_type": mime_type, "token": token,
+        }  # fmt: skip
+        return self._request("POST", "send_document", body)
+
+    def send_photo(
+        self,
+        user_id: int,
+        content: bytes,
+        chat_id: int | None = None,
+        *,
+        caption: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        body = {
+            "user_id": user_id, "chat_id": chat_id, "caption": caption,
+            "content_b64": base64.b64encode(content).decode(), "token": token,
+        }  # fmt: skip
+        return self._request("POST", "send_photo", body)
+
+    def tap(
+        self,
+        user_id: int,
+        message_id: int,
+        data: str,
+        chat_id: int | None = None,
+        *,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """The user taps the inline button with this callback_data; returns the update and
+        ``callback_query_id``."""
+        body = {
+            "user_id": user_id,
+            "chat_id": chat_id,
+            "message_id": message_id,
+            "data": data,
+            "token": token,
+        }
+        return self._request("POST", "tap", body)
+
+    def block(self, user_id: int, blocked: bool = True, *, token: str | None = None) -> None:
+        """The user blocks the bot: sends to them fail with 403."""
+        self._request("POST", "block", {"user_id": user_id, "blocked": blocked, "token": token})
+
+    def chat(
+        self, chat_id: int, *, deleted: bool = False, content: bool = True, token: str | None = None
+    ) -> Chat:
+        """The chat as the user sees it now, oldest first."""
+        return self._request(
+            "GET",
+            f"chat/{chat_id}",
+            query={"deleted": int(deleted), "content": int(content), "token": token},
+        )
+
+    def calls(self, method: str | None = None) -> list[dict[str, Any]]:
+        """The log of Bot API calls (``method``, ``params``, ``status``, ``time``...)."""
+        return self._request("GET", "calls", query={"method": method})
+
+    def callbacks(self, *, token: str | None = None) -> list[dict[str, Any]]:
+        """Every tap, with ``answered`` and the ``answer`` the bot gave."""
+        return self._request("GET", "callbacks", query={"token": token})
+
+    def pending_updates(self, *, token: str | None = None) -> list[dict[str, Any]]:
+        """Updates not yet confirmed by the bot."""
+        return self._request("GET", "updates", query={"token": token})
+
+    def commands(self, *, token: str | None = None) -> list[dict[str, Any]]:
+        """What setMyCommands stored: ``[{scope, language_code, commands}]``."""
+        return self._request("GET", "commands", query={"token": token})
+
+    def fault(
+        self,
+        kind: str,
+        method: str | None = None,
+        chat_id: int | None = None,
+        count: int = 1,
+        *,
+        retry_after: int | None = None,
+        delay: float | None = None,
+        status: int | None = None,
+    ) -> dict[str, Any]:
+        """Inject a fault: kind is "429", "5xx", "slow", "drop_before" or "drop_after"."""
+        body = {
+            "kind": kind, "method": method, "chat_id": chat_id, "count": count,
+            "retry_after": retry_after, "delay": delay, "status": status,
+        }  # fmt: skip
+        return self._request("POST", "faults", body)
+
+    def clear_faults(self) -> None:
+        self._request("DELETE", "faults")
+
+    def reset(self) -> None:
+        """Forget every chat, update, file, call and fault (tokens stay)."""
+        self._request("POST", "reset", {})
+
+    # ------------------------------------------------------------------------ waiting
+
+    def wait_until(
+        self, condition: Callable[[], Any], timeout: float = 5.0, what: str = "condition"
+    ) -> Any:
+        """Poll ``condition()`` until it is truthy; return its value or raise AssertionError."""
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            value = condition()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{what} did not hold within {timeout} s")
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 1.5, 0.1)
+
+    def wait_for(
+        self,
+        predicate: Callable[[Chat], Any],
+        chat_id: int,
+        timeout: float = 5.0,
+        *,
+        content: bool = True,
+    ) -> Chat:
+        """Return the chat once ``predicate(chat)`` holds, polling it with short waits; raise an
+        AssertionError showing the chat if it does not hold within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            chat = self.chat(chat_id, content=content)
+            if predicate(chat):
+                return chat
+            if time.monotonic() >= deadline:
+                shown = json.dumps(chat, ensure_ascii=False, indent=1)
+                if len(shown) > 6000:
+                    shown = "..." + shown[-6000:]
+                raise AssertionError(
+                    f"chat {chat_id}: condition not met within {timeout} s; the chat now:\n{shown}"
+                )
+            time.sleep(min(delay, max(deadline - time.monotonic(), 0)))
+            delay = min(delay * 1.5, 0.1)
+
+    def wait_for_call(
+        self, method: str, timeout: float = 5.0, *, pending: bool | None = None
+    ) -> dict[str, Any]:
+        """The first logged call of ``method`` (``pending=True``: still unanswered)."""
+
+        def find() -> dict[str, Any] | None:
+            for c in self.calls(method):
+                if pending is None or (c["status"] is None) == pending:
+                    return c
+            return None
+
+        return self.wait_until(find, timeout, f"a {method} call")
+
+    @staticmethod
+    def entity_texts(text: str, entities: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """``[(type, covered text)]``: entities count UTF-16 units, Python strings do not."""
+        raw = text.encode("utf-16-le")
+        return [
+            (e["type"], raw[2 * e["offset"] : 2 * (e["offset"] + e["length"])].decode("utf-16-le"))
+            for e in entities
+        ]
+
+
+# ---------------------------------------------------------------------------- the server CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox.telegram_api", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--port", type=int, default=0, help="0: any free port")
+    parser.add_argument(
+        "--token", action="append", default=[], help=f"bot token (repeatable; or ${TOKENS_ENV})"
+    )
+    parser.add_argument("--bot-username", default="sandbox_bot")
+    parser.add_argument(
+        "--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (parent gone)"
+    )
+    args = parser.parse_args(argv)
+    tokens = args.token or [
+        t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()
+    ]
+    tokens = tokens or [DEFAULT_TOKEN]
+
+    from sandbox.telegram_server import serve  # aiohttp is needed only by the server
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if args.exit_on_stdin_eof:
+
+            def watch_stdin() -> None:
+                try:
+                    while os.read(sys.stdin.fileno(), 4096):
+                        pass
+                except OSError:
+                    pass
+                loop.call_soon_threadsafe(stop.set)
+
+            threading.Thread(target=watch_stdin, daemon=True).start()
+        await serve(tokens, args.bot_username, args.port, stop)
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
