@@ -1,0 +1,481 @@
+"""`switchboard doctor`: check an installation and say, for each problem, what to fix.
+
+Each check is a small function returning a `Check` (ok / warn / FAIL, a short detail, and for a
+problem one sentence naming the fix). Doctor only looks: it creates no directory, writes no file
+and changes no mode. It must never print a secret: the bot token only ever travels inside a
+request URL, and every message that could echo it goes through `_redact`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from supervisor.cli import command
+from supervisor.config import Config, ConfigError, default_config_path, load
+from wire.endpoints import CONTROL, MAX_SOCKET_PATH
+
+OK, WARN, FAIL = "ok", "warn", "FAIL"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_FILE_NAME = "env"
+GETME_TIMEOUT = 10.0
+CLI_TIMEOUT = 30.0
+CLI_PACKAGE = "@anthropic-ai/claude-code"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str = ""
+    fix: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# getMe (shared with `switchboard init`)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TokenCheck:
+    """The outcome of getMe: `username` when the token works, else `problem` (one sentence)."""
+
+    username: str | None = None
+    problem: str | None = None
+    rejected: bool = False
+
+
+def _redact(text: str, token: str) -> str:
+    return text.replace(token, "<token>") if token else text
+
+
+def check_token(api_base_url: str, token: str, timeout: float = GETME_TIMEOUT) -> TokenCheck:
+    """Call getMe; a rejected token or an unreachable API becomes one sentence naming the fix."""
+    base = api_base_url.rstrip("/")
+    url = f"{base}/bot{token}/getMe"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        code = exc.code
+        if code in (401, 404):
+            return TokenCheck(
+                problem=f"the token was rejected by Telegram ({code}): "
+                "copy it again from @BotFather",
+                rejected=True,
+            )
+        return TokenCheck(
+            problem=f"the Telegram Bot API at {base} answered getMe with HTTP {code}: "
+            "try again in a minute, or check telegram.api_base_url"
+        )
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return TokenCheck(
+            problem=_redact(
+                f"cannot reach the Telegram Bot API at {base} ({reason}): "
+                "check the network connection and telegram.api_base_url",
+                token,
+            )
+        )
+    result = body.get("result") if isinstance(body, dict) else None
+    if not (isinstance(body, dict) and body.get("ok") and isinstance(result, dict)):
+        return TokenCheck(
+            problem=f"the Telegram Bot API at {base} gave an unexpected answer to getMe: "
+            "check telegram.api_base_url"
+        )
+    return TokenCheck(username=str(result.get("username") or result.get("first_name") or "?"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def env_file_path(config_path: Path) -> Path:
+    """The env file next to the config (`switchboard init` writes the token there)."""
+    return config_path.parent / ENV_FILE_NAME
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile reads them (comments and blanks skipped)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return values
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def pinned_cli_version(makefile: Path = PROJECT_ROOT / "Makefile") -> str | None:
+    """CLAUDE_CODE_VERSION from the project's Makefile, when this is a source checkout."""
+    try:
+        text = makefile.read_text()
+    except OSError:
+        return None
+    m = re.search(r"^CLAUDE_CODE_VERSION\s*[:?]?=\s*(\S+)", text, re.MULTILINE)
+    return m.group(1) if m else None
+
+
+def cli_environment(cfg: Config, config_path: Path) -> dict[str, str]:
+    """The environment the Claude CLI will see: ours, plus the env file (the unit loads it),
+    plus [claude].env, without the bot token."""
+    env = dict(os.environ)
+    env.update(read_env_file(env_file_path(config_path)))
+    env.update(cfg.claude.env)
+    env.pop(cfg.telegram.token_env, None)
+    return env
+
+
+def resolve_binary(binary: str, env: dict[str, str]) -> str | None:
+    if "/" in binary:
+        p = Path(binary).expanduser()
+        return str(p) if p.is_file() and os.access(p, os.X_OK) else None
+    return shutil.which(binary, path=env.get("PATH", os.defpath))
+
+
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=CLI_TIMEOUT, check=False,
+    )
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def _private_dir_check(name: str, field: str, path: Path) -> Check:
+    """A directory that must be 0700 and ours; a missing one is fine if it can be created."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if os.access(parent, os.W_OK | os.X_OK):
+            return Check(name, OK, f"{path} (will be created 0700 at start)")
+        return Check(
+            name, FAIL, f"{path} does not exist and cannot be created",
+            f"create it with `mkdir -p -m 700 {shlex.quote(str(path))}` or set {field} "
+            "to a directory you can write",
+        )
+    except OSError as exc:
+        return Check(name, FAIL, f"{path}: {exc.strerror}", f"set {field} to a directory you own")
+    if not stat.S_ISDIR(st.st_mode):
+        return Check(name, FAIL, f"{path} is not a directory",
+                     f"remove it or set {field} to another path")
+    if st.st_uid != os.getuid():
+        return Check(
+            name, FAIL, f"{path} belongs to uid {st.st_uid}, not to you (uid {os.getuid()})",
+            f"set {field} to a directory you own",
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        return Check(
+            name, FAIL, f"{path} is open to other users (mode {mode:04o})",
+            f"run `chmod 700 {shlex.quote(str(path))}`",
+        )
+    return Check(name, OK, f"{path} (0700)")
+
+
+# ---------------------------------------------------------------------------------------------
+# The checks
+# ---------------------------------------------------------------------------------------------
+
+
+def check_cli(cfg: Config, env: dict[str, str]) -> tuple[list[Check], str | None]:
+    """The binary is there and runs; its version against the pinned one. Returns the path."""
+    binary = cfg.claude.binary
+    path = resolve_binary(binary, env)
+    if path is None:
+        return [Check(
+            "claude-cli", FAIL, f"'{binary}' was not found",
+            f"install the Claude CLI (`npm install -g {CLI_PACKAGE}`) or set claude.binary "
+            "to its full path",
+        )], None
+    try:
+        proc = _run([path, "--version"], env)
+    except subprocess.TimeoutExpired:
+        return [Check("claude-cli", FAIL, f"`{path} --version` did not answer in "
+                      f"{CLI_TIMEOUT:.0f} s", "reinstall the Claude CLI")], None
+    except OSError as exc:
+        return [Check("claude-cli", FAIL, f"{path} cannot be run ({exc.strerror})",
+                      "reinstall the Claude CLI or fix claude.binary")], None
+    if proc.returncode != 0:
+        why = _last_line(proc.stderr) or _last_line(proc.stdout)
+        return [Check("claude-cli", FAIL, f"`{path} --version` failed (exit {proc.returncode}"
+                      + (f": {why})" if why else ")"),
+                      "reinstall the Claude CLI or fix claude.binary")], None
+    out = proc.stdout.strip()
+    m = re.search(r"\d+\.\d+\.\d+\S*", out)
+    version = m.group(0) if m else None
+    checks = [Check("claude-cli", OK, f"{path}, version {version or out[:60]}")]
+    pinned = pinned_cli_version()
+    if pinned and version:
+        if version == pinned:
+            checks.append(Check("claude-version", OK, f"{version} is the version Switchboard pins"))
+        else:
+            checks.append(Check(
+                "claude-version", WARN, f"{version}; Switchboard is tested with {pinned}",
+                f"install the tested one with `npm install -g {CLI_PACKAGE}@{pinned}` "
+                "if something misbehaves",
+            ))
+    return checks, path
+
+
+_KEY_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")
+_LOGIN_FIX = ("run `claude login` as this user, or set ANTHROPIC_API_KEY in the [claude].env "
+              "table of the config")
+
+
+def _key_source(cfg: Config, env: dict[str, str], config_path: Path) -> str | None:
+    env_file = env_file_path(config_path)
+    for var in _KEY_VARS:
+        if env.get(var):
+            if var in cfg.claude.env:
+                return f"{var} in [claude].env"
+            if var in read_env_file(env_file):
+                return f"{var} in {env_file}"
+            return f"{var} in the environment"
+    return None
+
+
+def _files_login(env: dict[str, str]) -> str | None:
+    """What the CLI reads when no key is in the environment (for CLIs without `auth status`)."""
+    home = Path(env.get("HOME") or Path.home())
+    custom = env.get("CLAUDE_CONFIG_DIR")
+    config_dir = Path(custom) if custom else home / ".claude"
+    creds = config_dir / ".credentials.json"
+    if creds.is_file():
+        return f"logged in ({creds})"
+    global_cfg = (config_dir if custom else home) / ".claude.json"
+    try:
+        data = json.loads(global_cfg.read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(data, dict) and (data.get("primaryApiKey") or data.get("oauthAccount")):
+        return f"logged in ({global_cfg})"
+    return None
+
+
+def check_login(cfg: Config, config_path: Path, env: dict[str, str], cli_path: str | None
+                ) -> Check:
+    """Logged in or an API key, as the CLI itself sees it (`claude auth status`) when it can."""
+    if cli_path is not None:
+        try:
+            proc = _run([cli_path, "auth", "status"], env)
+            status = json.loads(proc.stdout)
+        except (OSError, subprocess.TimeoutExpired, ValueError):
+            status = None
+        if isinstance(status, dict) and "loggedIn" in status:
+            if status.get("loggedIn"):
+                source = status.get("apiKeySource")
+                if source in _KEY_VARS:
+                    detail = _key_source(cfg, env, config_path) or str(source)
+                elif source:
+                    detail = f"API key ({source})"
+                else:
+                    detail = f"logged in ({status.get('authMethod') or 'unknown method'})"
+                return Check("claude-login", OK, detail)
+            return Check("claude-login", FAIL, "the Claude CLI is not logged in and has no API key",
+                         _LOGIN_FIX)
+    found = _key_source(cfg, env, config_path) or _files_login(env)
+    if found:
+        return Check("claude-login", OK, found)
+    return Check("claude-login", FAIL, "no API key and no login found for the Claude CLI",
+                 _LOGIN_FIX)
+
+
+def check_dirs(cfg: Config) -> list[Check]:
+    checks = [
+        _private_dir_check("state-dir", "state_dir", cfg.state_path),
+        _private_dir_check("runtime-dir", "runtime_dir", cfg.runtime_path),
+    ]
+    sock = cfg.runtime_path / CONTROL
+    n = len(os.fsencode(str(sock)))
+    if n > MAX_SOCKET_PATH:
+        checks.append(Check(
+            "socket-path", FAIL, f"{sock} is {n} bytes, more than the {MAX_SOCKET_PATH} a unix "
+            "socket path allows",
+            f"set runtime_dir to a shorter path such as /tmp/sb-{os.getuid()}",
+        ))
+    else:
+        checks.append(Check("socket-path", OK, f"{n} of {MAX_SOCKET_PATH} bytes"))
+    return checks
+
+
+def find_token(cfg: Config, config_path: Path) -> tuple[str | None, str, Path | None]:
+    """The token, where it came from (config, environment or env file) and the file holding it."""
+    if cfg.telegram.token:
+        return cfg.telegram.token, "telegram.token in the config", config_path
+    var = cfg.telegram.token_env
+    if os.environ.get(var):
+        return os.environ[var], f"{var} in the environment", None
+    env_file = env_file_path(config_path)
+    value = read_env_file(env_file).get(var)
+    if value:
+        return value, f"{var} in {env_file}", env_file
+    return None, "", None
+
+
+def check_secret_file(name: str, path: Path) -> Check | None:
+    """A file holding the token must not be readable by anyone else."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & 0o077:
+        return Check(name, FAIL, f"{path} holds the bot token and is open to other users "
+                     f"(mode {mode:04o})", f"run `chmod 600 {shlex.quote(str(path))}`")
+    return None
+
+
+def check_telegram(cfg: Config, config_path: Path) -> list[Check]:
+    t = cfg.telegram
+    if not t.enabled:
+        return [Check("telegram", OK, "the bot is disabled (telegram.enabled = false)")]
+    checks: list[Check] = []
+    token, source, holder = find_token(cfg, config_path)
+    if token is None:
+        env_file = env_file_path(config_path)
+        checks.append(Check(
+            "token", FAIL, f"no bot token (telegram.token is unset and so is {t.token_env})",
+            f"put {t.token_env}=<token from @BotFather> in {env_file} (mode 0600), "
+            "or run `switchboard init`",
+        ))
+    else:
+        leak = check_secret_file("token-file", holder) if holder else None
+        if leak:
+            checks.append(leak)
+        result = check_token(t.api_base_url, token)
+        if result.username:
+            checks.append(Check("token", OK, f"works: the bot is @{result.username} ({source})"))
+        elif result.rejected:
+            checks.append(Check("token", FAIL, f"rejected ({source})",
+                                _redact(result.problem or "", token)))
+        else:
+            checks.append(Check("token", FAIL, "could not be checked",
+                                _redact(result.problem or "", token)))
+    if t.allowed_user_ids:
+        n = len(t.allowed_user_ids)
+        checks.append(Check("allowed-users", OK, f"{n} user{'s' if n > 1 else ''}"))
+    else:
+        checks.append(Check(
+            "allowed-users", FAIL, "telegram.allowed_user_ids is empty",
+            "nobody can use the bot: add your Telegram user id to telegram.allowed_user_ids "
+            f"in {config_path} (message @userinfobot to learn it)",
+        ))
+    return checks
+
+
+def check_personas(cfg: Config) -> Check:
+    d = cfg.personas_path
+    if not d.is_dir():
+        return Check("personas", FAIL, f"{d} does not exist",
+                     "set personas_dir to a directory of persona *.json files")
+    names = sorted(p.stem for p in d.glob("*.json"))
+    if not names:
+        return Check("personas", FAIL, f"no *.json persona in {d}",
+                     f"add a persona file to {d} or set personas_dir to one that has them")
+    if cfg.claude.default_persona not in names:
+        return Check("personas", WARN, f"{len(names)} in {d}, but not the default "
+                     f"'{cfg.claude.default_persona}'",
+                     f"add {cfg.claude.default_persona}.json or set claude.default_persona")
+    return Check("personas", OK, f"{len(names)} in {d}")
+
+
+def run_checks(config_path: Path) -> list[Check]:
+    try:
+        cfg = load(config_path)
+    except ConfigError as exc:
+        if not config_path.expanduser().exists():
+            return [Check("config", FAIL, f"{config_path} does not exist",
+                          "create it with `switchboard init`, or pass -c with its path")]
+        return [Check("config", FAIL, exc.report(),
+                      f"correct each problem listed for {exc.path} "
+                      "(switchboard.example.toml describes every field)")]
+    checks = [Check("config", OK, str(config_path))]
+    env = cli_environment(cfg, config_path)
+    cli_checks, cli_path = check_cli(cfg, env)
+    checks += cli_checks
+    checks.append(check_login(cfg, config_path, env, cli_path))
+    checks += check_dirs(cfg)
+    checks += check_telegram(cfg, config_path)
+    checks.append(check_personas(cfg))
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Check the installation and say what to fix for each problem."
+    parser.add_argument("-c", "--config", type=Path, default=None,
+                        help="config file (default: $SWITCHBOARD_CONFIG, else "
+                        "~/.config/switchboard/switchboard.toml)")
+    parser.add_argument("--json", action="store_true", help="print the checks as JSON")
+
+
+def render(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    lines: list[str] = []
+    for c in checks:
+        first, *rest = c.detail.splitlines() or [""]
+        lines.append(f"{c.status:<4}  {c.name:<{width}}  {first}".rstrip())
+        lines += [f"{'':<{width + 6}}{ln}" for ln in rest]
+        if c.fix and c.status != OK:
+            lines.append(f"{'':<{width + 6}}fix: {c.fix}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    config_path = Path(args.config).expanduser() if args.config else default_config_path()
+    checks = run_checks(config_path)
+    failed = any(c.status == FAIL for c in checks)
+    if args.json:
+        print(json.dumps({"ok": not failed, "config": str(config_path),
+                          "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        print(render(checks))
+        fails = sum(c.status == FAIL for c in checks)
+        warns = sum(c.status == WARN for c in checks)
+        print(f"\n{fails} problem(s), {warns} warning(s)." if fails or warns
+              else "\nEverything looks right.")
+    return 1 if failed else 0
+
+
+command("doctor", "check the installation and say what to fix for each problem",
+        add_arguments)(run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchboard doctor")
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
