@@ -1,0 +1,132 @@
+"""`switchboard`: the command that runs the supervisor.
+
+Subcommands are entries in COMMANDS (name -> Command); add one by writing a function that fills
+its argparse parser and one that runs it, then registering it with `command(...)`. `run` and
+`check-config` live here; others (`demo`, `init`, `doctor`) register themselves the same way
+from their own modules, listed in PLUGINS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from supervisor import config as config_mod
+from supervisor import personas as personas_mod
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+# Modules that register more subcommands when imported (missing ones are skipped).
+PLUGINS: list[str] = ["supervisor.init_cmd", "supervisor.doctor"]
+
+
+def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
+            ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def register(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = Command(name, help, configure, fn)
+        return fn
+    return register
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-c", "--config", default=None,
+                   help="path to switchboard.toml (default: $SWITCHBOARD_CONFIG or "
+                        "~/.config/switchboard/switchboard.toml)")
+
+
+def load_config(args: argparse.Namespace) -> config_mod.Config:
+    return config_mod.load(args.config or config_mod.default_config_path())
+
+
+@command("run", "run the supervisor in the foreground (sessions, the bot, the control socket)",
+         add_config_arg)
+def cmd_run(args: argparse.Namespace) -> int:
+    from supervisor import service
+    from wire import logs
+    from wire.endpoints import RuntimeDirError
+
+    try:
+        cfg = load_config(args)
+        personas = personas_mod.load_dir(cfg.personas_path)
+    except config_mod.ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 2
+    except personas_mod.PersonaError as exc:
+        print(f"personas: {exc}", file=sys.stderr)
+        return 2
+    if cfg.telegram.enabled and not cfg.token():
+        print(f"{cfg.path}: telegram.token_env: ${cfg.telegram.token_env} is not set and"
+              " telegram.token is empty: export the bot token, or set telegram.enabled = false.",
+              file=sys.stderr)
+        return 2
+    logs.setup("supervisor", cfg.state_dir)
+    try:
+        return service.main_async(cfg, personas)
+    except (service.AlreadyRunning, RuntimeDirError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+@command("check-config", "validate the config file and the personas; name every wrong field",
+         add_config_arg)
+def cmd_check_config(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args)
+        personas = personas_mod.load_dir(cfg.personas_path)
+    except config_mod.ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+        return 2
+    except personas_mod.PersonaError as exc:
+        print(f"personas: {exc}", file=sys.stderr)
+        return 2
+    if cfg.claude.default_persona not in personas:
+        print(f"{cfg.path}: claude.default_persona '{cfg.claude.default_persona}' is not a persona"
+              f" in {cfg.personas_dir}", file=sys.stderr)
+        return 2
+    print(f"{cfg.path}: ok ({len(personas)} personas)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    for mod in PLUGINS:
+        try:
+            importlib.import_module(mod)
+        except ImportError:
+            pass
+    parser = argparse.ArgumentParser(
+        prog="switchboard",
+        description="Run many Claude Code sessions from one Telegram chat, supervised.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for cmd in COMMANDS.values():
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
+        cmd.configure(p)
+        p.set_defaults(_run=cmd.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    return int(args._run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

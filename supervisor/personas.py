@@ -1,0 +1,74 @@
+"""Personas: personas/*.json loaded into wire.messages.Persona, refused whole if one is wrong.
+
+An invalid file is an error at load naming the file and the field, never a half-loaded set.
+A `default` persona (Claude Code as it comes) always exists unless a file overrides it.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import msgspec
+
+from wire.messages import Persona
+
+DEFAULT = Persona(name="default", description="Claude Code with its own defaults")
+_PERMISSION_MODES = {"default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"}
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class PersonaError(ValueError):
+    """One or more persona files are invalid; str() names each file and field."""
+
+
+def _field_of(exc: msgspec.ValidationError) -> str:
+    m = re.search(r"at `\$\.?([^`]*)`", str(exc))
+    return m.group(1) if m else ""
+
+
+def load_file(path: Path) -> Persona:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PersonaError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        raise PersonaError(f"{path}: not valid JSON ({exc})") from None
+    try:
+        persona = msgspec.json.decode(raw, type=Persona)
+    except msgspec.ValidationError as exc:
+        field = _field_of(exc)
+        where = f" field '{field}'" if field else ""
+        raise PersonaError(f"{path}:{where} {exc}") from None
+    if not _NAME_RE.fullmatch(persona.name):
+        raise PersonaError(f"{path}: field 'name' must be 1-64 letters, digits, '-', '_' or '.'")
+    if persona.permission_mode not in _PERMISSION_MODES:
+        modes = ", ".join(sorted(_PERMISSION_MODES))
+        raise PersonaError(f"{path}: field 'permission_mode' must be one of {modes}")
+    return persona
+
+
+def load_dir(directory: Path) -> dict[str, Persona]:
+    """All personas in `directory` by name (plus the built-in default); PersonaError if any is bad."""
+    personas: dict[str, Persona] = {DEFAULT.name: DEFAULT}
+    origin: dict[str, Path] = {}
+    problems: list[str] = []
+    if directory.is_dir():
+        for path in sorted(directory.glob("*.json")):
+            try:
+                p = load_file(path)
+            except PersonaError as exc:
+                problems.append(str(exc))
+                continue
+            if p.name in origin:
+                problems.append(f"{path}: field 'name' repeats '{p.name}' from {origin[p.name]}")
+                continue
+            origin[p.name] = path
+            personas[p.name] = p
+    elif directory.exists():
+        problems.append(f"{directory}: personas_dir is not a directory")
+    if problems:
+        raise PersonaError("; ".join(problems))
+    return personas

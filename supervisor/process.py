@@ -1,0 +1,113 @@
+"""The OS side of a program: fork+exec a child and learn of its exit the moment it happens.
+
+Children are `[sys.executable, "-m", module]`, spawned with subprocess (fork+exec, never a bare
+fork of this asyncio process), in their own session so a Ctrl-C at the terminal reaches only the
+supervisor (which then stops them in order), with a parent-death signal so they never outlive us,
+stdin from /dev/null and stdout/stderr appended to a file (a pipe nobody drains would block them).
+
+Exit detection is a pidfd registered with the event loop: readable the instant the child dies,
+then reaped with waitpid. No timer, no polling, no SIGCHLD handler.
+"""
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from supervisor.program import SpawnError
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+_libc = ctypes.CDLL(None, use_errno=True)
+_prctl = _libc.prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+
+
+def _child_setup() -> None:
+    # Runs in the forked child before exec: only a raw syscall, nothing that takes a lock.
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def become_subreaper() -> None:
+    """Orphaned descendants (a CLI whose worker died) get reparented to us, so the sweep sees and
+    reaps them instead of init."""
+    if _prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        log.warning("event=subreaper_failed errno=%d", ctypes.get_errno())
+
+
+class OsChild:
+    """A spawned process; calls `on_exit(code)` once, from the event loop, when it is reaped."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], loop: asyncio.AbstractEventLoop,
+                 on_exit: Callable[[int], None]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self._loop = loop
+        self._on_exit = on_exit
+        self._fd = os.pidfd_open(self.pid)
+        self.returncode: int | None = None
+        loop.add_reader(self._fd, self._readable)
+
+    def signal(self, sig: int) -> None:
+        if self.returncode is not None:
+            raise ProcessLookupError(self.pid)
+        # pidfd_send_signal cannot hit a recycled pid: the fd names this very process.
+        signal.pidfd_send_signal(self._fd, sig)
+
+    def _readable(self) -> None:
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.pid, 0  # reaped elsewhere; we cannot know how it ended
+        if pid == 0:
+            return  # spurious wakeup: not dead yet
+        self._loop.remove_reader(self._fd)
+        os.close(self._fd)
+        code = os.waitstatus_to_exitcode(status)
+        self.returncode = code
+        self.popen.returncode = code  # so Popen never tries to reap it again
+        self._on_exit(code)
+
+
+def spawn(
+    module: str,
+    *,
+    env: dict[str, str],
+    cwd: Path,
+    stdio_path: Path,
+    on_exit: Callable[[int], None],
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> OsChild:
+    """Start `python -m module`; raise SpawnError with the reason if it cannot be started."""
+    loop = loop or asyncio.get_running_loop()
+    try:
+        cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
+        stdio_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        out = os.open(stdio_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise SpawnError(f"cannot prepare {exc.filename}: {exc.strerror}") from None
+    try:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=env,
+            cwd=str(cwd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            close_fds=True,
+            start_new_session=True,
+            preexec_fn=_child_setup,  # noqa: PLW1509 - one raw prctl syscall, no locks
+        )
+    except OSError as exc:
+        raise SpawnError(f"{exc.strerror}") from None
+    finally:
+        os.close(out)
+    return OsChild(popen, loop, on_exit)

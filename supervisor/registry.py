@@ -1,0 +1,92 @@
+"""The persistent set of sessions and whether each should run: <state_dir>/sessions.json.
+
+A restart of the supervisor brings back exactly the sessions marked `autostart`. Written
+atomically (temp file, fsync, rename, fsync of the directory) after every change, so a kill at
+any moment leaves either the old or the new file, never half of one.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import msgspec
+
+
+class SessionRecord(msgspec.Struct, kw_only=True):
+    name: str
+    persona: str
+    autostart: bool = True
+    created: float = 0.0
+
+
+class _File(msgspec.Struct, kw_only=True):
+    version: int = 1
+    sessions: list[SessionRecord] = []
+
+
+class RegistryError(RuntimeError):
+    pass
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class Registry:
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / "sessions.json"
+        self.sessions: dict[str, SessionRecord] = {}
+
+    def load(self) -> None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            self.sessions = {}
+            return
+        try:
+            data = msgspec.json.decode(raw, type=_File)
+        except msgspec.DecodeError as exc:
+            raise RegistryError(
+                f"{self.path} is damaged ({exc}): fix or move it away, then start again."
+            ) from None
+        self.sessions = {r.name: r for r in data.sessions}
+
+    def save(self) -> None:
+        data = _File(sessions=sorted(self.sessions.values(), key=lambda r: r.name))
+        atomic_write(self.path, msgspec.json.format(msgspec.json.encode(data)) + b"\n")
+
+    def add(self, name: str, persona: str) -> SessionRecord:
+        rec = SessionRecord(name=name, persona=persona, autostart=True, created=time.time())
+        self.sessions[name] = rec
+        self.save()
+        return rec
+
+    def remove(self, name: str) -> None:
+        if self.sessions.pop(name, None) is not None:
+            self.save()
+
+    def set_autostart(self, name: str, value: bool) -> None:
+        rec = self.sessions.get(name)
+        if rec is not None and rec.autostart != value:
+            rec.autostart = value
+            self.save()
+
+    def set_persona(self, name: str, persona: str) -> None:
+        rec = self.sessions.get(name)
+        if rec is not None and rec.persona != persona:
+            rec.persona = persona
+            self.save()

@@ -1,0 +1,431 @@
+"""The supervisor: one asyncio loop that owns the programs, the sockets, the heartbeat and the sweep.
+
+What it owns, as a tree (every task has an owner that cancels it at shutdown):
+    run()
+    ├── control server       requests from switchboardctl / the bot / workers (supervisor.control)
+    ├── heartbeat            Ping every child each interval; kill one silent for the timeout
+    └── sweep                psutil watcher in a thread (supervisor.watcher)
+
+Programs are `bot` (when telegram is enabled) and `session:<name>` for each registered session.
+The commands themselves live in supervisor.commands. This module never blocks the loop: stops
+and starts are state machine steps plus awaits on state changes.
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import zmq.asyncio
+
+from supervisor import config as config_mod
+from supervisor import personas as personas_mod
+from supervisor import process
+from supervisor.backoff import Policy
+from supervisor.config import Config
+from supervisor.control import ControlServer, EventPublisher
+from supervisor.program import Child, Program, ProgramConfig, Timer
+from supervisor.registry import Registry
+from supervisor.states import RUNNING_STATES, State
+from supervisor.watcher import Limits, Target, Usage, Watcher
+from wire import messages as m
+from wire import names, settings
+from wire.endpoints import Endpoints, prepare_runtime_dir
+from wire.logs import log_path
+
+log = logging.getLogger(__name__)
+
+MB = 1024 * 1024
+
+
+class LoopClock:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wall(self) -> float:
+        return time.time()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.loop.call_later(delay, callback)
+
+
+@dataclass
+class Health:
+    """What the supervisor knows about a live child beyond its state: heartbeat and usage."""
+
+    last_seen: float = 0.0  # monotonic: spawn, Register or Pong
+    registered: bool = False
+    stats: m.WorkerStats | None = None
+    stats_at: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+
+
+def child_env(base: dict[str, str], cfg: Config) -> dict[str, str]:
+    """A copy of our environment without the bot token or anything that could carry it."""
+    drop = {cfg.telegram.token_env, settings.TOKEN_ENV, settings.WORKER_SETTINGS_ENV,
+            settings.BOT_SETTINGS_ENV, names.MARKER_ENV}
+    return {k: v for k, v in base.items() if k not in drop and not k.startswith("TELEGRAM_")}
+
+
+def program_config(cfg: Config) -> ProgramConfig:
+    s = cfg.supervisor
+    return ProgramConfig(
+        startsecs=s.startsecs,
+        stopwaitsecs=s.stopwaitsecs,
+        policy=Policy(retries=s.startretries, window=s.retry_window_seconds,
+                      initial=s.backoff_initial_seconds, cap=s.backoff_max_seconds),
+    )
+
+
+class AlreadyRunning(RuntimeError):
+    pass
+
+
+class Supervisor:
+    def __init__(self, cfg: Config, personas: dict[str, m.Persona]) -> None:
+        self.cfg = cfg
+        self.personas = personas
+        self.registry = Registry(cfg.state_path)
+        self.programs: dict[str, Program] = {}
+        self.health: dict[str, Health] = {}
+        self.watcher = Watcher()
+        self.ready = asyncio.Event()  # initial programs are up (or failed): for systemd's READY=1
+        self._shutdown = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._clock = LoopClock(self._loop)
+        self._changed: list[asyncio.Future[None]] = []
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> int:
+        endpoints = prepare_runtime_dir(self.cfg.runtime_path)
+        self._lock = self._take_lock(endpoints)
+        self.cfg.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.registry.load()
+        process.become_subreaper()
+        ctx = zmq.asyncio.Context()
+        from supervisor.commands import Commands
+
+        self.commands = Commands(self)
+        self.events = EventPublisher(ctx, endpoints)
+        self.control = ControlServer(ctx, endpoints, self.commands.handle)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.request_shutdown, sig.name)
+        self._loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        log.info("event=supervisor_started pid=%d control=%s", os.getpid(), endpoints.control)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                serve = tg.create_task(self.control.serve(), name="control")
+                beat = tg.create_task(self._heartbeat(), name="heartbeat")
+                sweep = tg.create_task(self._sweeper(), name="sweep")
+                await self._start_initial()
+                self.ready.set()
+                await self._shutdown.wait()
+                await self.stop_all()
+                for t in (serve, beat, sweep):
+                    t.cancel()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                self._loop.remove_signal_handler(sig)
+            self.control.close()
+            self.events.close()
+            ctx.term()
+            log.info("event=supervisor_stopped")
+        return 0
+
+    def _take_lock(self, endpoints: Endpoints) -> int:
+        path = endpoints.runtime_dir / "supervisor.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise AlreadyRunning(
+                f"another supervisor is already running with runtime_dir {endpoints.runtime_dir}:"
+                " use `switchboardctl status`, or stop it with `switchboardctl shutdown`."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        return fd
+
+    async def _start_initial(self) -> None:
+        if self.cfg.telegram.enabled:
+            self.add_program(names.BOT_PROGRAM)
+        for rec in self.registry.sessions.values():
+            self.add_program(names.program_name(rec.name))
+        wanted = [p for n, p in self.programs.items()
+                  if n == names.BOT_PROGRAM or self.registry.sessions[n[len(names.SESSION_PREFIX):]].autostart]
+        for p in wanted:
+            p.start()
+        await asyncio.gather(*(self.wait_settled(p, self.cfg.supervisor.startsecs + 10) for p in wanted))
+
+    def request_shutdown(self, why: str = "request") -> None:
+        if not self._shutdown.is_set():
+            log.info("event=shutdown_requested by=%s", why)
+            self._shutdown.set()
+
+    async def stop_all(self) -> None:
+        """Sessions first (all at once), the bot last so their final messages still go out."""
+        sessions = [p for n, p in self.programs.items() if n != names.BOT_PROGRAM]
+        for p in sessions:
+            p.stop()
+        await asyncio.gather(*(self.wait_stopped(p) for p in sessions))
+        bot = self.programs.get(names.BOT_PROGRAM)
+        if bot is not None:
+            bot.stop()
+            await self.wait_stopped(bot)
+        await self.sweep_once()  # whatever carried a marker is now an orphan
+
+    def _on_sighup(self) -> None:
+        try:
+            cfg = config_mod.load(self.cfg.path)
+            personas = personas_mod.load_dir(cfg.personas_path)
+        except (config_mod.ConfigError, personas_mod.PersonaError) as exc:
+            log.error("event=reload_refused error=%r", str(exc))
+            return
+        for key in ("state_dir", "runtime_dir"):
+            if getattr(cfg, key) != getattr(self.cfg, key):
+                log.warning("event=reload_ignored field=%s reason='needs a restart'", key)
+                setattr(cfg, key, getattr(self.cfg, key))
+        self.cfg, self.personas = cfg, personas
+        pc = program_config(cfg)
+        for p in self.programs.values():
+            p.set_config(pc)
+        if cfg.telegram.enabled and names.BOT_PROGRAM not in self.programs:
+            self.add_program(names.BOT_PROGRAM).start()
+        log.info("event=reloaded personas=%d", len(personas))
+
+    # ------------------------------------------------------------------ programs
+
+    def add_program(self, name: str) -> Program:
+        prog = Program(name, program_config(self.cfg), self._clock, self._spawner,
+                       self._on_change)
+        self.programs[name] = prog
+        self.health[name] = Health()
+        return prog
+
+    def drop_program(self, name: str) -> None:
+        self.programs.pop(name, None)
+        self.health.pop(name, None)
+
+    def _spawner(self, prog: Program) -> Child:
+        env = child_env(dict(os.environ), self.cfg)
+        kind, session = names.parse_program(prog.name)
+        if kind == "bot":
+            module, cwd = "bot", self.cfg.state_path
+            env[settings.BOT_SETTINGS_ENV] = settings.dump(self.bot_settings())
+            token = self.cfg.token()
+            if token:
+                env[settings.TOKEN_ENV] = token
+        else:
+            assert session is not None
+            module, cwd = "session_worker", self.cfg.state_path / "sessions" / session
+            env[settings.WORKER_SETTINGS_ENV] = settings.dump(self.worker_settings(session))
+        stdio = log_path(self.cfg.state_path, prog.name).with_suffix(".stdio")
+        child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
+                              on_exit=prog.child_exited, loop=self._loop)
+        self.health[prog.name] = Health(last_seen=time.monotonic())
+        return child
+
+    def persona_of(self, session: str) -> m.Persona:
+        rec = self.registry.sessions.get(session)
+        name = rec.persona if rec else self.cfg.claude.default_persona
+        return self.personas.get(name) or self.personas.get(
+            self.cfg.claude.default_persona) or personas_mod.DEFAULT
+
+    def worker_settings(self, session: str) -> settings.WorkerSettings:
+        c, s = self.cfg.claude, self.cfg.supervisor
+        step = min(3.0, s.stopwaitsecs / 4)  # the worker's own stop fits inside stopwaitsecs
+        return settings.WorkerSettings(
+            session=session,
+            state_dir=self.cfg.state_dir,
+            runtime_dir=self.cfg.runtime_dir,
+            persona=self.persona_of(session),
+            claude_binary=c.binary,
+            claude_env=dict(c.env),
+            extra_args=list(c.extra_args),
+            idle_suspend_seconds=c.idle_suspend_seconds,
+            permission_timeout_seconds=c.permission_timeout_seconds,
+            recycle_rss_bytes=c.recycle_rss_mb * MB,
+            recycle_turns=c.recycle_turns,
+            hang_timeout_seconds=c.hang_timeout_seconds,
+            interrupt_timeout_seconds=c.interrupt_timeout_seconds,
+            stop_close_wait_seconds=step,
+            stop_term_wait_seconds=step,
+            stop_kill_wait_seconds=step,
+            supervisor_pid=os.getpid(),
+        )
+
+    def bot_settings(self) -> settings.BotSettings:
+        t = self.cfg.telegram
+        return settings.BotSettings(
+            state_dir=self.cfg.state_dir,
+            runtime_dir=self.cfg.runtime_dir,
+            api_base_url=t.api_base_url,
+            allowed_user_ids=list(t.allowed_user_ids),
+            default_persona=self.cfg.claude.default_persona,
+            edit_interval_seconds=t.edit_interval_seconds,
+            file_threshold_chars=t.file_threshold_chars,
+            poll_timeout_seconds=t.poll_timeout_seconds,
+            supervisor_pid=os.getpid(),
+        )
+
+    def _on_change(self, prog: Program, event: m.StateChange) -> None:
+        log.info("event=state program=%s from=%s to=%s pid=%s exit_code=%s reason=%r",
+                 event.program, event.from_state, event.to_state, event.pid, event.exit_code,
+                 event.reason)
+        self.events.publish(event)
+        if prog.state not in RUNNING_STATES:
+            self.health[prog.name] = Health()
+            self._poke.set()
+        waiters, self._changed = self._changed, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for(self, pred: Callable[[], bool], timeout: float) -> bool:
+        """Wait (event-driven) until pred() holds after some state change; False on timeout."""
+        deadline = self._loop.time() + timeout
+        while not pred():
+            left = deadline - self._loop.time()
+            if left <= 0:
+                return False
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._changed.append(fut)
+            try:
+                await asyncio.wait_for(fut, left)
+            except TimeoutError:
+                return pred()
+        return True
+
+    async def wait_stopped(self, prog: Program) -> bool:
+        # The program's own timer SIGKILLs at stopwaitsecs; allow a little for the reap.
+        return await self.wait_for(lambda: prog.state not in RUNNING_STATES,
+                                   prog.config.stopwaitsecs + 5)
+
+    async def wait_settled(self, prog: Program, timeout: float) -> bool:
+        """Until RUNNING, or any state that means the start did not work."""
+        return await self.wait_for(lambda: prog.state is not State.STARTING, timeout)
+
+    # ------------------------------------------------------------------ heartbeat
+
+    def on_register(self, identity: bytes, msg: m.Register) -> m.Ok | m.Error:
+        prog = self.programs.get(msg.program)
+        if prog is None or identity != msg.program.encode():
+            return m.Error(id=msg.id, code=m.E_UNKNOWN_NAME,
+                           message=f"no program '{msg.program}' for this connection's identity.")
+        if prog.pid != msg.pid:
+            return m.Error(id=msg.id, code=m.E_STATE,
+                           message=f"{msg.program} runs as pid {prog.pid}, not {msg.pid}.")
+        h = self.health[prog.name]
+        h.registered, h.last_seen = True, time.monotonic()
+        log.info("event=registered program=%s pid=%d", msg.program, msg.pid)
+        return m.Ok(id=msg.id)
+
+    def on_pong(self, identity: bytes, msg: m.Pong) -> None:
+        h = self.health.get(identity.decode(errors="replace"))
+        if h is None:
+            return
+        h.last_seen = time.monotonic()
+        if msg.stats is not None:
+            h.stats, h.stats_at = msg.stats, h.last_seen
+
+    async def _heartbeat(self) -> None:
+        while True:
+            s = self.cfg.supervisor
+            await asyncio.sleep(s.heartbeat_interval_seconds)
+            now = time.monotonic()
+            for name, prog in list(self.programs.items()):
+                if prog.state not in (State.STARTING, State.RUNNING):
+                    continue
+                h = self.health[name]
+                silent = now - h.last_seen
+                if silent > s.heartbeat_timeout_seconds:
+                    log.warning("event=heartbeat_timeout program=%s pid=%s silent=%.1f",
+                                name, prog.pid, silent)
+                    prog.kill(f"no heartbeat for {silent:.0f}s")
+                    continue
+                await self.control.send(name.encode(), m.Ping(id=m.new_id()))
+
+    # ------------------------------------------------------------------ sweep
+
+    def _targets(self) -> list[Target]:
+        now = time.monotonic()
+        out = []
+        for name, prog in self.programs.items():
+            _, session = names.parse_program(name)
+            h = self.health.get(name) or Health()
+            st = h.stats
+            out.append(Target(
+                program=name, session=session, pid=prog.pid,
+                alive=prog.state in RUNNING_STATES and prog.child is not None,
+                claude_pid=st.claude_pid if st else None,
+                idle_seconds=(st.idle_seconds + now - h.stats_at) if st else None,
+            ))
+        return out
+
+    async def sweep_once(self) -> None:
+        targets = self._targets()
+        managed = {p.pid for p in self.programs.values() if p.pid and p.child is not None}
+        limits = Limits(self.cfg.claude.idle_suspend_seconds,
+                        self.cfg.supervisor.worker_rss_limit_mb * MB)
+        report = await asyncio.to_thread(self.watcher.sweep, targets, limits, managed)
+        for name, usage in report.usage.items():
+            if name in self.health:
+                self.health[name].usage = usage
+        for pid, session, pname in report.orphans_killed:
+            log.warning("event=orphan_killed pid=%d session=%s name=%s", pid, session, pname)
+        for name, cli_pid in report.idle_killed:
+            log.warning("event=idle_cli_killed program=%s claude_pid=%d", name, cli_pid)
+        for name, rss in report.over_rss:
+            prog = self.programs.get(name)
+            if prog is not None:
+                limit = self.cfg.supervisor.worker_rss_limit_mb
+                prog.kill(f"RSS {rss // MB} MB over the {limit} MB limit")
+        live = {p.pid for p in self.programs.values() if p.child is not None}
+        for pid in report.zombies:
+            if pid not in live:
+                try:
+                    os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
+                except ChildProcessError:
+                    pass
+
+    async def _sweeper(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._poke.wait(), self.cfg.supervisor.sweep_interval_seconds)
+            except TimeoutError:
+                pass
+            self._poke.clear()
+            try:
+                await self.sweep_once()
+            except Exception:
+                log.exception("event=sweep_failed")
+
+
+def main_async(cfg: Config, personas: dict[str, m.Persona],
+               on_ready: Callable[[Supervisor], None] | None = None) -> int:
+    async def go() -> int:
+        sup = Supervisor(cfg, personas)
+        if on_ready is not None:
+            async def notify() -> None:
+                await sup.ready.wait()
+                on_ready(sup)
+            task = asyncio.get_running_loop().create_task(notify())
+        try:
+            return await sup.run()
+        finally:
+            if on_ready is not None:
+                task.cancel()
+
+    return asyncio.run(go())

@@ -1,0 +1,72 @@
+"""A controllable child that speaks the supervisor's control protocol (Register, Pong)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+
+import zmq
+import zmq.asyncio
+
+from wire import messages as m
+from wire import names
+from wire.endpoints import Endpoints
+from wire.rpc import Requester
+from wire.settings import BOT_SETTINGS_ENV, WORKER_SETTINGS_ENV, BotSettings, WorkerSettings, load
+
+
+def spawn_leaked_tool(session: str) -> subprocess.Popen[bytes]:
+    """Like a Bash-tool child the CLI started with setsid: marked, and it does not die with us."""
+    env = dict(os.environ, **{names.MARKER_ENV: session})
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env,
+                            start_new_session=True)
+
+
+def spawn_marked_sleeper(session: str) -> subprocess.Popen[bytes]:
+    """A 'CLI' that carries the session marker, like the real worker's claude process."""
+    env = dict(os.environ, **{names.MARKER_ENV: session})
+    # Like the real worker's CLI: dies with its worker (PR_SET_PDEATHSIG = SIGKILL).
+    code = ("import ctypes, time; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); time.sleep(600)")
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+async def run(program: str, runtime_dir: str, behaviour: str, session: str | None) -> int:
+    if behaviour == "crash":
+        await asyncio.sleep(0.05)
+        return 1
+    ctx = zmq.asyncio.Context()
+    cli: subprocess.Popen[bytes] | None = None
+    if behaviour in ("idle", "cli", "leak") and session:
+        cli = spawn_marked_sleeper(session)
+    tool = spawn_leaked_tool(session) if behaviour == "leak" and session else None
+    started = time.monotonic()
+
+    def pong(ping: m.Ping) -> m.Pong:
+        idle = 10_000.0 if behaviour == "idle" else time.monotonic() - started
+        stats = m.WorkerStats(session=session or "", claude_pid=cli.pid if cli else None,
+                              queued=tool.pid if tool else 1,
+                              idle_seconds=idle, cost_usd=0.0125)
+        return m.Pong(id=ping.id, stats=stats)
+
+    req = Requester(ctx, Endpoints(__import__("pathlib").Path(runtime_dir)).control,
+                    identity=program.encode(), on_ping=None if behaviour == "hang" else pong)
+    req.start()
+    reply = await req.request(m.Register(id=m.new_id(), program=program, pid=os.getpid()))
+    if isinstance(reply, m.Error):
+        print(f"register refused: {reply.message}", file=sys.stderr, flush=True)
+    if behaviour == "late":
+        await asyncio.sleep(float(os.environ.get("STANDIN_LATE_SECONDS", "0.8")))
+        return 3
+    await asyncio.Event().wait()
+    return 0
+
+
+def main(kind: str) -> int:
+    if kind == "bot":
+        bs = load(BotSettings, BOT_SETTINGS_ENV)
+        return asyncio.run(run("bot", bs.runtime_dir, "ok", None))
+    ws = load(WorkerSettings, WORKER_SETTINGS_ENV)
+    behaviour = ws.session.split("-")[0]
+    return asyncio.run(run(names.program_name(ws.session), ws.runtime_dir, behaviour, ws.session))

@@ -1,0 +1,220 @@
+"""The psutil sweep, the control socket under garbage, shutdown order, and a SIGKILLed supervisor."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+import zmq
+from supervisor_harness import Supervisor, tagged, wait_until
+
+from wire import codec
+from wire import messages as m
+from wire.names import MARKER_ENV
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def sup(tmp_path):
+    s = Supervisor(tmp_path)
+    yield s
+    s.close()
+
+
+def marked(session: str, **popen) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, **{MARKER_ENV: session})
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env,
+                            **popen)
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_orphans_with_a_session_marker_are_killed(sup):
+    sup.start()
+    sup.ok(m.NewSession(id=m.new_id(), name="leak-a"))
+    row = wait_until(lambda: (r := sup.status()["session:leak-a"]).claude_pid and r.queued > 1
+                     and r, 5, "the CLI and tool pids")
+    worker, tool = row.pid, row.queued  # the stand-in reports its leaked tool's pid as `queued`
+    assert psutil.pid_exists(tool) and psutil.pid_exists(row.claude_pid)
+    os.kill(worker, signal.SIGKILL)
+    # The setsid tool child outlives its worker; reparented to us, it is an orphan now.
+    wait_until(lambda: not alive(tool), 5, "the sweep to kill the orphaned tool child")
+    wait_until(lambda: "event=orphan_killed" in
+               (sup.state_dir / "logs" / "supervisor.log").read_text(), 3, "the log line")
+    # The restarted worker's own CLI and tool are left alone.
+    new = wait_until(lambda: (r := sup.status()["session:leak-a"]).pid != worker and r.queued > 1
+                     and r.state == "RUNNING" and r, 5, "the new worker")
+    time.sleep(3 * 0.3)  # three sweeps
+    assert alive(new.queued) and alive(new.claude_pid)
+
+
+def test_other_supervisors_marked_processes_are_left_alone(sup):
+    sup.start()
+    sup.ok(m.NewSession(id=m.new_id(), name="cli-mine"))
+    foreign = marked("cli-mine")  # same session name, not in our subtree
+    try:
+        sup.ok(m.Stop(id=m.new_id(), names=["cli-mine"]))
+        time.sleep(3 * 0.3)  # three sweeps
+        assert foreign.poll() is None
+    finally:
+        foreign.kill()
+        foreign.wait()
+
+
+def test_stopping_a_session_kills_what_carried_its_marker(sup):
+    sup.start()
+    sup.ok(m.NewSession(id=m.new_id(), name="cli-stop"))
+    cli = wait_until(lambda: sup.status()["session:cli-stop"].claude_pid, 5, "the CLI pid")
+    assert sup.ok(m.Stop(id=m.new_id(), names=["cli-stop"])).results[0].ok
+    # The stand-in's CLI was reparented to the supervisor (subreaper) when its worker died.
+    wait_until(lambda: not psutil.pid_exists(cli), 3, "the stopped session's CLI to be gone")
+
+
+def test_idle_cli_is_killed_when_the_worker_does_not_suspend_it(tmp_path):
+    s = Supervisor(tmp_path, claude={"idle_suspend_seconds": 0.5})
+    try:
+        s.start()
+        s.ok(m.NewSession(id=m.new_id(), name="idle-a"))
+        cli = wait_until(lambda: s.status()["session:idle-a"].claude_pid, 5, "the CLI pid")
+        wait_until(lambda: not psutil.pid_exists(cli) or
+                   psutil.Process(cli).status() == psutil.STATUS_ZOMBIE, 8, "the idle CLI killed")
+        line = f"event=idle_cli_killed program=session:idle-a claude_pid={cli}"
+        wait_until(lambda: line in (s.state_dir / "logs" / "supervisor.log").read_text(), 3,
+                   "the kill in the log")
+        assert s.state("session:idle-a") == "RUNNING"  # the worker itself is left alone
+    finally:
+        s.close()
+
+
+def test_worker_over_rss_limit_is_killed_and_restarted(tmp_path):
+    s = Supervisor(tmp_path, supervisor={"worker_rss_limit_mb": 5})
+    try:
+        s.start()
+        s.subscribe()
+        s.ok(m.NewSession(id=m.new_id(), name="fat"))
+        ev = s.wait_event(lambda e: e.program == "session:fat" and "limit" in e.reason,
+                          what="an RSS kill")
+        assert ev.exit_code == -9 and "over the 5 MB limit" in ev.reason
+    finally:
+        s.close()
+
+
+def test_status_long_reports_usage_and_worker_stats(sup):
+    sup.start()
+    sup.ok(m.NewSession(id=m.new_id(), name="cli-stats"))
+    row = wait_until(lambda: (r := sup.status()["session:cli-stats"]).rss_bytes > 0
+                     and r.claude_pid and r, 5, "usage numbers")
+    worker = psutil.Process(row.pid)
+    cli = psutil.Process(row.claude_pid)
+    assert row.rss_bytes >= worker.memory_info().rss // 2 + cli.memory_info().rss // 2
+    assert row.cost_usd == 0.0125 and row.queued == 1 and row.persona == "default"
+    assert row.idle_seconds is not None and not row.suspended
+
+
+def test_garbage_on_the_control_socket_gets_errors_and_service_continues(sup):
+    sup.start()
+    ctx = zmq.Context.instance()
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.connect(sup.endpoints.control)
+    try:
+        frames = [b"\xff\x00garbage", b"", b"\x81\xa1t\xa6Status",  # no id
+                  codec.encode(m.Ok(id="x1")),  # a reply is not a request
+                  __import__("msgspec").msgpack.encode({"t": "Start", "id": "k9", "names": 5}),
+                  b"\x00" * 100_000]
+        for f in frames:
+            s.send(f)
+        replies = []
+        while len(replies) < len(frames) and s.poll(3000):
+            replies.append(codec.control_replies.decode(s.recv()))
+        assert len(replies) == len(frames)
+        assert all(isinstance(r, m.Error) and r.code == m.E_BAD_REQUEST for r in replies)
+        assert "k9" in [r.id for r in replies]
+        s.send_multipart([b"two", b"frames"])
+        assert s.poll(3000)
+        assert isinstance(codec.control_replies.decode(s.recv()), m.Error)
+    finally:
+        s.close(linger=0)
+    assert sup.ok(m.Version(id=m.new_id())).version
+
+
+def test_status_answers_while_a_long_stop_runs(tmp_path):
+    s = Supervisor(tmp_path, supervisor={"stopwaitsecs": 3.0})
+    try:
+        s.start()
+        s.ok(m.NewSession(id=m.new_id(), name="hang-stop"))
+        pid = s.wait_state("session:hang-stop", "RUNNING").pid
+        psutil.Process(pid).suspend()  # SIGSTOPped: SIGTERM does nothing until SIGKILL
+        ctx = zmq.Context.instance()
+        d = ctx.socket(zmq.DEALER)
+        d.setsockopt(zmq.LINGER, 0)
+        d.connect(s.endpoints.control)
+        d.send(codec.encode(m.Stop(id="slow", names=["hang-stop"])))
+        row = wait_until(lambda: (r := s.status()["session:hang-stop"]).state == "STOPPING" and r,
+                         5, "STOPPING")
+        assert row.state == "STOPPING"  # answered while the stop waits for stopwaitsecs
+        assert d.poll(8000)
+        reply = codec.control_replies.decode(d.recv())
+        assert isinstance(reply, m.Ok) and reply.result.results[0].ok
+        d.close(linger=0)
+    finally:
+        s.close()
+
+
+def test_sigterm_stops_sessions_first_and_the_bot_last(tmp_path):
+    s = Supervisor(tmp_path, telegram={"enabled": True, "token": "123456:" + "a" * 30})
+    try:
+        s.start()
+        s.subscribe()
+        s.wait_state("bot", "RUNNING")
+        for name in ("s1", "s2"):
+            s.ok(m.NewSession(id=m.new_id(), name=name))
+        s.drain_events()
+        assert s.stop() == 0
+        ev = s.drain_events()
+        order = [(e.program, e.to_state) for e in ev if e.to_state in ("STOPPING", "STOPPED")]
+        assert order[-2:] == [("bot", "STOPPING"), ("bot", "STOPPED")], order
+        assert {p for p, st in order if st == "STOPPED"} == {"bot", "session:s1", "session:s2"}
+        bot_env = (s.state_dir / "logs" / "bot.stdio")
+        assert bot_env.exists()
+    finally:
+        s.close()
+
+
+def test_token_reaches_only_the_bot_and_only_in_its_variable(tmp_path):
+    token = "987654:" + "b" * 30
+    s = Supervisor(tmp_path, telegram={"enabled": True, "token_env": "MY_TOKEN"},
+                   env={"MY_TOKEN": token, "TELEGRAM_OTHER": "x"})
+    try:
+        s.start()
+        bot = s.wait_state("bot", "RUNNING").pid
+        s.ok(m.NewSession(id=m.new_id(), name="tok"))
+        worker = s.wait_state("session:tok", "RUNNING").pid
+        benv, wenv = psutil.Process(bot).environ(), psutil.Process(worker).environ()
+        assert benv["SWITCHBOARD_TELEGRAM_TOKEN"] == token
+        assert token not in " ".join(psutil.Process(bot).cmdline())
+        assert "MY_TOKEN" not in benv and "TELEGRAM_OTHER" not in benv
+        assert token not in "".join(f"{k}={v}" for k, v in wenv.items())
+    finally:
+        s.close()
+
+
+def test_sigkilled_supervisor_leaves_nothing_behind(sup):
+    sup.start()
+    for name in ("k1", "cli-k2"):
+        sup.ok(m.NewSession(id=m.new_id(), name=name))
+    sup.wait_state("session:cli-k2", "RUNNING")
+    assert len(tagged(sup.tag)) >= 4  # supervisor, two workers, one CLI
+    sup.proc.send_signal(signal.SIGKILL)
+    sup.proc.wait(5)
+    sup.assert_nothing_left(timeout=2.0)
