@@ -18,6 +18,33 @@ DEFAULT_API_BASE = "https://api.telegram.org"
 PROJECT_PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 
 
+ENV_FILE_NAME = "env"
+
+
+def env_file_path(config_path: Path) -> Path:
+    """The env file next to the config (`switchboard init` keeps the token there, 0600)."""
+    return config_path.parent / ENV_FILE_NAME
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd's EnvironmentFile reads them (comments and blanks skipped)."""
+    values: dict[str, str] = {}
+    try:
+        text = path.read_text()
+    except OSError:
+        return values
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
 def default_config_path() -> Path:
     env = os.environ.get("SWITCHBOARD_CONFIG")
     if env:
@@ -91,11 +118,15 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         return Path(self.personas_dir)
 
     def token(self, environ: dict[str, str] | None = None) -> str | None:
-        """The bot token: `telegram.token`, else the variable named by `telegram.token_env`."""
+        """The bot token: `telegram.token`, else the variable named by `telegram.token_env`
+        (from the environment, else from the env file next to the config)."""
         if self.telegram.token:
             return self.telegram.token
         env = os.environ if environ is None else environ
-        return env.get(self.telegram.token_env) or None
+        value = env.get(self.telegram.token_env)
+        if not value and self.path and self.path != "<config>":
+            value = read_env_file(env_file_path(Path(self.path))).get(self.telegram.token_env)
+        return value or None
 
 
 class ConfigError(ValueError):

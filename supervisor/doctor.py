@@ -22,12 +22,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from supervisor.cli import command
-from supervisor.config import Config, ConfigError, default_config_path, load
+from supervisor.config import (
+    Config,
+    ConfigError,
+    default_config_path,
+    env_file_path,
+    load,
+    read_env_file,
+)
 from wire.endpoints import CONTROL, MAX_SOCKET_PATH
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ENV_FILE_NAME = "env"
 GETME_TIMEOUT = 10.0
 CLI_TIMEOUT = 30.0
 CLI_PACKAGE = "@anthropic-ai/claude-code"
@@ -99,30 +105,6 @@ def check_token(api_base_url: str, token: str, timeout: float = GETME_TIMEOUT) -
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def env_file_path(config_path: Path) -> Path:
-    """The env file next to the config (`switchboard init` writes the token there)."""
-    return config_path.parent / ENV_FILE_NAME
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as systemd's EnvironmentFile reads them (comments and blanks skipped)."""
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text()
-    except OSError:
-        return values
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")) or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
 
 
 def pinned_cli_version(makefile: Path = PROJECT_ROOT / "Makefile") -> str | None:

@@ -31,7 +31,8 @@ from supervisor.config import (
     load,
     parse,
 )
-from supervisor.doctor import check_token, env_file_path
+from supervisor.config import env_file_path
+from supervisor.doctor import check_token
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UNIT_TEMPLATE = PROJECT_ROOT / "systemd" / "switchboard.service"

@@ -26,6 +26,7 @@ import zmq.asyncio
 from supervisor import config as config_mod
 from supervisor import personas as personas_mod
 from supervisor import process
+from supervisor.notify import Notifier
 from supervisor.backoff import Policy
 from supervisor.config import Config
 from supervisor.control import ControlServer, EventPublisher
@@ -104,6 +105,7 @@ class Supervisor:
         self._clock = LoopClock(self._loop)
         self._changed: list[asyncio.Future[None]] = []
         self.started_at = time.time()
+        self.notifier = Notifier()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -128,11 +130,14 @@ class Supervisor:
                 serve = tg.create_task(self.control.serve(), name="control")
                 beat = tg.create_task(self._heartbeat(), name="heartbeat")
                 sweep = tg.create_task(self._sweeper(), name="sweep")
+                watchdog = tg.create_task(self.notifier.watchdog_loop(), name="watchdog")
                 await self._start_initial()
                 self.ready.set()
+                self.notifier.ready(self.summary())
                 await self._shutdown.wait()
+                self.notifier.stopping("stopping: " + self.summary())
                 await self.stop_all()
-                for t in (serve, beat, sweep):
+                for t in (serve, beat, sweep, watchdog):
                     t.cancel()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -140,6 +145,7 @@ class Supervisor:
             self.control.close()
             self.events.close()
             ctx.term()
+            self.notifier.close()
             log.info("event=supervisor_stopped")
         return 0
 
@@ -168,6 +174,19 @@ class Supervisor:
         for p in wanted:
             p.start()
         await asyncio.gather(*(self.wait_settled(p, self.cfg.supervisor.startsecs + 10) for p in wanted))
+
+    def summary(self) -> str:
+        """One line for systemd's STATUS=: the bot's state and how many sessions are in each."""
+        bot = self.programs.get(names.BOT_PROGRAM)
+        counts: dict[str, int] = {}
+        for n, p in self.programs.items():
+            if n != names.BOT_PROGRAM:
+                counts[p.state] = counts.get(p.state, 0) + 1
+        parts = [f"bot {bot.state}"] if bot is not None else ["no bot"]
+        total = sum(counts.values())
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        parts.append(f"{total} session{'s' if total != 1 else ''}" + (f" ({detail})" if detail else ""))
+        return "; ".join(parts)
 
     def request_shutdown(self, why: str = "request") -> None:
         if not self._shutdown.is_set():
@@ -285,6 +304,8 @@ class Supervisor:
                  event.program, event.from_state, event.to_state, event.pid, event.exit_code,
                  event.reason)
         self.events.publish(event)
+        if self.ready.is_set():
+            self.notifier.status(self.summary())
         if prog.state not in RUNNING_STATES:
             self.health[prog.name] = Health()
             self._poke.set()

@@ -74,3 +74,12 @@ def test_all_mistakes_are_reported_at_once() -> None:
 def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(config.ConfigError, match="switchboard init"):
         config.load(tmp_path / "nope.toml")
+
+
+def test_token_from_the_env_file_next_to_the_config(tmp_path: Path) -> None:
+    p = tmp_path / "switchboard.toml"
+    p.write_text("[telegram]\n")
+    (tmp_path / "env").write_text("# written by switchboard init\nTELEGRAM_BOT_TOKEN='7:from-file'\n")
+    cfg = config.load(p)
+    assert cfg.token({}) == "7:from-file"
+    assert cfg.token({"TELEGRAM_BOT_TOKEN": "8:env-wins"}) == "8:env-wins"
