@@ -1,0 +1,82 @@
+"""The asyncio side of wire.rpc: a DEALER that matches replies to requests and answers Pings."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import zmq
+import zmq.asyncio
+
+from wire import codec
+from wire import messages as m
+from wire.rpc import RpcTimeout, configure, not_running_message
+
+log = logging.getLogger("wire.rpc")
+
+
+class Requester:
+    """An asyncio DEALER that matches replies to requests by id and answers Pings."""
+
+    def __init__(
+        self,
+        ctx: zmq.asyncio.Context,
+        endpoint: str,
+        *,
+        identity: bytes | None = None,
+        on_ping: Callable[[m.Ping], m.Pong] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self._sock = ctx.socket(zmq.DEALER)
+        configure(self._sock)
+        if identity is not None:
+            self._sock.setsockopt(zmq.IDENTITY, identity)
+        self._sock.connect(endpoint)
+        self._pending: dict[str, asyncio.Future[m.Ok | m.Error]] = {}
+        self._on_ping = on_ping
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read(), name="rpc-reader")
+
+    async def _read(self) -> None:
+        while True:
+            frames = await self._sock.recv_multipart(copy=False)
+            msg = codec.control_replies.decode(frames[-1].buffer)
+            if isinstance(msg, codec.DecodeError):
+                log.warning("event=bad_frame endpoint=%s reason=%r", self.endpoint, msg.reason)
+                continue
+            if isinstance(msg, m.Ping):
+                if self._on_ping is not None:
+                    await self._sock.send(codec.encode(self._on_ping(msg)))
+                continue
+            fut = self._pending.pop(msg.id, None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+
+    async def send(self, msg: m.Msg) -> None:
+        """Fire a message that expects no reply (e.g. Register's answer is not awaited)."""
+        await self._sock.send(codec.encode(msg))
+
+    async def request(self, msg: m.Msg, timeout: float = 5.0) -> m.Ok | m.Error:
+        self.start()
+        req_id: str = getattr(msg, "id")
+        fut: asyncio.Future[m.Ok | m.Error] = asyncio.get_running_loop().create_future()
+        self._pending[req_id] = fut
+        try:
+            await self._sock.send(codec.encode(msg))
+            return await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            raise RpcTimeout(not_running_message(self.endpoint)) from None
+        finally:
+            self._pending.pop(req_id, None)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            try:
+                await self._reader
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        self._sock.close(linger=0)
