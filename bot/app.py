@@ -1,0 +1,137 @@
+"""The bot process: build the PTB Application, wire every handler, run the loops.
+
+`main()` is the whole surface of the bot on one screen: the gate in group -1, one handler per
+command, message kind and button, and the long-running tasks (getUpdates, the chat socket, the
+replay sync, the parent watch) owned by one TaskGroup so that shutdown is a tree.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from pathlib import Path
+
+import zmq.asyncio
+from telegram import BotCommand, Update
+from telegram.ext import (
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot import render
+from bot.chat import ChatServer
+from bot.commands import Commands
+from bot.control import Supervisor
+from bot.delivery import Delivery
+from bot.gate import Gate
+from bot.handoff import Couriers
+from bot.journal import Journal
+from bot.poller import Poller
+from bot.ratelimit import ChatRateLimiter
+from bot.telegram_out import TelegramOut
+from wire import logs
+from wire.endpoints import RuntimeDirError, prepare_runtime_dir
+from wire.settings import BOT_SETTINGS_ENV, TOKEN_ENV, BotSettings, load, take_secret
+
+log = logging.getLogger("bot")
+
+
+class Stopping(Exception):
+    """Raised inside the TaskGroup to end every task (SIGTERM, parent gone)."""
+
+
+def main() -> int:
+    settings = load(BotSettings, BOT_SETTINGS_ENV)
+    token = take_secret(TOKEN_ENV)
+    if not token:
+        raise SystemExit(f"{TOKEN_ENV} is not set: put the bot token in the config or in the"
+                         " variable named by telegram.token_env, then restart.")
+    logs.setup("bot", settings.state_dir)
+    try:
+        asyncio.run(run(settings, token))
+    except RuntimeDirError as exc:
+        raise SystemExit(str(exc)) from None
+    return 0
+
+
+async def run(settings: BotSettings, token: str) -> None:
+    app = (ApplicationBuilder().token(token).base_url(f"{settings.api_base_url}/bot")
+           .base_file_url(f"{settings.api_base_url}/file/bot").updater(None)
+           .rate_limiter(ChatRateLimiter()).build())
+    endpoints = prepare_runtime_dir(Path(settings.runtime_dir))
+    ctx = zmq.asyncio.Context()
+    journal = Journal(Path(settings.state_dir) / "bot.db")
+    gate = Gate(settings.allowed_user_ids)
+    out = TelegramOut(app.bot)
+    delivery = Delivery(journal, out, None, settings)  # type: ignore[arg-type]
+    chat = ChatServer(ctx, endpoints.chat, delivery.on_message)
+    delivery.chat = chat
+    supervisor = Supervisor(ctx, endpoints.control)
+    couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
+    c = Commands(settings, journal, supervisor, chat, delivery, couriers, out)
+
+    app.add_handler(TypeHandler(Update, gate.check), group=-1)
+    for name, handler in [("start", c.help), ("help", c.help), ("new", c.new),
+                          ("switch", c.switch), ("sessions", c.sessions), ("status", c.status),
+                          ("stop", c.stop), ("restart", c.restart), ("cancel", c.cancel),
+                          ("persona", c.persona), ("remove", c.remove), ("cost", c.cost)]:
+        app.add_handler(CommandHandler(name, handler))
+    app.add_handler(MessageHandler(filters.COMMAND, c.unknown))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, c.text))
+    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, c.attachment))
+    app.add_handler(CallbackQueryHandler(c.tap))
+    app.add_error_handler(on_error)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    poller = Poller(app, journal, gate, settings.poll_timeout_seconds)
+    try:
+        async with app:
+            await app.bot.delete_webhook()
+            await app.bot.set_my_commands([BotCommand(n, d) for n, d in render.COMMANDS])
+            await supervisor.register()
+            log.info("event=bot_started pid=%d allowed_users=%d", os.getpid(),
+                     len(gate.allowed_ids))
+            couriers.resume()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(poller.run(), name="poller")
+                tg.create_task(chat.run(), name="chat")
+                tg.create_task(delivery.sync_loop(), name="replay-sync")
+                tg.create_task(watch(stop, settings.supervisor_pid), name="watch")
+    except* Stopping:
+        log.info("event=bot_stopping")
+    finally:
+        await couriers.close()
+        await delivery.close()
+        await supervisor.close()
+        chat.close()
+        journal.close()
+        ctx.term()
+
+
+async def watch(stop: asyncio.Event, parent_pid: int | None) -> None:
+    """End the bot on SIGTERM, or when the supervisor that started it is gone."""
+    while not stop.is_set():
+        if parent_pid is not None and os.getppid() != parent_pid:
+            log.warning("event=parent_gone parent_pid=%d", parent_pid)
+            break
+        try:
+            await asyncio.wait_for(stop.wait(), 1.0)
+        except TimeoutError:
+            pass
+    raise Stopping
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log a handler's failure without the update (it carries the user's text)."""
+    update_id = getattr(update, "update_id", None)
+    log.error("event=handler_failed update_id=%s error=%r", update_id,
+              type(context.error).__name__, exc_info=context.error)

@@ -1,0 +1,139 @@
+"""The chat socket: the bot's ROUTER that every session worker's DEALER connects to.
+
+A worker's identity is its session name, so a frame can only speak for its own session (the
+`session` field of an Event is checked against it). Sends use ROUTER_MANDATORY: a message for a
+worker that is not connected fails at once (`send` returns False) instead of vanishing, and the
+caller retries. ROUTER_HANDOVER lets a restarted worker take its name back from the dead one.
+A malformed frame costs one log line.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import cast
+
+import zmq
+import zmq.asyncio
+
+from wire import codec
+from wire import messages as m
+from wire.endpoints import make_private
+from wire.names import session_name_error
+from wire.rpc import configure
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, m.ChatToBot], Awaitable[None] | None]
+
+
+def _consume(fut: asyncio.Future[object]) -> None:
+    if not fut.cancelled() and fut.exception() is not None:
+        log.warning("event=chat_send_failed error=%r", str(fut.exception()))
+
+
+class ChatServer:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, handler: Handler) -> None:
+        self.endpoint = endpoint
+        self._handler = handler
+        self._sock = ctx.socket(zmq.ROUTER)
+        configure(self._sock)
+        self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self._sock.setsockopt(zmq.SNDHWM, 10000)
+        self._sock.bind(endpoint)
+        make_private(endpoint)
+        self._acks: dict[str, asyncio.Future[m.Accepted]] = {}
+        self._replies: dict[str, asyncio.Future[m.Ok | m.Error]] = {}
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+    def send(self, session: str, msg: m.Msg) -> bool:
+        """Queue `msg` for the worker of `session`; False if that worker is not connected."""
+        try:
+            # zmq.asyncio reports a NOBLOCK failure on the returned future, not by raising.
+            fut = cast("asyncio.Future[object]", self._sock.send_multipart(
+                [session.encode(), codec.encode(msg)], flags=zmq.NOBLOCK))
+        except zmq.ZMQError as exc:
+            return self._failed(session, exc)
+        if fut.done():
+            error = fut.exception()
+            if error is not None:
+                return self._failed(session, error)
+        else:
+            fut.add_done_callback(_consume)
+        return True
+
+    @staticmethod
+    def _failed(session: str, exc: BaseException) -> bool:
+        if not (isinstance(exc, zmq.ZMQError) and exc.errno in (zmq.EHOSTUNREACH, zmq.EAGAIN)):
+            log.warning("event=chat_send_failed session=%s error=%r", session, str(exc))
+        return False
+
+    async def hand_over(self, session: str, turn: m.UserTurn, timeout: float) -> m.Accepted | None:
+        """Send a user turn and wait for its Accepted; None when not sent or not acknowledged."""
+        fut = self._acks.get(turn.key)
+        if fut is None or fut.done():
+            fut = asyncio.get_running_loop().create_future()
+            self._acks[turn.key] = fut
+        try:
+            if not self.send(session, turn):
+                return None
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            return None
+        finally:
+            if fut.done():
+                self._acks.pop(turn.key, None)
+
+    async def request(self, session: str, msg: m.Msg, timeout: float) -> m.Ok | m.Error | None:
+        """Send a request with an id (Cancel, PermissionAnswer); its reply, or None."""
+        req_id: str = getattr(msg, "id")  # noqa: B009 - requests all have one
+        fut: asyncio.Future[m.Ok | m.Error] = asyncio.get_running_loop().create_future()
+        self._replies[req_id] = fut
+        try:
+            if not self.send(session, msg):
+                return None
+            return await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._replies.pop(req_id, None)
+
+    async def run(self) -> None:
+        while True:
+            frames = await self._sock.recv_multipart(copy=False)
+            if len(frames) < 2:
+                continue
+            identity = bytes(frames[0].buffer).decode(errors="replace")
+            if session_name_error(identity):
+                log.warning("event=chat_bad_identity identity=%r", identity[:40])
+                continue
+            msg = codec.to_bot.decode(frames[-1].buffer)
+            if isinstance(msg, codec.DecodeError):
+                log.warning("event=chat_bad_frame session=%s reason=%r", identity, msg.reason)
+                continue
+            if isinstance(msg, m.Accepted):
+                fut = self._acks.get(msg.key)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+                continue
+            if isinstance(msg, (m.Ok, m.Error)):
+                reply = self._replies.get(msg.id)
+                if reply is not None and not reply.done():
+                    reply.set_result(msg)
+                elif isinstance(msg, m.Error):
+                    log.warning("event=chat_error session=%s code=%s", identity, msg.code)
+                continue
+            if isinstance(msg, (m.Event, m.Hello)) and msg.session != identity:
+                log.warning("event=chat_wrong_session identity=%s claimed=%s", identity,
+                            msg.session)
+                continue
+            try:
+                result = self._handler(identity, msg)
+                if result is not None:
+                    await result
+            except Exception:
+                log.exception("event=chat_handler_failed session=%s kind=%s", identity,
+                              type(msg).__name__)

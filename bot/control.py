@@ -1,0 +1,64 @@
+"""The bot's side of the supervisor's control socket: register, answer pings, ask for things.
+
+Every failure comes back as `Refused` whose str() is one sentence for the chat: the
+supervisor's own `Error.message`, or a plain "not answering" when it does not reply in time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+import zmq.asyncio
+
+from wire import messages as m
+from wire.names import BOT_PROGRAM
+from wire.rpc import Requester, RpcTimeout
+
+log = logging.getLogger(__name__)
+
+NOT_ANSWERING = (
+    "The supervisor is not answering right now: try again in a moment, or check"
+    " `switchboard run` on the host."
+)
+
+
+class Refused(Exception):
+    """A request that did not work; str() is the sentence for the user."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Supervisor:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, timeout: float = 5.0) -> None:
+        self.timeout = timeout
+        self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong)
+
+    @staticmethod
+    def _pong(ping: m.Ping) -> m.Pong:
+        return m.Pong(id=ping.id)
+
+    async def register(self) -> None:
+        self.rpc.start()
+        await self.rpc.send(m.Register(id=m.new_id(), program=BOT_PROGRAM, pid=os.getpid()))
+
+    async def call(self, msg: m.Msg, timeout: float | None = None) -> m.Result:
+        try:
+            reply = await self.rpc.request(msg, timeout or self.timeout)
+        except RpcTimeout:
+            log.warning("event=supervisor_timeout request=%s", type(msg).__name__)
+            raise Refused(NOT_ANSWERING, "timeout") from None
+        if isinstance(reply, m.Error):
+            log.info("event=supervisor_refused request=%s code=%s", type(msg).__name__, reply.code)
+            raise Refused(reply.message, reply.code)
+        return reply.result
+
+    async def status(self) -> list[m.ProgramStatus]:
+        result = await self.call(m.Status(id=m.new_id()))
+        if not isinstance(result, m.StatusResult):
+            raise Refused("The supervisor gave an unexpected answer: try again.")
+        return result.programs
+
+    async def close(self) -> None:
+        await self.rpc.close()

@@ -1,0 +1,113 @@
+"""Inbound: user turns from bot.db's hand-off table to their workers, until each is Accepted.
+
+One courier task per session sends its pending turns in order. Before a turn goes out the
+supervisor is asked to `EnsureRunning` the session (it starts a stopped one, clears FATAL). A
+turn is resent until the worker answers `Accepted`; its key makes a resend harmless, and the row
+leaves bot.db only then, so neither a bot crash nor a worker crash loses it. If the worker stays
+silent the user hears so once, in one sentence, and the turn keeps waiting.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from bot.chat import ChatServer
+from bot.control import Refused, Supervisor
+from bot.journal import Handoff, Journal
+from bot.render import Chunk
+from bot.telegram_out import TelegramOut, reliably
+from wire import messages as m
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 5.0
+
+
+class Couriers:
+    def __init__(self, journal: Journal, chat: ChatServer, supervisor: Supervisor,
+                 out: TelegramOut, worker_timeout: float) -> None:
+        self.journal = journal
+        self.chat = chat
+        self.supervisor = supervisor
+        self.out = out
+        self.worker_timeout = worker_timeout
+        self._kicks: dict[str, asyncio.Event] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def kick(self, session: str) -> None:
+        if session not in self._tasks:
+            self._kicks[session] = asyncio.Event()
+            self._tasks[session] = asyncio.get_running_loop().create_task(
+                self._run(session), name=f"courier-{session}")
+        self._kicks[session].set()
+
+    def resume(self) -> None:
+        """After a restart: every session with turns still waiting gets its courier back."""
+        for session in {h.session for h in self.journal.pending_handoffs()}:
+            self.kick(session)
+
+    async def forget(self, session: str) -> None:
+        task = self._tasks.pop(session, None)
+        self._kicks.pop(session, None)
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - ending anyway
+                pass
+
+    async def close(self) -> None:
+        for session in list(self._tasks):
+            await self.forget(session)
+
+    async def _say(self, chat_id: int, text: str) -> None:
+        await reliably(lambda: self.out.send(chat_id, Chunk(text)), "courier_notice")
+
+    async def _run(self, session: str) -> None:
+        kick = self._kicks[session]
+        ensured: str | None = None
+        warned: set[str] = set()
+        backoff = 0.2
+        while True:
+            kick.clear()
+            pending = self.journal.pending_handoffs(session)
+            if not pending:
+                await kick.wait()
+                continue
+            h = pending[0]
+            if ensured != h.key:
+                if not await self._ensure_running(h):
+                    continue
+                ensured = h.key
+            turn = m.UserTurn(id=m.new_id(), key=h.key, chat_id=h.chat_id, text=h.text,
+                              message_id=h.message_id, attachments=h.attachments)
+            accepted = await self.chat.hand_over(session, turn, self.worker_timeout)
+            if accepted is not None:
+                self.journal.handoff_done(h.key)
+                log.info("event=turn_accepted session=%s key=%s duplicate=%s queued=%d", session,
+                         h.key, accepted.duplicate, accepted.queued)
+                backoff = 0.2
+                continue
+            waited = time.time() - h.created
+            if h.key not in warned and waited > self.worker_timeout:
+                warned.add(h.key)
+                await self._say(h.chat_id, f"Session {session} is not answering yet: your message"
+                                " is kept and goes through as soon as it is back.")
+                ensured = None  # ask the supervisor again
+            await asyncio.sleep(backoff)
+            backoff = min(MAX_BACKOFF, backoff * 2)
+
+    async def _ensure_running(self, h: Handoff) -> bool:
+        """False when the turn was dropped (its session is gone); True to go on sending."""
+        try:
+            await self.supervisor.call(m.EnsureRunning(id=m.new_id(), name=h.session))
+        except Refused as exc:
+            if exc.code == m.E_UNKNOWN_NAME:
+                self.journal.handoff_done(h.key)
+                await self._say(h.chat_id, f"Session {h.session} does not exist any more: create"
+                                f" it again with /new {h.session} or /switch to another one.")
+                return False
+            if exc.code != "timeout":
+                await self._say(h.chat_id, str(exc))
+        return True

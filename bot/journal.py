@@ -1,0 +1,242 @@
+"""bot.db: the bot's own durable memory (SQLite, WAL), so a kill -9 loses nothing.
+
+- updates:   every update from an allowed user, written before the next getUpdates confirms it,
+             marked done once its handler ran (a restart re-runs the ones not done).
+- handoffs:  user turns waiting for their worker's `Accepted`; resent until then.
+- delivered: per session, the last event seq that Telegram accepted; replay resumes after it.
+- active:    per chat, the session plain text goes to.
+- prompts:   permission prompts shown with buttons; a button's callback data is the row number.
+- drafts:    the messages of a streamed answer in progress, so a restarted bot replaces them.
+
+Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KEEP_DONE_UPDATES = 1000
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS updates (
+    update_id INTEGER PRIMARY KEY, chat_id INTEGER, body TEXT NOT NULL, done INTEGER DEFAULT 0);
+CREATE TABLE IF NOT EXISTS handoffs (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT NULL, session TEXT NOT NULL,
+    chat_id INTEGER NOT NULL, message_id INTEGER, text TEXT NOT NULL, attachments TEXT NOT NULL,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS delivered (session TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS active (chat_id INTEGER PRIMARY KEY, session TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS prompts (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, prompt_id TEXT NOT NULL,
+    chat_id INTEGER NOT NULL, message_id INTEGER, text TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'open', UNIQUE (session, prompt_id));
+CREATE TABLE IF NOT EXISTS drafts (
+    session TEXT PRIMARY KEY, chat_id INTEGER NOT NULL, message_ids TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Handoff:
+    key: str
+    session: str
+    chat_id: int
+    text: str
+    message_id: int | None = None
+    attachments: list[str] = field(default_factory=list)
+    created: float = 0.0
+
+
+@dataclass(frozen=True)
+class Prompt:
+    n: int
+    session: str
+    prompt_id: str
+    chat_id: int
+    message_id: int | None
+    text: str
+    state: str
+
+
+class Journal:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        self.path.chmod(0o600)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _one(self, sql: str, *args: object) -> tuple | None:  # type: ignore[type-arg]
+        row: tuple | None = self._db.execute(sql, args).fetchone()  # type: ignore[type-arg]
+        return row
+
+    # ----------------------------------------------------------------------- inbound updates
+
+    def record_update(self, update_id: int, chat_id: int | None, body: str) -> bool:
+        """Store an update; True when its handler still has to run (new, or stored not done)."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO updates (update_id, chat_id, body) VALUES (?, ?, ?)",
+            (update_id, chat_id, body),
+        )
+        if cur.rowcount:
+            return True
+        row = self._one("SELECT done FROM updates WHERE update_id = ?", update_id)
+        return row is not None and not row[0]
+
+    def mark_done(self, update_id: int) -> None:
+        self._db.execute("UPDATE updates SET done = 1 WHERE update_id = ?", (update_id,))
+
+    def unfinished_updates(self) -> list[tuple[int, str]]:
+        rows = self._db.execute(
+            "SELECT update_id, body FROM updates WHERE done = 0 ORDER BY update_id"
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def last_update_id(self) -> int | None:
+        row = self._one("SELECT MAX(update_id) FROM updates")
+        return None if row is None or row[0] is None else int(row[0])
+
+    def prune_updates(self) -> None:
+        self._db.execute(
+            "DELETE FROM updates WHERE done = 1 AND update_id < "
+            "(SELECT MAX(update_id) FROM updates) - ?",
+            (KEEP_DONE_UPDATES,),
+        )
+
+    # ----------------------------------------------------------------------- hand-offs
+
+    def add_handoff(self, h: Handoff) -> bool:
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO handoffs (key, session, chat_id, message_id, text, attachments,"
+            " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (h.key, h.session, h.chat_id, h.message_id, h.text, json.dumps(h.attachments),
+             h.created or time.time()),
+        )
+        return bool(cur.rowcount)
+
+    def pending_handoffs(self, session: str | None = None) -> list[Handoff]:
+        sql = "SELECT key, session, chat_id, text, message_id, attachments, created FROM handoffs"
+        args: tuple[object, ...] = ()
+        if session is not None:
+            sql += " WHERE session = ?"
+            args = (session,)
+        rows = self._db.execute(sql + " ORDER BY n", args).fetchall()
+        return [Handoff(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+
+    def handoff_done(self, key: str) -> None:
+        self._db.execute("DELETE FROM handoffs WHERE key = ?", (key,))
+
+    # ----------------------------------------------------------------------- outbound delivery
+
+    def delivered(self, session: str) -> int:
+        row = self._one("SELECT seq FROM delivered WHERE session = ?", session)
+        return int(row[0]) if row else 0
+
+    def set_delivered(self, session: str, seq: int) -> None:
+        """Record that Telegram accepted everything up to `seq` (never moves backwards)."""
+        self._db.execute(
+            "INSERT INTO delivered (session, seq) VALUES (?, ?) ON CONFLICT(session) DO UPDATE"
+            " SET seq = MAX(seq, excluded.seq)",
+            (session, seq),
+        )
+
+    def reset_delivered(self, session: str, seq: int) -> None:
+        """The worker's outbox starts over (the session was re-created): follow it down."""
+        self._db.execute(
+            "INSERT INTO delivered (session, seq) VALUES (?, ?) ON CONFLICT(session) DO UPDATE"
+            " SET seq = excluded.seq",
+            (session, seq),
+        )
+
+    def known_sessions(self) -> set[str]:
+        names: set[str] = set()
+        for sql in ("SELECT session FROM delivered", "SELECT session FROM handoffs",
+                    "SELECT session FROM active", "SELECT session FROM drafts"):
+            names.update(r[0] for r in self._db.execute(sql))
+        return names
+
+    def forget_session(self, session: str) -> None:
+        for table in ("delivered", "handoffs", "active", "drafts"):
+            self._db.execute(f"DELETE FROM {table} WHERE session = ?", (session,))
+
+    # ----------------------------------------------------------------------- chats
+
+    def active(self, chat_id: int) -> str | None:
+        row = self._one("SELECT session FROM active WHERE chat_id = ?", chat_id)
+        return str(row[0]) if row else None
+
+    def set_active(self, chat_id: int, session: str | None) -> None:
+        if session is None:
+            self._db.execute("DELETE FROM active WHERE chat_id = ?", (chat_id,))
+        else:
+            self._db.execute(
+                "INSERT INTO active (chat_id, session) VALUES (?, ?) ON CONFLICT(chat_id)"
+                " DO UPDATE SET session = excluded.session",
+                (chat_id, session),
+            )
+
+    def chats_of(self, session: str) -> list[int]:
+        rows = self._db.execute("SELECT chat_id FROM active WHERE session = ?", (session,))
+        return [int(r[0]) for r in rows]
+
+    # ----------------------------------------------------------------------- permission prompts
+
+    def add_prompt(self, session: str, prompt_id: str, chat_id: int, text: str) -> tuple[int, bool]:
+        """(row number, True if new). A replayed request finds its existing row."""
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO prompts (session, prompt_id, chat_id, text) VALUES (?, ?, ?, ?)",
+            (session, prompt_id, chat_id, text),
+        )
+        row = self._one(
+            "SELECT n FROM prompts WHERE session = ? AND prompt_id = ?", session, prompt_id
+        )
+        assert row is not None
+        return int(row[0]), bool(cur.rowcount)
+
+    def set_prompt_message(self, n: int, message_id: int) -> None:
+        self._db.execute("UPDATE prompts SET message_id = ? WHERE n = ?", (message_id, n))
+
+    def _prompt(self, where: str, *args: object) -> Prompt | None:
+        row = self._one(
+            "SELECT n, session, prompt_id, chat_id, message_id, text, state FROM prompts WHERE "
+            + where, *args
+        )
+        return Prompt(*row) if row else None
+
+    def prompt(self, n: int) -> Prompt | None:
+        return self._prompt("n = ?", n)
+
+    def prompt_by_id(self, session: str, prompt_id: str) -> Prompt | None:
+        return self._prompt("session = ? AND prompt_id = ?", session, prompt_id)
+
+    def close_prompt(self, n: int, state: str) -> bool:
+        """Mark a prompt answered/resolved; False when it was already closed."""
+        cur = self._db.execute(
+            "UPDATE prompts SET state = ? WHERE n = ? AND state = 'open'", (state, n)
+        )
+        return bool(cur.rowcount)
+
+    # ----------------------------------------------------------------------- drafts
+
+    def set_draft(self, session: str, chat_id: int, message_ids: list[int]) -> None:
+        self._db.execute(
+            "INSERT INTO drafts (session, chat_id, message_ids) VALUES (?, ?, ?)"
+            " ON CONFLICT(session) DO UPDATE SET chat_id = excluded.chat_id,"
+            " message_ids = excluded.message_ids",
+            (session, chat_id, json.dumps(message_ids)),
+        )
+
+    def draft(self, session: str) -> tuple[int, list[int]] | None:
+        row = self._one("SELECT chat_id, message_ids FROM drafts WHERE session = ?", session)
+        return (int(row[0]), list(json.loads(row[1]))) if row else None
+
+    def clear_draft(self, session: str) -> None:
+        self._db.execute("DELETE FROM drafts WHERE session = ?", (session,))

@@ -1,0 +1,119 @@
+"""The bot's own getUpdates loop: journal first, confirm after.
+
+Telegram confirms an update only when the next getUpdates asks for a later offset. Each update
+from an allowed user is written to bot.db before that next call, so a kill -9 at any moment
+leaves it either unconfirmed (Telegram sends it again; the journal drops the repeat) or
+journaled (the restarted bot runs what is not marked done). Strangers' updates go straight to
+the gate, which refuses them; they are never written anywhere.
+
+Updates run in one lane per chat: in order within a chat, and a slow command in one chat never
+holds up another.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from telegram import Update
+from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
+from telegram.ext import Application
+
+from bot.gate import Gate
+from bot.journal import Journal
+
+log = logging.getLogger(__name__)
+
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+STRANGERS = "strangers"
+MAX_BACKOFF = 30.0
+
+
+class Poller:
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], journal: Journal, gate: Gate, timeout: int) -> None:
+        self.app = app
+        self.journal = journal
+        self.gate = gate
+        self.timeout = timeout
+        self._lanes: dict[object, asyncio.Queue[tuple[Update, bool]]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def dispatch(self, update: Update, journaled: bool) -> None:
+        if not journaled:
+            key: object = STRANGERS
+        else:
+            chat = update.effective_chat
+            user = update.effective_user
+            key = chat.id if chat else (user.id if user else 0)
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = asyncio.Queue()
+            self._tasks.append(asyncio.get_running_loop().create_task(
+                self._lane(lane), name=f"lane-{key}"))
+        lane.put_nowait((update, journaled))
+
+    async def _lane(self, lane: asyncio.Queue[tuple[Update, bool]]) -> None:
+        while True:
+            update, journaled = await lane.get()
+            try:
+                await self.app.process_update(update)
+            except Exception:
+                log.exception("event=update_failed update_id=%s", update.update_id)
+            if journaled:
+                self.journal.mark_done(update.update_id)
+
+    def resume(self) -> int | None:
+        """Run what a previous run journaled but did not finish; the offset to poll from."""
+        for update_id, body in self.journal.unfinished_updates():
+            try:
+                update = Update.de_json(json.loads(body), self.app.bot)
+            except Exception:
+                log.exception("event=journal_bad_update update_id=%d", update_id)
+                self.journal.mark_done(update_id)
+                continue
+            log.info("event=update_resumed update_id=%d", update_id)
+            self.dispatch(update, journaled=True)
+        last = self.journal.last_update_id()
+        return None if last is None else last + 1
+
+    async def run(self) -> None:
+        offset = self.resume()
+        backoff = 0.5
+        polls = 0
+        try:
+            while True:
+                try:
+                    updates = await self.app.bot.get_updates(
+                        offset=offset, timeout=self.timeout, allowed_updates=ALLOWED_UPDATES)
+                except InvalidToken:
+                    raise SystemExit("Telegram refused the bot token: check the token in the"
+                                     " config (telegram.token or its environment variable).")
+                except Conflict:
+                    log.warning("event=poll_conflict hint='another process polls this bot'")
+                    await asyncio.sleep(backoff)
+                    backoff = min(MAX_BACKOFF, backoff * 2)
+                    continue
+                except (NetworkError, TelegramError) as exc:
+                    log.warning("event=poll_failed error=%r delay=%.1f", str(exc), backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(MAX_BACKOFF, backoff * 2)
+                    continue
+                backoff = 0.5
+                for update in updates:
+                    offset = update.update_id + 1
+                    if self.gate.allowed(update):
+                        chat = update.effective_chat
+                        body = json.dumps(update.to_dict())
+                        if self.journal.record_update(update.update_id, chat.id if chat else None,
+                                                      body):
+                            self.dispatch(update, journaled=True)
+                    else:
+                        self.dispatch(update, journaled=False)
+                polls += 1
+                if polls % 100 == 0:
+                    self.journal.prune_updates()
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,87 @@
+"""Permission prompts as buttons, routed to the right session; background-session notices."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bot_helpers import OWNER, Stack, ask, wait_until
+
+
+def _prompt_for(tg: Any, session: str, what: str) -> dict[str, Any]:
+    def find() -> dict[str, Any] | None:
+        for msg in tg.chat(OWNER):
+            if msg["from_bot"] and msg["reply_markup"] and f"Session {session} asks" in (
+                    msg["text"] or "") and what in msg["text"]:
+                return msg
+        return None
+    return wait_until(find, 30, f"a permission prompt from {session}")
+
+
+def _message(tg: Any, message_id: int) -> dict[str, Any]:
+    return next(m for m in tg.chat(OWNER) if m["message_id"] == message_id)
+
+
+def _button(msg: dict[str, Any], label: str) -> str:
+    for row in msg["reply_markup"]["inline_keyboard"]:
+        for b in row:
+            if b["text"] == label:
+                return str(b["callback_data"])
+    raise AssertionError(f"no button {label!r} in {msg['reply_markup']}")
+
+
+@pytest.mark.timeout(90)
+def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_api, claude_bin,
+                                                     cli_env) -> None:
+    tg = telegram_api
+    with Stack(tmp_path, tg, claude_bin, cli_env,
+               claude={"permission_timeout_seconds": 8.0}) as st:
+        st.new_session("alpha")
+        st.say("#sb:bash=touch from-alpha.txt")
+        pa = _prompt_for(tg, "alpha", "touch from-alpha.txt")
+        assert [b["text"] for row in pa["reply_markup"]["inline_keyboard"] for b in row] == [
+            "Allow", "Deny", "Allow for this session"]
+        st.new_session("beta")  # beta is now the active session; alpha waits in the background
+        st.say("#sb:bash=touch from-beta.txt")
+        pb = _prompt_for(tg, "beta", "touch from-beta.txt")
+
+        tg.tap(OWNER, pb["message_id"], _button(pb, "Deny"))
+        tg.tap(OWNER, pa["message_id"], _button(pa, "Allow"))
+        wait_until(lambda: not _message(tg, pa["message_id"])["reply_markup"]
+                   and not _message(tg, pb["message_id"])["reply_markup"], 10, "buttons removed")
+        assert "✅ Allowed." in _message(tg, pa["message_id"])["text"]
+        assert "🚫 Denied." in _message(tg, pb["message_id"])["text"]
+
+        # alpha ran the command; it is a background session now, so its answer is labelled and
+        # a short notice offers to switch to it.
+        chat = st.wait_text(lambda t: "Session alpha finished a turn" in t, timeout=30)
+        assert any(m["from_bot"] and (m["text"] or "").startswith("[alpha]\n")
+                   and "tool said:" in m["text"] for m in chat)
+        work = st.state_dir / "sessions"
+        assert (work / "alpha" / "work" / "from-alpha.txt").exists()
+        notice = next(m for m in chat if "Session alpha finished a turn" in (m["text"] or ""))
+        assert _button(notice, "Switch to alpha") == "sw:alpha"
+        # beta's turn ended without running its command.
+        st.wait_text(lambda t: "✓ " in t or "✗ " in t, after=pb["message_id"], timeout=30)
+        assert not (work / "beta" / "work" / "from-beta.txt").exists()
+
+        tg.tap(OWNER, notice["message_id"], "sw:alpha")
+        st.wait_text(lambda t: t == "Active session: alpha.", after=notice["message_id"])
+        callbacks = tg.callbacks()
+        assert callbacks and all(c["answered"] for c in callbacks)
+
+        # "Allow for this session", then a prompt nobody answers: it times out, buttons go.
+        st.say("#sb:bash=touch always1.txt")
+        pc = _prompt_for(tg, "alpha", "touch always1.txt")
+        tg.tap(OWNER, pc["message_id"], _button(pc, "Allow for this session"))
+        st.wait_text(lambda t: "✓ " in t, after=pc["message_id"], timeout=30)
+        assert "Allowed for this session" in _message(tg, pc["message_id"])["text"]
+        mid = st.say("#sb:bash=touch always2.txt")
+        st.wait_text(lambda t: "✓ " in t, after=mid, timeout=30)
+        assert (work / "alpha" / "work" / "always2.txt").exists()  # no second prompt
+        assert ask(st, "/switch beta") == "Active session: beta."
+        st.say("#sb:bash=touch too-late.txt")
+        pd = _prompt_for(tg, "beta", "touch too-late.txt")
+        wait_until(lambda: not _message(tg, pd["message_id"])["reply_markup"], 20, "timeout")
+        assert "⌛" in _message(tg, pd["message_id"])["text"]
+        assert not (work / "beta" / "work" / "too-late.txt").exists()

@@ -1,0 +1,78 @@
+"""bot.journal: what survives a kill -9 of the bot."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.journal import Handoff, Journal
+
+
+def test_update_recorded_once_and_resumed_until_done(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "bot.db")
+    assert j.record_update(10, 1, '{"update_id": 10}') is True
+    assert j.record_update(10, 1, '{"update_id": 10}') is True  # stored, not done: run it
+    assert j.unfinished_updates() == [(10, '{"update_id": 10}')]
+    j.mark_done(10)
+    assert j.record_update(10, 1, "{}") is False  # Telegram sent it again: already handled
+    assert j.unfinished_updates() == []
+    assert j.last_update_id() == 10
+    j.close()
+    again = Journal(tmp_path / "bot.db")
+    assert again.last_update_id() == 10
+    assert (tmp_path / "bot.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_handoffs_in_order_and_unique_by_key(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "bot.db")
+    assert j.add_handoff(Handoff("tg:1:5", "a", 1, "first", 5, ["/x"]))
+    assert j.add_handoff(Handoff("tg:1:6", "a", 1, "second", 6))
+    assert not j.add_handoff(Handoff("tg:1:5", "a", 1, "first again", 5))
+    assert j.add_handoff(Handoff("tg:1:7", "b", 1, "other", 7))
+    assert [h.text for h in j.pending_handoffs("a")] == ["first", "second"]
+    assert j.pending_handoffs("a")[0].attachments == ["/x"]
+    j.handoff_done("tg:1:5")
+    assert [h.key for h in j.pending_handoffs()] == ["tg:1:6", "tg:1:7"]
+
+
+def test_delivered_never_moves_back_unless_reset(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "bot.db")
+    assert j.delivered("a") == 0
+    j.set_delivered("a", 5)
+    j.set_delivered("a", 3)
+    assert j.delivered("a") == 5
+    j.reset_delivered("a", 1)
+    assert j.delivered("a") == 1
+
+
+def test_active_session_per_chat_and_forget(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "bot.db")
+    j.set_active(1, "a")
+    j.set_active(2, "a")
+    j.set_active(1, "b")
+    assert j.active(1) == "b" and j.chats_of("a") == [2]
+    j.set_delivered("a", 3)
+    assert j.known_sessions() == {"a", "b"}
+    j.forget_session("a")
+    assert j.active(2) is None and j.delivered("a") == 0
+
+
+def test_prompts_close_once(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "bot.db")
+    n, new = j.add_prompt("a", "p1", 1, "text")
+    assert new
+    assert j.add_prompt("a", "p1", 1, "text") == (n, False)
+    n2, _ = j.add_prompt("b", "p1", 1, "text")
+    assert n2 != n
+    j.set_prompt_message(n, 99)
+    p = j.prompt(n)
+    assert p is not None and p.message_id == 99 and p.state == "open"
+    assert j.close_prompt(n, "answered")
+    assert not j.close_prompt(n, "resolved")
+    assert j.prompt_by_id("a", "p1").state == "answered"  # type: ignore[union-attr]
+
+
+def test_drafts(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "bot.db")
+    j.set_draft("a", 1, [5, 6])
+    assert j.draft("a") == (1, [5, 6])
+    j.clear_draft("a")
+    assert j.draft("a") is None
