@@ -1,0 +1,100 @@
+"""Process hygiene: die with the parent, and find every process a session left behind.
+
+The CLI's Bash tool starts its shells with `setsid`, so a process group kill misses them; but
+every descendant inherits the CLI's environment, and the worker puts
+`SWITCHBOARD_SESSION=<name>` (wire.names.MARKER_ENV) in it. `sweep_marker` finds them all by
+that marker with psutil and kills them. It must never touch a process without the marker, and
+never the calling process itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import time
+
+import psutil
+
+from wire.names import MARKER_ENV
+
+log = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+_libc: ctypes.CDLL | None = None
+
+
+def _prctl() -> ctypes.CDLL | None:
+    global _libc
+    if _libc is None:
+        name = ctypes.util.find_library("c")
+        if name is None:
+            return None
+        _libc = ctypes.CDLL(name, use_errno=True)
+    return _libc
+
+
+def set_pdeathsig(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send `sig` to this process when its parent (thread) dies. Linux only."""
+    libc = _prctl()
+    if libc is None:
+        return False
+    return int(libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+
+
+def child_preexec() -> None:
+    """preexec_fn for the CLI: it dies with the worker, even when the worker is SIGKILLed."""
+    set_pdeathsig(signal.SIGKILL)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def marked(session: str, exclude: set[int] | None = None) -> list[psutil.Process]:
+    """Every live process whose environment carries this session's marker."""
+    skip = {os.getpid()} | (exclude or set())
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid in skip:
+            continue
+        try:
+            if proc.environ().get(MARKER_ENV) == session and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return found
+
+
+def sweep_marker(session: str, timeout: float = 2.0) -> int:
+    """SIGKILL every process with the marker and wait for them; returns how many were found.
+
+    SIGKILL at once: these are leftovers (the CLI itself was already stopped politely).
+    """
+    procs = marked(session)
+    for proc in procs:
+        try:
+            log.info("event=sweep_kill pid=%d name=%s", proc.pid, proc.name())
+            proc.send_signal(signal.SIGKILL)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    if procs:
+        _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+        for proc in alive:
+            log.warning("event=sweep_survivor pid=%d", proc.pid)
+    return len(procs)
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.02)
+    return not pid_alive(pid)

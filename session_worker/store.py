@@ -1,0 +1,239 @@
+"""The session's durable state: `session.db` (SQLite, WAL) and `metadata.json`.
+
+- inbox: every user message, stored before it is acknowledged, unique by the sender's key so a
+  resend is recognised; a message is `queued`, then `running`, then `done` or `failed`. After a
+  crash, `running` and `queued` rows are the unfinished work, in arrival order.
+- outbox: every durable event, already encoded, under its sequence number; a reader asking for
+  events after N gets exactly those.
+- usage: one row per finished turn (cost, duration), so the session's cost survives restarts.
+- kv: small facts such as the Claude session id.
+
+Only the session's own worker opens this file. Nothing here knows about sockets or the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    chat_id INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    message_id INTEGER,
+    attachments TEXT NOT NULL DEFAULT '[]',
+    state TEXT NOT NULL DEFAULT 'queued',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    received REAL NOT NULL,
+    finished REAL
+);
+CREATE INDEX IF NOT EXISTS inbox_open ON inbox(state) WHERE state IN ('queued', 'running');
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL DEFAULT '',
+    frame BLOB NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    cost_usd REAL NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    num_turns INTEGER NOT NULL,
+    finished REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+
+OPEN_STATES = ("queued", "running")
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    id: int
+    key: str
+    chat_id: int
+    text: str
+    message_id: int | None
+    attachments: list[str]
+    state: str
+    attempts: int
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL survives a kill -9 of this process (the WAL is in the OS); a user message is
+        # committed with FULL (fsync) before it is acknowledged, see add_turn.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+        os.chmod(path, 0o600)
+        row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
+        self.last_seq: int = int(row[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ----------------------------------------------------------------------- inbox
+
+    def add_turn(
+        self,
+        key: str,
+        chat_id: int,
+        text: str,
+        message_id: int | None = None,
+        attachments: list[str] | None = None,
+    ) -> bool:
+        """Store a user message; False when the key is already there (a resend)."""
+        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO inbox (key, chat_id, text, message_id, attachments, received)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (key, chat_id, text, message_id, json.dumps(attachments or []), time.time()),
+            )
+        finally:
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        return cur.rowcount == 1
+
+    def next_open(self) -> InboxItem | None:
+        row = self._db.execute(
+            "SELECT id, key, chat_id, text, message_id, attachments, state, attempts FROM inbox"
+            " WHERE state IN ('queued', 'running') ORDER BY id LIMIT 1"
+        ).fetchone()
+        return None if row is None else _item(row)
+
+    def open_count(self) -> int:
+        row = self._db.execute(
+            "SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'running')"
+        ).fetchone()
+        return int(row[0])
+
+    def mark_running(self, item_id: int) -> int:
+        """Mark a message as being answered; returns its attempt number (1 the first time)."""
+        self._db.execute(
+            "UPDATE inbox SET state='running', attempts=attempts+1 WHERE id=?", (item_id,)
+        )
+        row = self._db.execute("SELECT attempts FROM inbox WHERE id=?", (item_id,)).fetchone()
+        return int(row[0])
+
+    def mark_queued(self, item_id: int) -> None:
+        self._db.execute("UPDATE inbox SET state='queued' WHERE id=?", (item_id,))
+
+    def finish(self, item_id: int, ok: bool = True) -> None:
+        self._db.execute(
+            "UPDATE inbox SET state=?, finished=? WHERE id=?",
+            ("done" if ok else "failed", time.time(), item_id),
+        )
+
+    def item(self, key: str) -> InboxItem | None:
+        row = self._db.execute(
+            "SELECT id, key, chat_id, text, message_id, attachments, state, attempts FROM inbox"
+            " WHERE key=?",
+            (key,),
+        ).fetchone()
+        return None if row is None else _item(row)
+
+    # ----------------------------------------------------------------------- outbox
+
+    def append(self, key: str, encode: Any) -> tuple[int, bytes]:
+        """Give the next seq to `encode(seq) -> frame`, store the frame, return both."""
+        seq = self.last_seq + 1
+        frame: bytes = encode(seq)
+        self._db.execute(
+            "INSERT INTO outbox (seq, key, frame, created) VALUES (?, ?, ?, ?)",
+            (seq, key, frame, time.time()),
+        )
+        self.last_seq = seq
+        return seq, frame
+
+    def events_after(self, after_seq: int, limit: int = 64) -> list[tuple[int, bytes]]:
+        rows = self._db.execute(
+            "SELECT seq, frame FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        ).fetchall()
+        return [(int(s), bytes(f)) for s, f in rows]
+
+    def iter_after(self, after_seq: int) -> Iterator[tuple[int, bytes]]:
+        while True:
+            rows = self.events_after(after_seq)
+            if not rows:
+                return
+            yield from rows
+            after_seq = rows[-1][0]
+
+    # ----------------------------------------------------------------------- usage and kv
+
+    def add_usage(self, key: str, cost_usd: float, duration_ms: int, num_turns: int) -> None:
+        self._db.execute(
+            "INSERT INTO usage (key, cost_usd, duration_ms, num_turns, finished) VALUES (?, ?, ?, ?, ?)",
+            (key, cost_usd, duration_ms, num_turns, time.time()),
+        )
+
+    def total_cost(self) -> float:
+        row = self._db.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()
+        return float(row[0])
+
+    def get(self, k: str) -> str | None:
+        row = self._db.execute("SELECT v FROM kv WHERE k=?", (k,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, k: str, v: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (k, v))
+
+
+def _item(row: tuple[Any, ...]) -> InboxItem:
+    try:
+        attachments = [str(a) for a in json.loads(row[5])]
+    except (ValueError, TypeError):
+        attachments = []
+    return InboxItem(
+        id=int(row[0]),
+        key=str(row[1]),
+        chat_id=int(row[2]),
+        text=str(row[3]),
+        message_id=row[4],
+        attachments=attachments,
+        state=str(row[6]),
+        attempts=int(row[7]),
+    )
+
+
+# --------------------------------------------------------------------------- metadata.json
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write temp, fsync, rename, fsync the directory: a reader sees the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = json.dumps(data, indent=2, sort_keys=True).encode() + b"\n"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -1,0 +1,293 @@
+"""A session worker under test: a real `python -m session_worker` process, driven over a real
+ZeroMQ ROUTER that the test binds at the chat endpoint (the bot's side of the chat plane).
+
+`WorkerHarness` starts the worker, collects everything it sends, and offers waits with
+deadlines (never fixed sleeps). On close it stops the worker and proves that the worker, its
+CLI and every process carrying the session marker are gone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Self
+
+import msgspec
+import psutil
+import zmq
+
+from wire import codec
+from wire import messages as m
+from wire.endpoints import Endpoints
+from wire.names import MARKER_ENV
+from wire.settings import WORKER_SETTINGS_ENV, WorkerSettings
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def marked_pids(session: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries this session's marker."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(MARKER_ENV) == session and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return found
+
+
+def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = cond()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(step)
+
+
+class WorkerHarness:
+    def __init__(
+        self,
+        state_dir: Path,
+        claude_bin: str,
+        cli_env: dict[str, str],
+        *,
+        session: str | None = None,
+        persona: m.Persona | None = None,
+        **overrides: Any,
+    ) -> None:
+        # Unique per test: other suites sweep processes by marker, and so do we.
+        self.session = session or f"wt-{os.getpid() % 10000}-{m.new_id()[:8]}"
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))
+        self.state_dir = state_dir
+        self.ends = Endpoints(self.runtime_dir)
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.bind(self.ends.chat)
+        self.settings = WorkerSettings(
+            session=self.session,
+            state_dir=str(state_dir),
+            runtime_dir=str(self.runtime_dir),
+            persona=persona or m.Persona(name="default"),
+            claude_binary=claude_bin,
+            claude_env=dict(cli_env),
+            **overrides,
+        )
+        self.inbox: list[m.Msg] = []
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.hellos = 0
+        self.seen_pids: set[int] = set()
+
+    # ------------------------------------------------------------------- process
+
+    def start(self, wait_hello: bool = True) -> WorkerHarness:
+        env = dict(os.environ)
+        env[WORKER_SETTINGS_ENV] = msgspec.json.encode(self.settings).decode()
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+        self.log_path = self.state_dir / f"worker-{int(time.time() * 1000)}.out"
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        hellos = self.hellos
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "session_worker"],
+            env=env,
+            cwd=str(self.state_dir),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        out.close()
+        self.seen_pids.add(self.proc.pid)
+        if wait_hello:
+            self.wait_for(lambda: self.hellos > hellos, 15, "Hello from the worker")
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, wait; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        return rc
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except (OSError, AttributeError):
+            return ""
+
+    def close(self) -> None:
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                try:
+                    self.stop(20)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+        finally:
+            self.router.close(linger=0)
+            self.ctx.term()
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+        left = wait_until_gone(self.session, 5)
+        assert not left, f"processes with the marker left behind: {left}"
+        for pid in self.seen_pids:
+            assert not _alive(pid), f"process {pid} still alive"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------- chat
+
+    def send(self, msg: m.Msg) -> None:
+        self.router.send_multipart([self.session.encode(), codec.encode(msg)])
+
+    def send_raw(self, frame: bytes) -> None:
+        self.router.send_multipart([self.session.encode(), frame])
+
+    def pump(self, timeout: float = 0.05) -> None:
+        if self.router.poll(int(timeout * 1000)):
+            while True:
+                try:
+                    frames = self.router.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                msg = codec.to_bot.decode(frames[-1])
+                assert not isinstance(msg, codec.DecodeError), msg.reason
+                if isinstance(msg, m.Hello):
+                    self.hellos += 1
+                self.inbox.append(msg)
+
+    def wait_for(self, cond: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            got = cond()
+            if got:
+                return got
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout} s waiting for {what}; got {self.describe()}\n"
+                    f"worker log tail:\n{self.log_text()[-3000:]}"
+                )
+            self.pump(0.05)
+
+    def describe(self) -> str:
+        out = []
+        for msg in self.inbox[-30:]:
+            if isinstance(msg, m.Event):
+                body = msg.body
+                text = repr(body)
+                out.append(f"#{msg.seq} {text[:160]}")
+            else:
+                out.append(repr(msg)[:160])
+        return "\n".join(out)
+
+    def events(self, key: str | None = None, durable: bool | None = None) -> list[m.Event]:
+        evs = [x for x in self.inbox if isinstance(x, m.Event)]
+        if key is not None:
+            evs = [e for e in evs if e.key == key]
+        if durable is True:
+            evs = [e for e in evs if e.seq > 0]
+        return evs
+
+    def bodies(self, kind: type[Any], key: str | None = None) -> list[Any]:
+        return [e.body for e in self.events(key) if isinstance(e.body, kind)]
+
+    def replies(self, req_id: str) -> list[m.Msg]:
+        return [x for x in self.inbox if getattr(x, "id", None) == req_id]
+
+    def reply(self, req_id: str, timeout: float = 10) -> m.Msg:
+        got = self.wait_for(lambda: self.replies(req_id), timeout, f"a reply to {req_id}")
+        return got[0]  # type: ignore[no-any-return]
+
+    def turn(self, text: str, key: str | None = None, chat_id: int = 42) -> str:
+        key = key or m.new_id()[:12]
+        req = m.UserTurn(id=m.new_id(), key=key, chat_id=chat_id, text=text)
+        self.send(req)
+        acc = self.reply(req.id)
+        assert isinstance(acc, m.Accepted), acc
+        return key
+
+    def result(self, key: str, timeout: float = 30) -> m.TurnResult:
+        got = self.wait_for(lambda: self.bodies(m.TurnResult, key), timeout, f"the result of {key}")
+        return got[0]  # type: ignore[no-any-return]
+
+    def ask(self, text: str, timeout: float = 30) -> tuple[str, m.TurnResult]:
+        key = self.turn(text)
+        return key, self.result(key, timeout)
+
+    def texts(self, key: str) -> str:
+        return "".join(b.text for b in self.bodies(m.AssistantText, key))
+
+    def notices(self) -> list[m.Notice]:
+        return self.bodies(m.Notice)
+
+    # ------------------------------------------------------------------- files
+
+    @property
+    def session_dir(self) -> Path:
+        return self.state_dir / "sessions" / self.session
+
+    def metadata(self) -> dict[str, Any]:
+        return json.loads((self.session_dir / "metadata.json").read_text())  # type: ignore[no-any-return]
+
+    def cli_pids(self) -> list[int]:
+        """The worker's CLI children (the marker is in their environment)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return []
+        try:
+            kids = psutil.Process(self.proc.pid).children()
+        except psutil.Error:
+            return []
+        pids = []
+        for k in kids:
+            try:
+                if (
+                    k.environ().get(MARKER_ENV) == self.session
+                    and k.status() != psutil.STATUS_ZOMBIE
+                ):
+                    pids.append(k.pid)
+            except psutil.Error:
+                continue
+        self.seen_pids.update(pids)
+        return pids
+
+
+def wait_until_gone(session: str, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while True:
+        left = marked_pids(session)
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
