@@ -102,6 +102,36 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--interactive", dest="interactive", action="store_true", default=None,
+                   help="type as the Telegram user after the script (default: when stdin is a terminal)")
+    p.add_argument("--no-interactive", dest="interactive", action="store_false")
+    p.add_argument("--keep", action="store_true", help="keep the demo's temporary state and logs")
+
+
+@command("demo", "the whole stack against local sandboxes (no token, no internet): a scripted "
+         "conversation, then you type as the Telegram user", _demo_args)
+def cmd_demo(args: argparse.Namespace) -> int:
+    import importlib.util
+    import subprocess
+
+    # The demo drives the sandboxes' test-side APIs, so it runs as its own process: the
+    # supervisor never imports sandbox/.
+    if importlib.util.find_spec("sandbox.demo") is None or importlib.util.find_spec("aiohttp") is None:
+        print("the demo needs the sandbox servers: run `make demo` in a source checkout, or install"
+              " the extra with `pip install 'claude-switchboard[sandbox]'`.", file=sys.stderr)
+        return 1
+    argv = [sys.executable, "-m", "sandbox.demo"]
+    if args.interactive is not None:
+        argv.append("--interactive" if args.interactive else "--no-interactive")
+    if args.keep:
+        argv.append("--keep")
+    try:
+        return subprocess.call(argv)
+    except KeyboardInterrupt:
+        return 130
+
+
 def build_parser() -> argparse.ArgumentParser:
     for mod in PLUGINS:
         try:

@@ -1,0 +1,52 @@
+"""`switchboard demo` (what `make demo` runs) plays its conversation end to end and leaves nothing."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _demo_processes() -> list[psutil.Process]:
+    """Anything whose command line or environment names a demo dir: the run, workers, CLIs, tools."""
+    found = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            text = " ".join(p.info["cmdline"] or []) + " ".join(p.environ().values())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        if "sb-demo-" in text and p.pid != os.getpid():
+            found.append(p)
+    return found
+
+
+def test_demo_plays_the_scripted_conversation() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
+    env["NO_COLOR"] = "1"
+    proc = subprocess.run(
+        [sys.executable, "-m", "supervisor", "demo", "--no-interactive"],
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=200, env=env,
+    )
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    # Two sessions with different personas, each answered.
+    assert "/new api planner" in out and "/new scratch default" in out
+    assert "echo: Plan a small REST API for a todo list." in out
+    # A tool use, approved from the chat, that really ran in the session's work dir.
+    assert "asks to use Bash" in out and "[taps Allow]" in out
+    assert "tool said: hello from work" in out
+    # status before and after the crash: the worker came back with a new pid.
+    tables = [block for block in out.split("$ switchboardctl status")[1:]]
+    assert len(tables) == 2
+    pid_before = tables[0].split("session:scratch")[1].split("pid ")[1].split(",")[0]
+    pid_after = tables[1].split("session:scratch")[1].split("pid ")[1].split(",")[0]
+    assert pid_before != pid_after
+    assert "RUNNING" in tables[1].split("session:scratch")[1].splitlines()[0]
+    # And the conversation went on after it.
+    assert "echo: Still there after the crash?" in out
+    assert "• api — RUNNING" in out or "api — RUNNING" in out
+    assert not _demo_processes(), "the demo left processes behind"
