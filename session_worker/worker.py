@@ -11,9 +11,9 @@ Tasks, each owned and cancelled by `Worker.run`:
 - watchdog: parent gone, idle suspend, permission prompts that timed out.
 - control: Register and Pong on the supervisor's control socket (never waited for).
 
-Every durable event is stored in the outbox before it is sent (chat.ChatLink.publish). It must never run two CLIs for one Claude session id,
-never leave a process with its marker behind on stop, and never crash on anything a peer or the
-CLI sends.
+Every durable event is stored in the outbox before it is sent (chat.ChatLink.publish).
+It must never run two CLIs for one Claude session id, never leave a process with its marker
+behind on stop, and never crash on anything a peer or the CLI sends.
 """
 
 from __future__ import annotations
