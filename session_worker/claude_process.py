@@ -25,7 +25,7 @@ import psutil
 from session_worker import procs
 from session_worker.stream import LineFramer, Oversized
 from wire.messages import Persona
-from wire.names import MARKER_ENV
+from wire.names import INSTANCE_ENV, MARKER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +72,15 @@ def build_argv(
     return argv
 
 
-def build_env(base: Mapping[str, str], extra: Mapping[str, str], session: str) -> dict[str, str]:
+def build_env(base: Mapping[str, str], extra: Mapping[str, str], session: str,
+              instance: str = "") -> dict[str, str]:
     """The worker's environment without Switchboard's variables, plus the configured extras,
-    plus the marker every descendant inherits."""
+    plus the markers every descendant inherits (session name, and which Switchboard)."""
     env = {k: v for k, v in base.items() if not k.upper().startswith(SECRET_PREFIXES)}
     env.update(extra)  # configured by the supervisor on purpose: passed as given
     env[MARKER_ENV] = session
+    if instance:
+        env[INSTANCE_ENV] = instance
     return env
 
 

@@ -18,7 +18,7 @@ import time
 
 import psutil
 
-from wire.names import MARKER_ENV
+from wire.names import INSTANCE_ENV, MARKER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +57,31 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def marked(session: str, exclude: set[int] | None = None) -> list[psutil.Process]:
-    """Every live process whose environment carries this session's marker."""
+def marked(session: str, instance: str = "", exclude: set[int] | None = None) -> list[psutil.Process]:
+    """Every live process whose environment carries this session's marker (and, when given,
+    this Switchboard's instance marker: another installation's session of the same name is
+    not ours)."""
     skip = {os.getpid()} | (exclude or set())
     found = []
     for proc in psutil.process_iter():
         if proc.pid in skip:
             continue
         try:
-            if proc.environ().get(MARKER_ENV) == session and proc.status() != psutil.STATUS_ZOMBIE:
+            env = proc.environ()
+            if (env.get(MARKER_ENV) == session and env.get(INSTANCE_ENV, "") == instance
+                    and proc.status() != psutil.STATUS_ZOMBIE):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
             continue
     return found
 
 
-def sweep_marker(session: str, timeout: float = 2.0) -> int:
+def sweep_marker(session: str, instance: str = "", timeout: float = 2.0) -> int:
     """SIGKILL every process with the marker and wait for them; returns how many were found.
 
     SIGKILL at once: these are leftovers (the CLI itself was already stopped politely).
     """
-    procs = marked(session)
+    procs = marked(session, instance)
     for proc in procs:
         try:
             log.info("event=sweep_kill pid=%d name=%s", proc.pid, proc.name())

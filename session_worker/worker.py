@@ -37,6 +37,7 @@ from session_worker.chat import ChatLink
 from session_worker.claude_process import ClaudeProcess, CliGone, build_argv, build_env
 from session_worker.store import InboxItem, Store, read_json, write_json_atomic
 from wire import messages as m
+from wire import names
 from wire.endpoints import Endpoints
 from wire.names import program_name
 from wire.rpc import Requester
@@ -77,6 +78,7 @@ class Worker:
     def __init__(self, settings: WorkerSettings, environ: dict[str, str] | None = None) -> None:
         self.s = settings
         self.name = settings.session
+        self.instance = names.instance_id(settings.state_dir)
         self.environ = dict(os.environ if environ is None else environ)
         self.session_dir = Path(settings.state_dir) / "sessions" / self.name
         self.work_dir = Path(settings.work_dir) if settings.work_dir else self.session_dir / "work"
@@ -124,7 +126,7 @@ class Worker:
             log.warning("event=parent_gone_at_start pid=%d", self.s.supervisor_pid)
             return 0
         # A CLI left by a worker that was SIGKILLed must be gone before ours starts.
-        found = await asyncio.to_thread(procs.sweep_marker, self.name)
+        found = await asyncio.to_thread(procs.sweep_marker, self.name, self.instance)
         if found:
             log.warning("event=leftovers_killed count=%d", found)
         self._write_meta()
@@ -177,7 +179,7 @@ class Worker:
         for task in tasks + list(self._side_tasks):
             task.cancel()
         await asyncio.gather(*tasks, *self._side_tasks, return_exceptions=True)
-        await asyncio.to_thread(procs.sweep_marker, self.name)
+        await asyncio.to_thread(procs.sweep_marker, self.name, self.instance)
         self._status = "stopped"
         self._write_meta()
         if self.control is not None:
@@ -663,14 +665,14 @@ class Worker:
             if self.shutting_down:
                 return None
             # Never two CLIs for one Claude session: whatever carries our marker goes first.
-            await asyncio.to_thread(procs.sweep_marker, self.name)
+            await asyncio.to_thread(procs.sweep_marker, self.name, self.instance)
             argv = build_argv(
                 self.s.claude_binary,
                 self.s.persona,
                 self.s.extra_args,
                 self.claude_session_id or None,
             )
-            env = build_env(self.environ, self.s.claude_env, self.name)
+            env = build_env(self.environ, self.s.claude_env, self.name, self.instance)
             cli = ClaudeProcess(argv, env, str(self.work_dir), self._on_line)
             try:
                 await cli.start()
@@ -709,7 +711,7 @@ class Worker:
             if not fut.done():
                 fut.cancel()
         self._control_waiters.clear()
-        await asyncio.to_thread(procs.sweep_marker, self.name)
+        await asyncio.to_thread(procs.sweep_marker, self.name, self.instance)
 
     async def _stop_cli(self, fast: bool = False) -> None:
         async with self._cli_lock:

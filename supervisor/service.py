@@ -33,7 +33,7 @@ from supervisor.control import ControlServer, EventPublisher
 from supervisor.program import Child, Program, ProgramConfig, Timer
 from supervisor.registry import Registry
 from supervisor.states import RUNNING_STATES, State
-from supervisor.watcher import Limits, Target, Usage, Watcher
+from supervisor.watcher import Limits, Target, Usage, Watcher, kill_instance_leftovers
 from wire import messages as m
 from wire import names, settings
 from wire.endpoints import Endpoints, prepare_runtime_dir
@@ -115,6 +115,8 @@ class Supervisor:
         self.cfg.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.registry.load()
         process.become_subreaper()
+        for pid, session in kill_instance_leftovers(names.instance_id(self.cfg.state_dir)):
+            log.warning("event=leftover_killed pid=%d session=%s", pid, session)
         ctx = zmq.asyncio.Context()
         from supervisor.commands import Commands
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from wire.names import MARKER_ENV
+from wire.names import INSTANCE_ENV, MARKER_ENV
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,24 @@ def _kill(proc: psutil.Process) -> bool:
         return True
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+def kill_instance_leftovers(instance: str) -> list[tuple[int, str]]:
+    """Kill what an earlier supervisor of this installation left behind (it was SIGKILLed and
+    its setsid grandchildren were reparented to init): processes carrying our instance marker.
+    Called once at start, before any worker runs, so nothing found can be a live session's."""
+    me = os.getpid()
+    killed: list[tuple[int, str]] = []
+    for proc in psutil.process_iter():
+        if proc.pid == me:
+            continue
+        try:
+            env = proc.environ()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+        if env.get(INSTANCE_ENV) == instance and _kill(proc):
+            killed.append((proc.pid, env.get(MARKER_ENV, "")))
+    return killed
 
 
 class Watcher:

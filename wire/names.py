@@ -5,12 +5,17 @@ process marker, so it is validated here once and refused everywhere else with th
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 
 SESSION_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 BOT_PROGRAM = "bot"
 SESSION_PREFIX = "session:"
 MARKER_ENV = "SWITCHBOARD_SESSION"
+# Which Switchboard the marked process belongs to: two instances of one user (a demo next to a
+# real deployment, parallel test runs) may both have a session called "api".
+INSTANCE_ENV = "SWITCHBOARD_INSTANCE"
 
 
 class InvalidName(ValueError):
@@ -34,6 +39,12 @@ def check_session_name(name: str) -> str:
     if err:
         raise InvalidName(err)
     return name
+
+
+def instance_id(state_dir: str) -> str:
+    """A short stable id for one Switchboard installation: a hash of its real state dir."""
+    real = os.path.realpath(os.path.expanduser(state_dir))
+    return hashlib.sha256(real.encode()).hexdigest()[:16]
 
 
 def program_name(session: str) -> str:

@@ -218,3 +218,24 @@ def test_sigkilled_supervisor_leaves_nothing_behind(sup):
     sup.proc.send_signal(signal.SIGKILL)
     sup.proc.wait(5)
     sup.assert_nothing_left(timeout=2.0)
+
+
+def test_start_kills_what_a_killed_supervisor_of_this_install_left(sup):
+    from wire.names import INSTANCE_ENV, instance_id
+
+    # What a SIGKILLed predecessor's setsid tool children look like: reparented to init,
+    # carrying our instance marker. A same-named session of another install is not ours.
+    ours = dict(os.environ, **{MARKER_ENV: "api", INSTANCE_ENV: instance_id(str(sup.state_dir))})
+    theirs = dict(ours, **{INSTANCE_ENV: "another-install"})
+    cmd = [sys.executable, "-c", "import time; time.sleep(600)"]
+    leftover = subprocess.Popen(cmd, env=ours)
+    foreign = subprocess.Popen(cmd, env=theirs)
+    try:
+        sup.start()
+        assert leftover.wait(5) == -signal.SIGKILL
+        assert "event=leftover_killed" in (sup.state_dir / "logs" / "supervisor.log").read_text()
+        assert foreign.poll() is None
+    finally:
+        for p in (leftover, foreign):
+            p.kill()
+            p.wait()

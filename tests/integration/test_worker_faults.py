@@ -238,14 +238,19 @@ def test_lost_transcript_starts_a_new_conversation(tmp_path, claude_bin, env):
 
 
 def test_start_sweeps_a_leftover_with_the_marker(tmp_path, claude_bin, env):
-    from wire.names import MARKER_ENV
+    from wire.names import INSTANCE_ENV, MARKER_ENV, instance_id
 
     with WorkerHarness(tmp_path, claude_bin, env) as w:
-        leftover = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **{MARKER_ENV: w.session}))
+        ours = {MARKER_ENV: w.session, INSTANCE_ENV: instance_id(str(w.state_dir))}
+        leftover = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **ours))
+        # Same session name, another Switchboard installation: not ours to kill.
+        foreign = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **dict(ours, **{INSTANCE_ENV: "other"})))
         try:
             w.start()
             assert leftover.wait(5) == -signal.SIGKILL
+            _usable(w)
+            assert foreign.poll() is None
         finally:
-            leftover.kill()
-            leftover.wait()
-        _usable(w)
+            for p in (leftover, foreign):
+                p.kill()
+                p.wait()
