@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import msgspec
 import zmq
 
-from sandbox.model_api import ModelSandbox, cli_environment
+from sandbox.model_api import ModelSandbox, cli_environment, find_claude
 from wire import codec
 from wire import messages as m
 from wire.endpoints import Endpoints
@@ -37,13 +37,7 @@ WARMUP = 3
 
 
 def claude_bin() -> str:
-    env = os.environ.get("SWITCHBOARD_CLAUDE_BIN")
-    if env and Path(env).exists():
-        return env
-    local = ROOT / ".cli" / "node_modules" / ".bin" / "claude"
-    if local.exists():
-        return str(local)
-    found = shutil.which("claude")
+    found = find_claude()
     if not found:
         sys.exit("the Claude CLI is not installed: run `make setup` first.")
     return found

@@ -24,22 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sandbox.model_api import ModelSandbox, cli_environment
+from sandbox.model_api import ModelSandbox, cli_environment, find_claude
 from sandbox.telegram_api import TelegramSandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USER_ID = 4242
 BOLD, DIM, CYAN, GREEN, RESET = "\033[1m", "\033[2m", "\033[36m", "\033[32m", "\033[0m"
-
-
-def find_claude() -> str | None:
-    env = os.environ.get("SWITCHBOARD_CLAUDE_BIN")
-    if env and Path(env).exists():
-        return env
-    local = PROJECT_ROOT / ".cli" / "node_modules" / ".bin" / "claude"
-    if local.exists():
-        return str(local)
-    return shutil.which("claude")
 
 
 class ChatView:
@@ -65,7 +55,7 @@ class ChatView:
         return body
 
     def poll(self, settle: float = 1.2) -> None:
-        """Print bot messages that have not changed for `settle` seconds (streaming drafts don't)."""
+        """Print bot messages unchanged for `settle` seconds (streaming drafts keep changing)."""
         with self.lock:
             now = time.monotonic()
             for msg in self.tg.chat(self.chat_id):
@@ -114,7 +104,7 @@ class Demo:
 
     def status(self) -> None:
         out = self.ctl("status")
-        print((f"{GREEN}$ switchboardctl status{RESET}" if self.color else "$ switchboardctl status"))
+        print(f"{GREEN}$ switchboardctl status{RESET}" if self.color else "$ switchboardctl status")
         print(out.stdout.rstrip() or out.stderr.rstrip(), flush=True)
 
     def write_config(self, tg: TelegramSandbox, model: ModelSandbox, claude: str) -> None:
@@ -130,7 +120,9 @@ class Demo:
             "edit_interval_seconds = 0.5",
             "[claude]",
             f"binary = {json.dumps(claude)}",
-            "env = {" + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in extra.items()) + "}",
+            "env = {"
+            + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in extra.items())
+            + "}",
             "idle_suspend_seconds = 300",
             "[supervisor]",
             "startsecs = 0.5",
@@ -183,7 +175,8 @@ class Demo:
                 return int(row["pid"])
         return None
 
-    def tap_button(self, view: ChatView, tg: TelegramSandbox, label: str, timeout: float = 60) -> bool:
+    def tap_button(self, view: ChatView, tg: TelegramSandbox, label: str,
+                   timeout: float = 60) -> bool:
         """Wait for a bot message with a button labelled `label` and tap it, as the user would."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -207,7 +200,8 @@ class Demo:
         self.user(view, tg, "/new scratch default")
         self.say("— a tool use: Claude asks to run a Bash command, you approve it from the chat —")
         tg.send(USER_ID, "#sb:bash=echo hello from $(basename $PWD)")
-        print((f"{BOLD}you   {RESET}" if self.color else "you   ") + "#sb:bash=echo hello from $(basename $PWD)")
+        print((f"{BOLD}you   {RESET}" if self.color else "you   ")
+              + "#sb:bash=echo hello from $(basename $PWD)")
         if self.tap_button(view, tg, "Allow"):
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and not any(
@@ -271,17 +265,20 @@ class Demo:
     def run(self) -> int:
         claude = find_claude()
         if claude is None:
-            print("The Claude Code CLI was not found: run `make demo`, which installs it into .cli/.")
+            print("The Claude Code CLI was not found: run `make demo`,"
+                  " which installs it into .cli/.")
             return 1
         try:
             with ModelSandbox() as model, TelegramSandbox() as tg:
                 self.write_config(tg, model, claude)
-                self.say(f"Switchboard demo · sandbox Telegram {tg.url} · sandbox model {model.url}")
+                self.say(f"Switchboard demo · sandbox Telegram {tg.url}"
+                         f" · sandbox model {model.url}")
                 self.start_stack(tg)
                 view = ChatView(tg, USER_ID, self.color)
                 try:
                     self.script(tg, view)
-                    if self.args.interactive or (self.args.interactive is None and sys.stdin.isatty()):
+                    interactive = self.args.interactive
+                    if interactive or (interactive is None and sys.stdin.isatty()):
                         self.interactive(tg, view)
                 finally:
                     self.stop_stack()

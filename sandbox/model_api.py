@@ -26,6 +26,7 @@ import asyncio
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -331,6 +332,12 @@ class ModelServer:
 async def serve(host: str, port: int, exit_on_stdin_eof: bool = False) -> None:
     from aiohttp import web
 
+    # Handlers first: whoever read the LISTENING line may send SIGTERM at once, and that must
+    # be a clean stop.
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     server = ModelServer()
     runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
@@ -339,11 +346,6 @@ async def serve(host: str, port: int, exit_on_stdin_eof: bool = False) -> None:
     actual = runner.addresses[0][1]
     sys.stdout.write(f"LISTENING http://{host}:{actual}\n")
     sys.stdout.flush()
-
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     if exit_on_stdin_eof:
 
         def watch_stdin() -> None:
@@ -442,7 +444,8 @@ class ModelSandbox:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     raise RuntimeError(
-                        f"sandbox model api exited before listening (rc={self.proc.poll()}, output {buf!r})"
+                        "sandbox model api exited before listening"
+                        f" (rc={self.proc.poll()}, output {buf!r})"
                     )
                 buf += chunk
         return buf.split(b"\n", 1)[0].decode()
@@ -512,6 +515,18 @@ class ModelSandbox:
 
 _DROP_PREFIXES = ("ANTHROPIC_", "CLAUDE", "TELEGRAM_")
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy")
+
+
+def find_claude() -> str | None:
+    """The Claude CLI for tests, benchmarks and the demo: $SWITCHBOARD_CLAUDE_BIN, else the copy
+    `make setup` pins into .cli/, else one on PATH."""
+    env = os.environ.get("SWITCHBOARD_CLAUDE_BIN")
+    if env and Path(env).exists():
+        return env
+    local = PROJECT_ROOT / ".cli" / "node_modules" / ".bin" / "claude"
+    if local.exists():
+        return str(local)
+    return shutil.which("claude")
 
 
 def cli_environment(base_url: str, home: Path) -> dict[str, str]:

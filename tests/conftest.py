@@ -4,8 +4,6 @@ Every fixture that starts a process also proves, on teardown, that the process i
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,21 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _claude_bin() -> str | None:
-    env = os.environ.get("SWITCHBOARD_CLAUDE_BIN")
-    if env and Path(env).exists():
-        return env
-    local = ROOT / ".cli" / "node_modules" / ".bin" / "claude"
-    if local.exists():
-        return str(local)
-    return shutil.which("claude")
-
-
 @pytest.fixture(scope="session")
 def claude_bin() -> str:
-    path = _claude_bin()
+    from sandbox.model_api import find_claude
+
+    path = find_claude()
     if path is None:
-        pytest.fail("the Claude Code CLI is not installed: run `make test`, which installs it into .cli/")
+        pytest.fail("the Claude Code CLI is not installed:"
+                    " run `make test`, which installs it into .cli/")
     return path
 
 
