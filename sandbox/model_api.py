@@ -25,10 +25,8 @@ import argparse
 import asyncio
 import json
 import os
-import selectors
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +34,7 @@ import urllib.request
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from sandbox.model_scripts import (
     THINKING_SIGNATURE,
@@ -49,6 +47,7 @@ from sandbox.model_scripts import (
     plan_response,
     script_from_directives,
 )
+from sandbox.server_process import PROJECT_ROOT, ServerProcess
 
 HIDDEN_HEADERS = frozenset({"x-api-key", "authorization"})
 HANG_POLL_S = 0.05
@@ -382,96 +381,14 @@ def main(argv: list[str] | None = None) -> int:
 # Client side (stdlib only)
 # ================================================================================================
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-START_DEADLINE_S = 10.0
-STOP_DEADLINE_S = 5.0
 SANDBOX_API_KEY = "sk-sandbox-key"
 
 
-class ModelSandbox:
+class ModelSandbox(ServerProcess):
     """The sandbox server as a subprocess: ``with ModelSandbox() as sb: sb.url ...``."""
 
-    def __init__(self, start_timeout: float = START_DEADLINE_S) -> None:
-        self.start_timeout = start_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.returncode: int | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
-
-    def __enter__(self) -> Self:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sandbox.model_api", "--port", "0", "--exit-on-stdin-eof"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        try:
-            line = self._read_first_line(self.start_timeout)
-            prefix = "LISTENING "
-            if not line.startswith(prefix):
-                raise RuntimeError(f"sandbox model api did not start: first line {line!r}")
-            self.url = line[len(prefix) :].strip()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def _read_first_line(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"sandbox model api printed no LISTENING line in {timeout} s"
-                    )
-                if not sel.select(left):
-                    continue
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    raise RuntimeError(
-                        "sandbox model api exited before listening"
-                        f" (rc={self.proc.poll()}, output {buf!r})"
-                    )
-                buf += chunk
-        return buf.split(b"\n", 1)[0].decode()
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(STOP_DEADLINE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(STOP_DEADLINE_S)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                try:
-                    stream.close()
-                except OSError:
-                    pass
-        self.returncode = proc.returncode
-        assert proc.returncode is not None, "sandbox model api still running"
+    module = "sandbox.model_api"
+    label = "sandbox model api"
 
     # --- control API ---------------------------------------------------------------------------
 

@@ -41,24 +41,20 @@ import asyncio
 import base64
 import json
 import os
-import selectors
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
-from typing import IO, Any, Self
+from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from sandbox.server_process import PROJECT_ROOT, START_DEADLINE_S, ServerProcess  # noqa: F401
+
 DEFAULT_TOKEN = "123456:SANDBOX-TOKEN"
 TOKENS_ENV = "SANDBOX_TELEGRAM_TOKENS"
-START_DEADLINE_S = 10.0
 
 Chat = list[dict[str, Any]]
 
@@ -72,12 +68,15 @@ class SandboxError(RuntimeError):
         self.message = message
 
 
-class TelegramSandbox:
+class TelegramSandbox(ServerProcess):
     """The sandbox server as a subprocess: ``with TelegramSandbox() as tg: tg.url ...``.
 
     ``tg.send(user_id, "/start")`` acts as a user; ``tg.chat(chat_id)`` is the chat as that user
     sees it; ``tg.wait_for(pred, chat_id)`` waits until ``pred(chat)`` holds.
     """
+
+    module = "sandbox.telegram_api"
+    label = "sandbox telegram api"
 
     def __init__(
         self,
@@ -87,20 +86,17 @@ class TelegramSandbox:
         bot_username: str | None = None,
         start_timeout: float = START_DEADLINE_S,
     ) -> None:
+        super().__init__(start_timeout)
         self.tokens = list(tokens) if tokens else [token]
         self.token = self.tokens[0]
         self.bot_username = bot_username
-        self.start_timeout = start_timeout
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = ""
-        self.returncode: int | None = None
-        self._stderr: IO[bytes] | None = None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
+    def server_args(self) -> list[str]:
+        return ["--bot-username", self.bot_username] if self.bot_username else []
+
+    def server_env(self) -> dict[str, str]:
+        return {TOKENS_ENV: ",".join(self.tokens)}
 
     @property
     def bot_kwargs(self) -> dict[str, str]:
@@ -110,92 +106,6 @@ class TelegramSandbox:
             "base_url": f"{self.url}/bot",
             "base_file_url": f"{self.url}/file/bot",
         }
-
-    # ------------------------------------------------------------------------ process
-
-    def __enter__(self) -> Self:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-        )
-        env["PYTHONUNBUFFERED"] = "1"
-        env[TOKENS_ENV] = ",".join(self.tokens)
-        argv = [sys.executable, "-m", "sandbox.telegram_api", "--port", "0", "--exit-on-stdin-eof"]
-        if self.bot_username:
-            argv += ["--bot-username", self.bot_username]
-        self._stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-        )
-        try:
-            line = self._read_first_line(self.start_timeout)
-            if not line.startswith("LISTENING "):
-                raise RuntimeError(
-                    f"sandbox telegram api did not start: first line {line!r}{self._stderr_tail()}"
-                )
-            self.url = line[len("LISTENING ") :].strip()
-        except BaseException:
-            self._stop()
-            raise
-        return self
-
-    def _read_first_line(self, timeout: float) -> str:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(
-                        f"sandbox telegram api printed no LISTENING line in {timeout} s"
-                    )
-                if not sel.select(left):
-                    continue
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    raise RuntimeError(
-                        f"sandbox telegram api exited before listening (rc={self.proc.poll()})"
-                        + self._stderr_tail()
-                    )
-                buf += chunk
-        return buf.split(b"\n", 1)[0].decode()
-
-    def _stderr_tail(self) -> str:
-        if self._stderr is None:
-            return ""
-        self._stderr.seek(0)
-        tail = self._stderr.read()[-2000:].decode(errors="replace")
-        return f"\nstderr:\n{tail}" if tail else ""
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        for stream in (proc.stdin, proc.stdout, self._stderr):
-            if stream is not None:
-                stream.close()
-        self._stderr = None
-        self.returncode = proc.returncode
-        if proc.poll() is None:
-            raise RuntimeError(f"sandbox telegram api (pid {proc.pid}) would not stop")
 
     # ------------------------------------------------------------------------ control API
 
@@ -260,7 +170,8 @@ class TelegramSandbox:
     ) -> dict[str, Any]:
         body = {
             "user_id": user_id, "chat_id": chat_id, "filename": filename, "caption": caption,
-            "content_b64": base64.b64encode(content).decode(), "mime_type": mime_type, "token": token,
+            "content_b64": base64.b64encode(content).decode(), "mime_type": mime_type,
+            "token": token,
         }  # fmt: skip
         return self._request("POST", "send_document", body)
 
