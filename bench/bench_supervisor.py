@@ -57,7 +57,8 @@ def bench_kills(base: Path, kills: int) -> dict[str, float]:
             t0 = time.time()
             os.kill(pid, signal.SIGKILL)
             running = wait_until(lambda n=n: next(
-                (e for e in sup.drain_events()[n:] if e.to_state == "RUNNING"), None), 10, "RUNNING")
+                (e for e in sup.drain_events()[n:] if e.to_state == "RUNNING"), None),
+                10, "RUNNING")
             started = next(e for e in sup.events[n:] if e.to_state == "STARTING")
             assert started.pid != pid and running.pid == started.pid
             to_pid.append(started.time - t0)
@@ -124,7 +125,8 @@ def main() -> int:
         h = bench_hundred(Path(d) / "h", args.sessions)
     ms = 1000
     rows = [
-        (f"SIGKILL -> new pid, median ({args.kills} kills, real worker)", f"{k['pid_med'] * ms:.1f} ms"),
+        (f"SIGKILL -> new pid, median ({args.kills} kills, real worker)",
+         f"{k['pid_med'] * ms:.1f} ms"),
         ("SIGKILL -> new pid, p99", f"{k['pid_p99'] * ms:.1f} ms"),
         ("SIGKILL -> RUNNING, median (startsecs = 1 s)", f"{k['run_med'] * ms:.0f} ms"),
         ("SIGKILL -> RUNNING, p99", f"{k['run_p99'] * ms:.0f} ms"),
@@ -136,7 +138,8 @@ def main() -> int:
         (f"supervisor CPU while idle, {args.sessions} sessions (20 s)",
          f"{h['idle_cpu_pct']:.1f} % of one core"),
         (f"supervisor RSS, {args.sessions} sessions", f"{h['sup_rss_mb']:.0f} MB"),
-        (f"SIGTERM -> all {args.sessions} stopped and supervisor exited", f"{h['stop_all_s']:.1f} s"),
+        (f"SIGTERM -> all {args.sessions} stopped and supervisor exited",
+         f"{h['stop_all_s']:.1f} s"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"| {'measure':<{width}} | result |")

@@ -1,4 +1,4 @@
-"""Outbound: every session's events, in order, into its chat; the seq recorded once Telegram took it.
+"""Outbound: each session's events, in order, into its chat; the seq recorded once Telegram took it.
 
 One `SessionLine` per session owns a queue and a task. Durable events (seq > 0) are taken in
 exact sequence: a duplicate is dropped, a gap asks the worker for a `Replay` from the last seq
@@ -157,7 +157,8 @@ class SessionLine:
 
     def request_replay(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and self.replay_sent is not None and now - self.replay_sent < REPLAY_RETRY_SECONDS:
+        if (not force and self.replay_sent is not None
+                and now - self.replay_sent < REPLAY_RETRY_SECONDS):
             return
         sent = self.d.chat.send(self.session, m.Replay(id=m.new_id(), after_seq=self.expected - 1))
         self.replay_sent = now if sent else None

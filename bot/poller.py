@@ -31,7 +31,8 @@ MAX_BACKOFF = 30.0
 
 
 class Poller:
-    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], journal: Journal, gate: Gate, timeout: int) -> None:
+    def __init__(self, app: Application[Any, Any, Any, Any, Any, Any], journal: Journal,
+                 gate: Gate, timeout: int) -> None:
         self.app = app
         self.journal = journal
         self.gate = gate
@@ -88,7 +89,8 @@ class Poller:
                         offset=offset, timeout=self.timeout, allowed_updates=ALLOWED_UPDATES)
                 except InvalidToken:
                     raise SystemExit("Telegram refused the bot token: check the token in the"
-                                     " config (telegram.token or its environment variable).")
+                                     " config (telegram.token or its environment variable)."
+                                     ) from None
                 except Conflict:
                     log.warning("event=poll_conflict hint='another process polls this bot'")
                     await asyncio.sleep(backoff)

@@ -38,7 +38,8 @@ def retry_seconds(exc: RetryAfter) -> float:
 class Bucket:
     """A token bucket: `rate` tokens per `per` seconds."""
 
-    def __init__(self, rate: float, per: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, rate: float, per: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.capacity = rate
         self.fill = rate / per
         self.tokens = rate

@@ -336,7 +336,8 @@ HELP = """Switchboard runs your Claude Code sessions.
 /cost — what each session has cost
 /help — this list
 
-Anything else you write goes to the active session; photos and files are saved in its work folder."""
+Anything else you write goes to the active session; photos and files are saved in its work \
+folder."""
 
 COMMANDS: list[tuple[str, str]] = [
     ("new", "Create a session and switch to it: /new NAME [PERSONA]"),

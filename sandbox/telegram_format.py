@@ -171,7 +171,8 @@ def parse_html(src: str) -> tuple[str, list[Entity]]:
             attrs[attr] = value
         if name == "span" and attrs.get("class") != "tg-spoiler":
             raise FormatError(
-                f'can\'t parse entities: Tag "span" must have class "tg-spoiler" at byte offset {at}'
+                "can't parse entities: "
+                f'Tag "span" must have class "tg-spoiler" at byte offset {at}'
             )
         stack.append({"tag": name, "start": out.pos, "attrs": attrs})
     if stack:
@@ -340,7 +341,8 @@ def parse_markdown_v2(src: str) -> tuple[str, list[Entity]]:
                         m = re.fullmatch(r"tg://emoji\?id=(\d+)", url or "")
                         if not m:
                             raise FormatError(
-                                "can't parse entities: Custom emoji entity must contain a tg://emoji URL"
+                                "can't parse entities:"
+                                " Custom emoji entity must contain a tg://emoji URL"
                             )
                         ent["custom_emoji_id"] = m.group(1)
                     elif not url:
@@ -434,7 +436,8 @@ def parse_markdown(src: str) -> tuple[str, list[Entity]]:
             close = src.find("]", i + 1)
             if close < 0:
                 raise FormatError(
-                    f"can't parse entities: Can't find end of the entity starting at byte offset {at}"
+                    "can't parse entities:"
+                    f" Can't find end of the entity starting at byte offset {at}"
                 )
             label = src[i + 1 : close]
             url, j = _md_url(src, close + 1)

@@ -183,7 +183,8 @@ def check_inline_keyboard(markup: Any) -> dict[str, Any] | None:
                 )
             ):
                 raise FormatError(
-                    "can't parse inline keyboard button: Text buttons are unallowed in the inline keyboard"
+                    "can't parse inline keyboard button:"
+                    " Text buttons are unallowed in the inline keyboard"
                 )
             if b.get("url") is not None and not re.match(r"^(https?|tg)://\S+$", str(b["url"])):
                 raise FormatError("BUTTON_URL_INVALID")

@@ -124,7 +124,7 @@ class ClaudeProcess:
         return self._proc is not None and not self.exited.done()
 
     async def start(self) -> None:
-        """Spawn the CLI; FileNotFoundError / PermissionError / NotADirectoryError go to the caller."""
+        """Spawn the CLI; FileNotFoundError, PermissionError or NotADirectoryError: the caller's."""
         self._proc = await asyncio.create_subprocess_exec(
             *self.argv,
             stdin=asyncio.subprocess.PIPE,

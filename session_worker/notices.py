@@ -59,7 +59,8 @@ def exited_at_start(rc: int | None, stderr_tail: list[str]) -> str:
 
 
 def crashed_retrying(rc: int | None) -> str:
-    return f"Claude stopped in the middle of this turn ({exit_description(rc)}); sending your message again."
+    return (f"Claude stopped in the middle of this turn ({exit_description(rc)});"
+            " sending your message again.")
 
 
 def crashed_giving_up(rc: int | None, attempts: int) -> str:
@@ -103,7 +104,8 @@ def api_error(status: int | None, text: str) -> str:
             " claude_env of switchboard.toml (or log the CLI in), then send again."
         )
     if status == 403:
-        return "The model API refused this request (403): check the key's permissions, then send again."
+        return ("The model API refused this request (403): check the key's permissions,"
+                " then send again.")
     if status == 429:
         return "The model API is rate limiting this key (429): wait a minute, then send again."
     if status == 529:
@@ -111,7 +113,8 @@ def api_error(status: int | None, text: str) -> str:
     if status is not None and status >= 500:
         return f"The model API failed ({status}): wait a little, then send again."
     if status is not None:
-        return f"The model API refused the request ({status}: {detail}): change the message and send again."
+        return (f"The model API refused the request ({status}: {detail}):"
+                " change the message and send again.")
     return f"Claude reported an error ({detail}): send again, or /cancel and rephrase."
 
 

@@ -57,7 +57,8 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
-def marked(session: str, instance: str = "", exclude: set[int] | None = None) -> list[psutil.Process]:
+def marked(session: str, instance: str = "",
+           exclude: set[int] | None = None) -> list[psutil.Process]:
     """Every live process whose environment carries this session's marker (and, when given,
     this Switchboard's instance marker: another installation's session of the same name is
     not ours)."""

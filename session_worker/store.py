@@ -100,7 +100,8 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         try:
             cur = self._db.execute(
-                "INSERT OR IGNORE INTO inbox (key, chat_id, text, message_id, attachments, received)"
+                "INSERT OR IGNORE INTO inbox"
+                " (key, chat_id, text, message_id, attachments, received)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (key, chat_id, text, message_id, json.dumps(attachments or []), time.time()),
             )
@@ -177,7 +178,8 @@ class Store:
 
     def add_usage(self, key: str, cost_usd: float, duration_ms: int, num_turns: int) -> None:
         self._db.execute(
-            "INSERT INTO usage (key, cost_usd, duration_ms, num_turns, finished) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO usage (key, cost_usd, duration_ms, num_turns, finished)"
+            " VALUES (?, ?, ?, ?, ?)",
             (key, cost_usd, duration_ms, num_turns, time.time()),
         )
 

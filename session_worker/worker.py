@@ -328,7 +328,8 @@ class Worker:
                 m.Error(
                     id=msg.id,
                     code=m.E_STATE,
-                    message="That permission prompt is no longer waiting (it was answered, timed out or its turn ended).",
+                    message="That permission prompt is no longer waiting"
+                    " (it was answered, timed out or its turn ended).",
                 )
             )
             return

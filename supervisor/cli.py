@@ -33,8 +33,11 @@ COMMANDS: dict[str, Command] = {}
 PLUGINS: list[str] = ["supervisor.init_cmd", "supervisor.doctor"]
 
 
+Handler = Callable[[argparse.Namespace], int]
+
+
 def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
-            ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+            ) -> Callable[[Handler], Handler]:
     def register(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         COMMANDS[name] = Command(name, help, configure, fn)
         return fn
@@ -104,7 +107,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interactive", dest="interactive", action="store_true", default=None,
-                   help="type as the Telegram user after the script (default: when stdin is a terminal)")
+                   help="type as the Telegram user after the script"
+                   " (default: when stdin is a terminal)")
     p.add_argument("--no-interactive", dest="interactive", action="store_false")
     p.add_argument("--keep", action="store_true", help="keep the demo's temporary state and logs")
 
@@ -117,7 +121,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     # The demo drives the sandboxes' test-side APIs, so it runs as its own process: the
     # supervisor never imports sandbox/.
-    if importlib.util.find_spec("sandbox.demo") is None or importlib.util.find_spec("aiohttp") is None:
+    if (importlib.util.find_spec("sandbox.demo") is None
+            or importlib.util.find_spec("aiohttp") is None):
         print("the demo needs the sandbox servers: run `make demo` in a source checkout, or install"
               " the extra with `pip install 'claude-switchboard[sandbox]'`.", file=sys.stderr)
         return 1

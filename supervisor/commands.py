@@ -75,7 +75,8 @@ class Commands:
             return m.Error(id=getattr(msg, "id", ""), code=m.E_BAD_REQUEST,
                            message=f"{type(msg).__name__} is not a control request.")
         quiet = isinstance(msg, (m.Status, m.Version, m.ListPersonas))
-        log.log(logging.DEBUG if quiet else logging.INFO, "event=request type=%s", type(msg).__name__)
+        log.log(logging.DEBUG if quiet else logging.INFO, "event=request type=%s",
+                type(msg).__name__)
         return await fn(msg)
 
     # ------------------------------------------------------------------ helpers
@@ -197,14 +198,14 @@ class Commands:
             return found
         now = time.time()
         rows = [self.program_status(n, now) for n in sorted(found, key=_order)]
-        return m.Ok(id=msg.id, result=m.StatusResult(programs=rows))
+        return m.Ok(id=msg.id, result=m.StatusResult(programs=rows, sweeps=self.sup.sweeps))
 
     async def start(self, msg: m.Start) -> m.Ok | m.Error:
         """Start each program and wait until it is RUNNING or has failed; clears FATAL."""
         return await self._each(msg.id, msg.names, self._start_one)
 
     async def stop(self, msg: m.Stop) -> m.Ok | m.Error:
-        """Stop each program (SIGTERM, SIGKILL after stopwaitsecs); it stays stopped across restarts."""
+        """Stop each program (SIGTERM, SIGKILL after stopwaitsecs); it stays stopped on restarts."""
         return await self._each(msg.id, msg.names, self._stop_one)
 
     async def restart(self, msg: m.Restart) -> m.Ok | m.Error:
@@ -299,8 +300,8 @@ class Commands:
     def _unknown_persona(self, req_id: str, persona: str) -> m.Error:
         known = ", ".join(sorted(self.sup.personas))
         return m.Error(id=req_id, code=m.E_UNKNOWN_PERSONA,
-                       message=f"no persona '{persona}' (known: {known}): add personas/{persona}.json"
-                       " and send SIGHUP, or pick a known one.")
+                       message=f"no persona '{persona}' (known: {known}):"
+                       f" add personas/{persona}.json and send SIGHUP, or pick a known one.")
 
 
 def _order(name: str) -> tuple[int, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from wire.endpoints import MAX_SOCKET_PATH, CONTROL, default_runtime_dir
+from wire.endpoints import CONTROL, MAX_SOCKET_PATH, default_runtime_dir
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 PROJECT_PERSONAS = Path(__file__).resolve().parent.parent / "personas"
@@ -157,7 +157,8 @@ def _type_name(tp: Any) -> str:
     )
 
 
-def _check_struct(section: str, kind: type[msgspec.Struct], raw: Any, problems: list[str]) -> dict[str, Any]:
+def _check_struct(section: str, kind: type[msgspec.Struct], raw: Any,
+                  problems: list[str]) -> dict[str, Any]:
     if not isinstance(raw, dict):
         problems.append(f"[{section}] must be a table")
         return {}
@@ -200,14 +201,16 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
         problems.append("supervisor.startretries must be 0 or more")
     if s.backoff_initial_seconds <= 0 or s.backoff_max_seconds < s.backoff_initial_seconds:
         problems.append(
-            "supervisor.backoff_initial_seconds must be positive and at most supervisor.backoff_max_seconds"
+            "supervisor.backoff_initial_seconds must be positive and at most"
+            " supervisor.backoff_max_seconds"
         )
     for name in ("stopwaitsecs", "heartbeat_interval_seconds", "heartbeat_timeout_seconds",
                  "sweep_interval_seconds", "retry_window_seconds"):
         if getattr(s, name) <= 0:
             problems.append(f"supervisor.{name} must be positive")
     if s.heartbeat_timeout_seconds < s.heartbeat_interval_seconds:
-        problems.append("supervisor.heartbeat_timeout_seconds must be at least the heartbeat interval")
+        problems.append(
+            "supervisor.heartbeat_timeout_seconds must be at least the heartbeat interval")
     if s.worker_rss_limit_mb < 0:
         problems.append("supervisor.worker_rss_limit_mb must be 0 (no limit) or more")
     sock = Path(cfg.runtime_dir) / CONTROL
@@ -263,7 +266,7 @@ def load(path: str | Path) -> Config:
         text = p.read_text()
     except FileNotFoundError:
         raise ConfigError(
-            str(p), [f"no config file here: create one with `switchboard init` or pass -c PATH"]
+            str(p), ["no config file here: create one with `switchboard init` or pass -c PATH"]
         ) from None
     except OSError as exc:
         raise ConfigError(str(p), [f"cannot read it ({exc.strerror})"]) from None

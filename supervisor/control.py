@@ -91,7 +91,7 @@ class ControlServer:
 
 
 class EventPublisher:
-    """PUB of StateChange, one msgpack frame each (subscribe to b"" and decode with codec.events)."""
+    """PUB of StateChange, one msgpack frame each (subscribe to b"", decode with codec.events)."""
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints) -> None:
         self._sock = ctx.socket(zmq.PUB)

@@ -72,7 +72,8 @@ def status_exit_code(rows: list[m.ProgramStatus], unknown: list[str]) -> int:
     return code
 
 
-def match(rows: list[m.ProgramStatus], wanted: list[str]) -> tuple[list[m.ProgramStatus], list[str]]:
+def match(rows: list[m.ProgramStatus],
+          wanted: list[str]) -> tuple[list[m.ProgramStatus], list[str]]:
     """Rows for the wanted names ('demo' or 'session:demo'), and the names that match nothing."""
     if not wanted or "all" in wanted:
         return rows, []
@@ -80,7 +81,8 @@ def match(rows: list[m.ProgramStatus], wanted: list[str]) -> tuple[list[m.Progra
     found: list[m.ProgramStatus] = []
     unknown: list[str] = []
     for w in wanted:
-        key = w if w == names.BOT_PROGRAM or w.startswith(names.SESSION_PREFIX) else names.program_name(w)
+        qualified = w == names.BOT_PROGRAM or w.startswith(names.SESSION_PREFIX)
+        key = w if qualified else names.program_name(w)
         if key in by_name:
             found.append(by_name[key])
         else:
@@ -140,7 +142,7 @@ def cmd_status(ctl: Ctl) -> int:
     else:
         for u in unknown:
             print(f"{u}: ERROR (no such process)")
-        for line, row in zip(status_lines(found), found):
+        for line, row in zip(status_lines(found), found, strict=True):
             print(line)
             if ctl.args.long:
                 print(detail_line(row))

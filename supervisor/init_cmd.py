@@ -28,10 +28,10 @@ from supervisor.config import (
     ConfigError,
     default_config_path,
     default_state_dir,
+    env_file_path,
     load,
     parse,
 )
-from supervisor.config import env_file_path
 from supervisor.doctor import check_token
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

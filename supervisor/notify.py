@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ class Notifier:
         self.watchdog_interval = self._watchdog_interval(env)
 
     @staticmethod
-    def _watchdog_interval(env: dict[str, str]) -> float | None:
+    def _watchdog_interval(env: Mapping[str, str]) -> float | None:
         usec = env.get("WATCHDOG_USEC")
         pid = env.get("WATCHDOG_PID")
         if not usec or (pid and pid != str(os.getpid())):

@@ -51,7 +51,8 @@ def load_file(path: Path) -> Persona:
 
 
 def load_dir(directory: Path) -> dict[str, Persona]:
-    """All personas in `directory` by name (plus the built-in default); PersonaError if any is bad."""
+    """All personas in `directory` by name (plus the built-in default); PersonaError if one is
+    bad."""
     personas: dict[str, Persona] = {DEFAULT.name: DEFAULT}
     origin: dict[str, Path] = {}
     problems: list[str] = []

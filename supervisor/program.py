@@ -147,7 +147,7 @@ class Program:
             self.start()
 
     def kill(self, reason: str) -> bool:
-        """SIGKILL a live process that misbehaves (hung, too big); it is then restarted as a crash."""
+        """SIGKILL a live process that misbehaves (hung, too big); it restarts as after a crash."""
         if self.child is None or self.state not in (State.STARTING, State.RUNNING):
             return False
         self._kill_reason = reason

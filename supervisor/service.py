@@ -1,4 +1,4 @@
-"""The supervisor: one asyncio loop that owns the programs, the sockets, the heartbeat and the sweep.
+"""The supervisor: one asyncio loop owning the programs, the sockets, the heartbeat and the sweep.
 
 What it owns, as a tree (every task has an owner that cancels it at shutdown):
     run()
@@ -26,10 +26,10 @@ import zmq.asyncio
 from supervisor import config as config_mod
 from supervisor import personas as personas_mod
 from supervisor import process
-from supervisor.notify import Notifier
 from supervisor.backoff import Policy
 from supervisor.config import Config
 from supervisor.control import ControlServer, EventPublisher
+from supervisor.notify import Notifier
 from supervisor.program import Child, Program, ProgramConfig, Timer
 from supervisor.registry import Registry
 from supervisor.states import RUNNING_STATES, State
@@ -106,6 +106,7 @@ class Supervisor:
         self._changed: list[asyncio.Future[None]] = []
         self.started_at = time.time()
         self.notifier = Notifier()
+        self.sweeps = 0  # completed sweeps, reported in Status: proof that sweeps happen
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -172,10 +173,12 @@ class Supervisor:
         for rec in self.registry.sessions.values():
             self.add_program(names.program_name(rec.name))
         wanted = [p for n, p in self.programs.items()
-                  if n == names.BOT_PROGRAM or self.registry.sessions[n[len(names.SESSION_PREFIX):]].autostart]
+                  if n == names.BOT_PROGRAM
+                  or self.registry.sessions[n[len(names.SESSION_PREFIX):]].autostart]
         for p in wanted:
             p.start()
-        await asyncio.gather(*(self.wait_settled(p, self.cfg.supervisor.startsecs + 10) for p in wanted))
+        settle = self.cfg.supervisor.startsecs + 10
+        await asyncio.gather(*(self.wait_settled(p, settle) for p in wanted))
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: the bot's state and how many sessions are in each."""
@@ -187,7 +190,8 @@ class Supervisor:
         parts = [f"bot {bot.state}"] if bot is not None else ["no bot"]
         total = sum(counts.values())
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        parts.append(f"{total} session{'s' if total != 1 else ''}" + (f" ({detail})" if detail else ""))
+        parts.append(f"{total} session{'s' if total != 1 else ''}"
+                     + (f" ({detail})" if detail else ""))
         return "; ".join(parts)
 
     def request_shutdown(self, why: str = "request") -> None:
@@ -214,10 +218,18 @@ class Supervisor:
         except (config_mod.ConfigError, personas_mod.PersonaError) as exc:
             log.error("event=reload_refused error=%r", str(exc))
             return
+        if cfg.telegram.enabled and not cfg.token():
+            # `run` refuses to start like this; a reload must not start a bot that cannot log in.
+            log.error("event=reload_refused error=%r",
+                      f"{cfg.path}: telegram.token_env: ${cfg.telegram.token_env} is not set and"
+                      " telegram.token is empty")
+            return
         for key in ("state_dir", "runtime_dir"):
             if getattr(cfg, key) != getattr(self.cfg, key):
                 log.warning("event=reload_ignored field=%s reason='needs a restart'", key)
                 setattr(cfg, key, getattr(self.cfg, key))
+        if not cfg.telegram.enabled and names.BOT_PROGRAM in self.programs:
+            log.warning("event=reload_ignored field=telegram.enabled reason='needs a restart'")
         self.cfg, self.personas = cfg, personas
         pc = program_config(cfg)
         for p in self.programs.values():
@@ -422,11 +434,13 @@ class Supervisor:
                     os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
                 except ChildProcessError:
                     pass
+        self.sweeps += 1
 
     async def _sweeper(self) -> None:
         while True:
             try:
-                await asyncio.wait_for(self._poke.wait(), self.cfg.supervisor.sweep_interval_seconds)
+                await asyncio.wait_for(self._poke.wait(),
+                                       self.cfg.supervisor.sweep_interval_seconds)
             except TimeoutError:
                 pass
             self._poke.clear()

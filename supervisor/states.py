@@ -17,12 +17,12 @@ Pure: no I/O, no clock; `change_state` checks the transition and returns the eve
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from wire.messages import StateChange
 
 
-class State(str, Enum):
+class State(StrEnum):
     STOPPED = "STOPPED"
     STARTING = "STARTING"
     RUNNING = "RUNNING"
@@ -30,9 +30,6 @@ class State(str, Enum):
     STOPPING = "STOPPING"
     EXITED = "EXITED"
     FATAL = "FATAL"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 S = State

@@ -55,7 +55,8 @@ def check_runtime_dir_length(runtime_dir: Path) -> None:
     if longest > MAX_SOCKET_PATH:
         raise RuntimeDirError(
             f"runtime_dir '{runtime_dir}' is too long for a unix socket path ({longest} > "
-            f"{MAX_SOCKET_PATH} bytes): set runtime_dir to a shorter path such as /tmp/sb-{os.getuid()}."
+            f"{MAX_SOCKET_PATH} bytes): set runtime_dir to a shorter path"
+            f" such as /tmp/sb-{os.getuid()}."
         )
 
 

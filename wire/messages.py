@@ -17,7 +17,6 @@ This module holds types only: no sockets, no I/O.
 from __future__ import annotations
 
 import uuid
-from typing import Union
 
 import msgspec
 
@@ -173,6 +172,7 @@ class Pong(Msg):
 
 class StatusResult(Msg):
     programs: list[ProgramStatus]
+    sweeps: int = 0  # psutil sweeps the supervisor has completed since it started
 
 
 class ActionResult(Msg):
@@ -187,16 +187,16 @@ class PersonasResult(Msg):
     personas: list[PersonaInfo]
 
 
-class Done(Msg, frozen=True):
+class Done(Msg):
     """An answer with nothing to say but 'done'."""
 
 
-Result = Union[StatusResult, ActionResult, VersionResult, PersonasResult, Done]
+Result = StatusResult | ActionResult | VersionResult | PersonasResult | Done
 
 
 class Ok(Msg):
     id: str
-    result: Result = Done()
+    result: Result = msgspec.field(default_factory=Done)
 
 
 class Error(Msg):
@@ -360,21 +360,10 @@ class Unknown(Body):
     raw_json: str
 
 
-EventBody = Union[
-    TurnStarted,
-    TextDelta,
-    AssistantText,
-    Thinking,
-    ToolUse,
-    ToolResult,
-    TurnResult,
-    PermissionRequest,
-    PermissionResolved,
-    RateLimit,
-    SessionInit,
-    Notice,
-    Unknown,
-]
+EventBody = (
+    TurnStarted | TextDelta | AssistantText | Thinking | ToolUse | ToolResult | TurnResult
+    | PermissionRequest | PermissionResolved | RateLimit | SessionInit | Notice | Unknown
+)
 
 
 class Event(Msg):
@@ -402,22 +391,11 @@ class StateChange(Msg):
 
 # --------------------------------------------------------------------------- unions per socket
 
-ControlRequest = Union[
-    Status,
-    Start,
-    Stop,
-    Restart,
-    NewSession,
-    RemoveSession,
-    SetPersona,
-    ListPersonas,
-    EnsureRunning,
-    Shutdown,
-    Version,
-    Register,
-    Pong,
-]
-ControlReply = Union[Ok, Error, Ping]
-ChatToWorker = Union[UserTurn, Cancel, PermissionAnswer, Replay]
-ChatToBot = Union[Accepted, Event, Hello, ReplayDone, Ok, Error]
-Message = Union[ControlRequest, Ok, Error, Ping, ChatToWorker, ChatToBot, StateChange]
+ControlRequest = (
+    Status | Start | Stop | Restart | NewSession | RemoveSession | SetPersona | ListPersonas
+    | EnsureRunning | Shutdown | Version | Register | Pong
+)
+ControlReply = Ok | Error | Ping
+ChatToWorker = UserTurn | Cancel | PermissionAnswer | Replay
+ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error
+Message = ControlRequest | Ok | Error | Ping | ChatToWorker | ChatToBot | StateChange

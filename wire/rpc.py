@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 
 from wire import codec
 from wire import messages as m
+
+if TYPE_CHECKING:  # type checkers see the class; at run time it is imported lazily (below)
+    from wire.rpc_async import Requester as Requester
 
 log = logging.getLogger(__name__)
 
@@ -53,13 +56,13 @@ def request_sync(endpoint: str, msg: m.Msg, timeout: float = 5.0) -> m.Ok | m.Er
             f"the supervisor is not running (no socket at {path}): start it with"
             " `switchboard run -c CONFIG`."
         )
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     configure(sock)
     try:
         sock.connect(endpoint)
         sock.send(codec.encode(msg))
-        req_id: str = getattr(msg, "id")
+        req_id: str = getattr(msg, "id")  # noqa: B009 - every request has one; Msg does not
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()

@@ -61,13 +61,13 @@ class Requester:
 
     async def request(self, msg: m.Msg, timeout: float = 5.0) -> m.Ok | m.Error:
         self.start()
-        req_id: str = getattr(msg, "id")
+        req_id: str = getattr(msg, "id")  # noqa: B009 - every request has one; Msg does not
         fut: asyncio.Future[m.Ok | m.Error] = asyncio.get_running_loop().create_future()
         self._pending[req_id] = fut
         try:
             await self._sock.send(codec.encode(msg))
             return await asyncio.wait_for(fut, timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise RpcTimeout(not_running_message(self.endpoint)) from None
         finally:
             self._pending.pop(req_id, None)

@@ -60,7 +60,7 @@ def dump(settings: msgspec.Struct) -> str:
 
 
 def load(kind: type[S], env_var: str, environ: dict[str, str] | None = None) -> S:
-    """Read settings from the environment; a missing or bad value raises SystemExit with a sentence."""
+    """Read settings from the environment; a missing or bad value: SystemExit with a sentence."""
     env = os.environ if environ is None else environ
     raw = env.get(env_var)
     if not raw:
@@ -70,7 +70,9 @@ def load(kind: type[S], env_var: str, environ: dict[str, str] | None = None) -> 
     try:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.DecodeError as exc:
-        raise SystemExit(f"{env_var} is not valid ({exc}): restart it through `switchboard run`.")
+        raise SystemExit(
+            f"{env_var} is not valid ({exc}): restart it through `switchboard run`."
+        ) from None
 
 
 def take_secret(env_var: str) -> str | None:

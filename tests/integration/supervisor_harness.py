@@ -15,6 +15,7 @@ from typing import Any
 
 import psutil
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from wire import codec, rpc
 from wire import messages as m
@@ -74,32 +75,38 @@ def _toml(value: Any) -> str:
 class Supervisor:
     """One `switchboard run` process with its own state and runtime dirs."""
 
-    def __init__(self, base: Path, *, standin: bool = True, supervisor: dict[str, Any] | None = None,
+    def __init__(self, base: Path, *, standin: bool = True,
+                 supervisor: dict[str, Any] | None = None,
                  claude: dict[str, Any] | None = None, telegram: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, personas_dir: Path | None = None) -> None:
         self.base = base
         self.state_dir = base / "state"
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))
         self.config = base / "switchboard.toml"
+        self.personas_dir = personas_dir or ROOT / "personas"
         self.tag = uuid.uuid4().hex
         self.standin = standin
         self.extra_env = env or {}
-        sections = {
+        # Edit these and call write_config() (then SIGHUP) to change the running config.
+        self.sections: dict[str, dict[str, Any]] = {
             "telegram": {"enabled": False, **(telegram or {})},
             "claude": claude or {},
             "supervisor": {**FAST, **(supervisor or {})},
         }
-        lines = [f"state_dir = {_toml(str(self.state_dir))}",
-                 f"runtime_dir = {_toml(str(self.runtime_dir))}",
-                 f"personas_dir = {_toml(str(ROOT / 'personas'))}"]
-        for name, values in sections.items():
-            lines.append(f"[{name}]")
-            lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
-        self.config.write_text("\n".join(lines) + "\n")
+        self.write_config()
         self.proc: subprocess.Popen[bytes] | None = None
         self.endpoints = Endpoints(self.runtime_dir)
         self._sub: zmq.Socket | None = None  # type: ignore[type-arg]
         self.events: list[m.StateChange] = []
+
+    def write_config(self) -> None:
+        lines = [f"state_dir = {_toml(str(self.state_dir))}",
+                 f"runtime_dir = {_toml(str(self.runtime_dir))}",
+                 f"personas_dir = {_toml(str(self.personas_dir))}"]
+        for name, values in self.sections.items():
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {_toml(v)}" for k, v in values.items()]
+        self.config.write_text("\n".join(lines) + "\n")
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -127,6 +134,11 @@ class Supervisor:
         except rpc.RpcTimeout:
             return False
 
+    def log(self) -> str:
+        """The supervisor's own log file."""
+        p = self.state_dir / "logs" / "supervisor.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
     def output(self) -> str:
         p = self.base / "supervisor.out"
         return p.read_text(errors="replace")[-4000:] if p.exists() else ""
@@ -143,6 +155,17 @@ class Supervisor:
         res = self.ok(m.Status(id=m.new_id()))
         return {r.name: r for r in res.programs}
 
+    def sweeps(self) -> int:
+        """How many psutil sweeps the supervisor has completed."""
+        return int(self.ok(m.Status(id=m.new_id())).sweeps)
+
+    def wait_sweeps(self, count: int, timeout: float = 10.0) -> None:
+        """Until `count` more sweeps have run, all of them begun after this call."""
+        # +1: a sweep already running now may have looked at the processes before the caller's
+        # last change.
+        target = self.sweeps() + count + 1
+        wait_until(lambda: self.sweeps() >= target, timeout, f"{count} more sweeps")
+
     def state(self, program: str) -> str | None:
         row = self.status().get(program)
         return row.state if row else None
@@ -154,9 +177,9 @@ class Supervisor:
         return wait_until(check, timeout, f"{program} to be {state}")
 
     def ctl(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "supervisor.ctl", "-c", str(self.config), *args],
-                              capture_output=True, text=True, timeout=timeout, check=False, cwd=self.base,
-                              env=self.env())
+        cmd = [sys.executable, "-m", "supervisor.ctl", "-c", str(self.config), *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False,
+                              cwd=self.base, env=self.env())
 
     # ------------------------------------------------------------------ events
 
@@ -165,8 +188,17 @@ class Supervisor:
         self._sub = ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
-        self._sub.connect(self.endpoints.events)
-        time.sleep(0.05)  # a SUB misses what is published before its connect completes
+        # A SUB misses what is published before its connection is up: wait for the handshake.
+        monitor = self._sub.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        try:
+            self._sub.connect(self.endpoints.events)
+            if not monitor.poll(10_000):
+                raise AssertionError("timed out after 10s waiting for the events socket handshake")
+            event = recv_monitor_message(monitor)
+            assert event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED, event
+        finally:
+            self._sub.disable_monitor()
+            monitor.close(linger=0)
 
     def drain_events(self) -> list[m.StateChange]:
         assert self._sub is not None

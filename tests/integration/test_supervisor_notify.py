@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from supervisor_harness import Supervisor
+
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(60)

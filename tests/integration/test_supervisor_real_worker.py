@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import psutil
 import pytest
@@ -88,12 +87,12 @@ def test_real_worker_turn_idle_suspend_sigkill_restart_then_supervisor_sigkill(s
 
     # SIGKILL the worker: reaped at once, -9 published, RUNNING again with a new pid.
     old = row.pid
-    t0 = time.monotonic()
     os.kill(old, signal.SIGKILL)
-    ev = sup.wait_event(lambda e: e.program == "session:real1" and e.to_state == "EXITED")
+    ev = sup.wait_event(lambda e: e.program == "session:real1" and e.to_state == "EXITED",
+                        timeout=5)
     assert ev.exit_code == -9 and ev.pid == old
-    new = sup.wait_state("session:real1", "RUNNING")
-    assert new.pid != old and time.monotonic() - t0 < 5
+    new = sup.wait_state("session:real1", "RUNNING", timeout=5)
+    assert new.pid != old
 
     # A warm CLI again, then the supervisor is SIGKILLed: nothing may survive 2 s.
     wait_until(lambda: any(isinstance(x, m.Hello) and x.pid == new.pid for x in bot.pump()), 10,

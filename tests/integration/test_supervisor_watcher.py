@@ -1,11 +1,10 @@
-"""The psutil sweep, the control socket under garbage, shutdown order, and a SIGKILLed supervisor."""
+"""The psutil sweep, the control socket under garbage, shutdown order, a SIGKILLed supervisor."""
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import psutil
 import pytest
@@ -54,7 +53,7 @@ def test_orphans_with_a_session_marker_are_killed(sup):
     # The restarted worker's own CLI and tool are left alone.
     new = wait_until(lambda: (r := sup.status()["session:leak-a"]).pid != worker and r.queued > 1
                      and r.state == "RUNNING" and r, 5, "the new worker")
-    time.sleep(3 * 0.3)  # three sweeps
+    sup.wait_sweeps(3)
     assert alive(new.queued) and alive(new.claude_pid)
 
 
@@ -64,7 +63,7 @@ def test_other_supervisors_marked_processes_are_left_alone(sup):
     foreign = marked("cli-mine")  # same session name, not in our subtree
     try:
         sup.ok(m.Stop(id=m.new_id(), names=["cli-mine"]))
-        time.sleep(3 * 0.3)  # three sweeps
+        sup.wait_sweeps(3)
         assert foreign.poll() is None
     finally:
         foreign.kill()

@@ -30,8 +30,9 @@ async def test_requester_matches_replies_and_answers_pings(runtime_dir: Path) ->
     router.bind(ep.control)
     endpoints.make_private(ep.control)
     assert (runtime_dir / "control.sock").stat().st_mode & 0o777 == 0o600
+    stats = m.WorkerStats(session="a", queued=3)
     client = rpc.Requester(ctx, ep.control, identity=b"session:a",
-                           on_ping=lambda p: m.Pong(id=p.id, stats=m.WorkerStats(session="a", queued=3)))
+                           on_ping=lambda p: m.Pong(id=p.id, stats=stats))
     try:
         task = asyncio.create_task(client.request(m.Version(id="v1"), timeout=5))
         ident, frame = await asyncio.wait_for(router.recv_multipart(), 5)
@@ -40,7 +41,8 @@ async def test_requester_matches_replies_and_answers_pings(runtime_dir: Path) ->
         # A reply to someone else's id is ignored; ours resolves the request.
         await router.send_multipart([ident, codec.encode(m.Ok(id="other"))])
         await router.send_multipart([ident, b"garbage"])
-        await router.send_multipart([ident, codec.encode(m.Ok(id="v1", result=m.VersionResult(version="9")))])
+        ok = m.Ok(id="v1", result=m.VersionResult(version="9"))
+        await router.send_multipart([ident, codec.encode(ok)])
         reply = await task
         assert reply == m.Ok(id="v1", result=m.VersionResult(version="9"))
         await router.send_multipart([ident, codec.encode(m.Ping(id="p1"))])

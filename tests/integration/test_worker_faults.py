@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import msgspec
 import psutil
@@ -107,10 +106,8 @@ def test_worker_exits_when_its_supervisor_is_killed(tmp_path, claude_bin, env):
             assert w.cli_pids()
             parent.kill()
             parent.wait()
-            t0 = time.monotonic()
-            w.proc.wait(5)
+            w.proc.wait(3)
             assert wait_until_gone(w.session, 3) == []
-            assert time.monotonic() - t0 < 3
     finally:
         parent.kill()
         parent.wait()
@@ -244,7 +241,8 @@ def test_start_sweeps_a_leftover_with_the_marker(tmp_path, claude_bin, env):
         ours = {MARKER_ENV: w.session, INSTANCE_ENV: instance_id(str(w.state_dir))}
         leftover = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **ours))
         # Same session name, another Switchboard installation: not ours to kill.
-        foreign = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **dict(ours, **{INSTANCE_ENV: "other"})))
+        theirs = dict(ours, **{INSTANCE_ENV: "other"})
+        foreign = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **theirs))
         try:
             w.start()
             assert leftover.wait(5) == -signal.SIGKILL

@@ -50,9 +50,11 @@ def test_token_from_file_or_named_variable() -> None:
         ('[claude]\nextra_args = "--x"', "claude.extra_args must be"),
         ("[claude]\nidle_suspend_seconds = -1", "claude.idle_suspend_seconds must be positive"),
         ("[supervisor]\nstartretries = -1", "supervisor.startretries must be 0 or more"),
-        ("[supervisor]\nbackoff_initial_seconds = 5\nbackoff_max_seconds = 1", "supervisor.backoff_initial_seconds"),
+        ("[supervisor]\nbackoff_initial_seconds = 5\nbackoff_max_seconds = 1",
+         "supervisor.backoff_initial_seconds"),
         ('[supervisor]\nstartsecs = "soon"', "supervisor.startsecs must be a number"),
-        ("[supervisor]\nheartbeat_timeout_seconds = 1\nheartbeat_interval_seconds = 5", "heartbeat_timeout_seconds"),
+        ("[supervisor]\nheartbeat_timeout_seconds = 1\nheartbeat_interval_seconds = 5",
+         "heartbeat_timeout_seconds"),
         ('state_dir = ""', "state_dir must be a non-empty path"),
         ("telegram = 3", "[telegram] must be a table"),
         ('runtime_dir = "/tmp/' + "x" * 120 + '"', "runtime_dir is too long"),
@@ -66,7 +68,8 @@ def test_each_mistake_names_its_field(text: str, fragment: str) -> None:
 
 def test_all_mistakes_are_reported_at_once() -> None:
     with pytest.raises(config.ConfigError) as err:
-        config.parse("x = 1\n[telegram]\nallowed_user_ids = 1\n[supervisor]\nstartretries = -2\n", "sb.toml")
+        config.parse("x = 1\n[telegram]\nallowed_user_ids = 1\n[supervisor]\nstartretries = -2\n",
+                     "sb.toml")
     assert len(err.value.problems) == 3
     assert err.value.report().startswith("sb.toml has 3 problem(s):")
 
@@ -79,7 +82,8 @@ def test_missing_file_says_how_to_make_one(tmp_path: Path) -> None:
 def test_token_from_the_env_file_next_to_the_config(tmp_path: Path) -> None:
     p = tmp_path / "switchboard.toml"
     p.write_text("[telegram]\n")
-    (tmp_path / "env").write_text("# written by switchboard init\nTELEGRAM_BOT_TOKEN='7:from-file'\n")
+    (tmp_path / "env").write_text(
+        "# written by switchboard init\nTELEGRAM_BOT_TOKEN='7:from-file'\n")
     cfg = config.load(p)
     assert cfg.token({}) == "7:from-file"
     assert cfg.token({"TELEGRAM_BOT_TOKEN": "8:env-wins"}) == "8:env-wins"

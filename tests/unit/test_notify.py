@@ -90,7 +90,8 @@ def test_watchdog_interval(env: dict[str, str], expected: float | None) -> None:
 async def test_watchdog_pings_at_half_the_interval_while_healthy(notify_socket) -> None:
     path, sock = notify_socket
     sock.setblocking(False)
-    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000", "WATCHDOG_PID": str(os.getpid())})
+    n = Notifier({"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000",
+                  "WATCHDOG_PID": str(os.getpid())})
     task = asyncio.create_task(n.watchdog_loop())
     loop = asyncio.get_running_loop()
     try:
@@ -132,10 +133,12 @@ def test_units_have_the_promised_settings(unit: str) -> None:
                  "PrivateTmp=yes", "ExecReload=/bin/kill -HUP $MAINPID"]:
         assert line in text.splitlines(), f"{unit} lacks {line}"
     assert re.search(r"^WatchdogSec=\d+", text, re.M)
-    assert "TELEGRAM_BOT_TOKEN=" not in text.replace("# The token lives here (TELEGRAM_BOT_TOKEN=...)", "")
+    comment = "# The token lives here (TELEGRAM_BOT_TOKEN=...)"
+    assert "TELEGRAM_BOT_TOKEN=" not in text.replace(comment, "")
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze is not installed")
 @pytest.mark.parametrize("unit", UNITS)
 def test_units_pass_systemd_analyze_verify(unit: str, tmp_path: Path) -> None:
     exe = Path(sys.executable).parent / "switchboard"
@@ -146,6 +149,8 @@ def test_units_pass_systemd_analyze_verify(unit: str, tmp_path: Path) -> None:
     name = unit.replace("@.", f"@{os.environ.get('USER', 'root')}.")
     target = tmp_path / name
     target.write_text(text)
-    proc = subprocess.run(["systemd-analyze", "verify", str(target)], capture_output=True, text=True, timeout=30)
-    problems = [l for l in proc.stderr.splitlines() if target.name in l or "Unknown" in l]
+    proc = subprocess.run(["systemd-analyze", "verify", str(target)], capture_output=True,
+                          text=True, timeout=30)
+    problems = [line for line in proc.stderr.splitlines()
+                if target.name in line or "Unknown" in line]
     assert proc.returncode == 0 and not problems, proc.stderr

@@ -26,7 +26,8 @@ def test_layout_is_supervisorctls():
 
 def test_long_names_widen_the_column_to_longest_plus_three():
     long = "session:" + "x" * 32
-    lines = status_lines([row(long, "FATAL", "gave up"), row("bot", "RUNNING", "pid 1, uptime 0:00:01")])
+    lines = status_lines([row(long, "FATAL", "gave up"),
+                          row("bot", "RUNNING", "pid 1, uptime 0:00:01")])
     assert lines[0] == long + "   FATAL     gave up"
     assert lines[1].index("RUNNING") == len(long) + 3
 

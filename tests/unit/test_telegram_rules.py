@@ -62,7 +62,8 @@ def test_html_character_entities(source, text):
 def test_html_synonyms_and_special_tags():
     source = (
         "<strong>a</strong><em>b</em><ins>c</ins><del>d</del><strike>e</strike>"
-        '<span class="tg-spoiler">f</span><tg-spoiler>g</tg-spoiler><blockquote expandable>h</blockquote>'
+        '<span class="tg-spoiler">f</span><tg-spoiler>g</tg-spoiler>'
+        "<blockquote expandable>h</blockquote>"
         '<tg-emoji emoji-id="5368324170671202286">👍</tg-emoji>'
     )
     text, ents = parse_html(source)
@@ -119,8 +120,9 @@ def test_markdown_v2_entities():
     )
     assert text == "b i u s sp l c` x\n . iu"
     assert covered(text, ents) == [
-        ("bold", "b"), ("italic", "i"), ("underline", "u"), ("strikethrough", "s"), ("spoiler", "sp"),
-        ("text_link", "l"), ("code", "c`"), ("pre", "x\n"), ("italic", "iu"), ("underline", "iu"),
+        ("bold", "b"), ("italic", "i"), ("underline", "u"), ("strikethrough", "s"),
+        ("spoiler", "sp"), ("text_link", "l"), ("code", "c`"), ("pre", "x\n"), ("italic", "iu"),
+        ("underline", "iu"),
     ]  # fmt: skip
     assert ents[5]["url"] == "https://x.y/a)b" and ents[7]["language"] == "py"
 

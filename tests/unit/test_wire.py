@@ -19,7 +19,8 @@ SAMPLES: list[m.Msg] = [
     m.NewSession(id="3", name="a", persona="planner"),
     m.Register(id="4", program="session:a", pid=42),
     m.Pong(id="5", stats=m.WorkerStats(session="a", claude_pid=7, queued=2)),
-    m.Ok(id="6", result=m.StatusResult(programs=[m.ProgramStatus(name="bot", state="RUNNING")])),
+    m.Ok(id="6", result=m.StatusResult(programs=[m.ProgramStatus(name="bot", state="RUNNING")],
+                                       sweeps=2)),
     m.Ok(id="6b"),
     m.Error(id="7", code=m.E_UNKNOWN_NAME, message="no such session"),
     m.UserTurn(id="8", key="tg:1:2", chat_id=1, text="héllo ✓", attachments=["/x"]),
@@ -38,9 +39,16 @@ def test_every_message_round_trips(msg: m.Msg) -> None:
     assert codec.decode(codec.encode(msg)) == msg
 
 
+def test_status_from_a_supervisor_without_sweep_counts_still_decodes() -> None:
+    frame = msgspec.msgpack.encode({"t": "Ok", "id": "1",
+                                    "result": {"t": "StatusResult", "programs": []}})
+    assert codec.decode(frame) == m.Ok(id="1", result=m.StatusResult(programs=[], sweeps=0))
+
+
 def test_socket_decoders_accept_only_their_plane() -> None:
     assert isinstance(codec.to_worker.decode(codec.encode(m.Status(id="1"))), codec.DecodeError)
-    assert isinstance(codec.control_requests.decode(codec.encode(m.Replay(id="1", after_seq=0))), codec.DecodeError)
+    replay = codec.encode(m.Replay(id="1", after_seq=0))
+    assert isinstance(codec.control_requests.decode(replay), codec.DecodeError)
     assert codec.to_worker.decode(codec.encode(m.Cancel(id="c"))) == m.Cancel(id="c")
 
 
@@ -84,8 +92,10 @@ def test_random_bytes_never_raise(data: bytes) -> None:
 
 
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10,
 )
 _tags = st.sampled_from(
@@ -122,7 +132,8 @@ def test_valid_session_names(name: str) -> None:
     assert names.parse_program(f"session:{name}") == ("session", name)
 
 
-@pytest.mark.parametrize("name", ["", "../x", "A", "-a", "_a", "a" * 33, "a/b", "a b", "é", "x" * 200])
+@pytest.mark.parametrize("name",
+                         ["", "../x", "A", "-a", "_a", "a" * 33, "a/b", "a b", "é", "x" * 200])
 def test_invalid_session_names_get_one_sentence(name: str) -> None:
     err = names.session_name_error(name)
     assert err is not None and "a-z" in err and len(err) < 200

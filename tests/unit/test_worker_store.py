@@ -48,7 +48,7 @@ def test_unfinished_work_survives_reopen(tmp_path):
 
 
 def test_outbox_seq_and_replay(store):
-    for i in range(150):
+    for _ in range(150):
         store.append("k", lambda seq: f"frame{seq}".encode())
     assert store.last_seq == 150
     got = list(store.iter_after(10))
@@ -99,7 +99,7 @@ def test_argv_with_persona_and_resume():
     )
     argv = build_argv("claude", persona, ["--max-turns", "5"], "sid-1")
     assert argv[0] == "claude"
-    for i, flag in enumerate(BASE_FLAGS):
+    for flag in BASE_FLAGS:
         assert flag in argv
     assert argv[argv.index("--append-system-prompt") + 1] == "Be brief."
     assert argv[argv.index("--model") + 1] == "opus"
