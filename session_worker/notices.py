@@ -92,6 +92,11 @@ def unreadable_line(reason: str) -> str:
     return f"Claude printed a line that could not be read ({_clean(reason, 120)}); it was skipped."
 
 
+def repaired_line(reason: str) -> str:
+    return (f"Claude printed a line that was not quite readable ({_clean(reason, 120)}); the"
+            " characters that could not be read are shown as \ufffd.")
+
+
 def permission_timeout(seconds: float) -> str:
     return f"No answer within {seconds:g} s, so the tool was denied."
 
@@ -100,8 +105,8 @@ def api_error(status: int | None, text: str) -> str:
     detail = _clean(text, 160)
     if status == 401:
         return (
-            "The model API rejected the API key (401): set a valid ANTHROPIC_API_KEY in the"
-            " claude_env of switchboard.toml (or log the CLI in), then send again."
+            "The model API rejected the API key (401): set a valid ANTHROPIC_API_KEY in [claude]"
+            " env of switchboard.toml (or log the CLI in with `claude login`), then send again."
         )
     if status == 403:
         return ("The model API refused this request (403): check the key's permissions,"

@@ -116,10 +116,19 @@ class BadLine:
     size: int
 
 
+@dataclass(frozen=True)
+class Repaired:
+    """A JSON object read after replacing bytes that are not UTF-8 (shown as U+FFFD): its text
+    is kept, and the user is told that some characters were lost."""
+
+    obj: dict[str, Any]
+    reason: str
+
+
 _json = msgspec.json.Decoder()
 
 
-def parse_line(line: bytes | Oversized) -> dict[str, Any] | Skipped | BadLine:
+def parse_line(line: bytes | Oversized) -> dict[str, Any] | Skipped | BadLine | Repaired:
     if isinstance(line, Oversized):
         return BadLine(f"a line of {line.size} bytes is over the size limit", line.size)
     stripped = line.strip()
@@ -127,17 +136,19 @@ def parse_line(line: bytes | Oversized) -> dict[str, Any] | Skipped | BadLine:
         return Skipped("")
     if not stripped.startswith(b"{"):
         return Skipped(_preview_bytes(stripped))
+    repaired = ""
     try:
         stripped.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return BadLine(f"a line is not valid UTF-8 (byte {exc.start})", len(line))
+        repaired = f"a line is not valid UTF-8 (byte {exc.start})"
+        stripped = stripped.decode("utf-8", "replace").encode()
     try:
         obj = _json.decode(stripped)
     except msgspec.DecodeError as exc:
-        return BadLine(f"a line is not valid JSON ({exc})", len(line))
+        return BadLine(repaired or f"a line is not valid JSON ({exc})", len(line))
     if not isinstance(obj, dict):
         return BadLine("a line is JSON but not an object", len(line))
-    return obj
+    return Repaired(obj, repaired) if repaired else obj
 
 
 def _preview_bytes(data: bytes, limit: int = 200) -> str:

@@ -406,6 +406,10 @@ class Worker:
             log.warning("event=cli_bad_line reason=%r size=%d", parsed.reason, parsed.size)
             self._notice("warning", notices.unreadable_line(parsed.reason))
             return
+        if isinstance(parsed, stream.Repaired):
+            log.warning("event=cli_line_repaired reason=%r", parsed.reason)
+            self._notice("warning", notices.repaired_line(parsed.reason))
+            parsed = parsed.obj
         out = self.translator.translate(parsed)
         if out.session_id and out.session_id != self.claude_session_id:
             self._set_session_id(out.session_id)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from supervisor import config as config_mod
 from supervisor import personas as personas_mod
+from wire.messages import Persona
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,18 @@ def load_config(args: argparse.Namespace) -> config_mod.Config:
     return config_mod.load(args.config or config_mod.default_config_path())
 
 
+def load_checked(args: argparse.Namespace) -> tuple[config_mod.Config, dict[str, Persona]] | None:
+    """The config and its personas, or None after printing every problem (each names a field)."""
+    try:
+        cfg = load_config(args)
+        return cfg, personas_mod.load_for(cfg)
+    except config_mod.ConfigError as exc:
+        print(exc.report(), file=sys.stderr)
+    except personas_mod.PersonaError as exc:
+        print(f"personas: {exc}", file=sys.stderr)
+    return None
+
+
 @command("run", "run the supervisor in the foreground (sessions, the bot, the control socket)",
          add_config_arg)
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,21 +74,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wire import logs
     from wire.endpoints import RuntimeDirError
 
-    try:
-        cfg = load_config(args)
-        personas = personas_mod.load_dir(cfg.personas_path)
-    except config_mod.ConfigError as exc:
-        print(exc.report(), file=sys.stderr)
+    loaded = load_checked(args)
+    if loaded is None:
         return 2
-    except personas_mod.PersonaError as exc:
-        print(f"personas: {exc}", file=sys.stderr)
-        return 2
+    cfg, personas = loaded
     if cfg.telegram.enabled and not cfg.token():
         print(f"{cfg.path}: telegram.token_env: ${cfg.telegram.token_env} is not set and"
               " telegram.token is empty: export the bot token, or set telegram.enabled = false.",
               file=sys.stderr)
         return 2
+    tightened = service.prepare_state_dir(cfg.state_path)
     logs.setup("supervisor", cfg.state_dir)
+    for path in tightened:
+        log.warning("event=state_dir_tightened path=%s mode=0700", path)
     try:
         return service.main_async(cfg, personas)
     except (service.AlreadyRunning, RuntimeDirError) as exc:
@@ -88,19 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 @command("check-config", "validate the config file and the personas; name every wrong field",
          add_config_arg)
 def cmd_check_config(args: argparse.Namespace) -> int:
-    try:
-        cfg = load_config(args)
-        personas = personas_mod.load_dir(cfg.personas_path)
-    except config_mod.ConfigError as exc:
-        print(exc.report(), file=sys.stderr)
+    loaded = load_checked(args)
+    if loaded is None:
         return 2
-    except personas_mod.PersonaError as exc:
-        print(f"personas: {exc}", file=sys.stderr)
-        return 2
-    if cfg.claude.default_persona not in personas:
-        print(f"{cfg.path}: claude.default_persona '{cfg.claude.default_persona}' is not a persona"
-              f" in {cfg.personas_dir}", file=sys.stderr)
-        return 2
+    cfg, personas = loaded
     print(f"{cfg.path}: ok ({len(personas)} personas)")
     return 0
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import msgspec
 
+from supervisor.config import Config, ConfigError
 from wire.messages import Persona
 
 DEFAULT = Persona(name="default", description="Claude Code with its own defaults")
@@ -72,4 +73,15 @@ def load_dir(directory: Path) -> dict[str, Persona]:
         problems.append(f"{directory}: personas_dir is not a directory")
     if problems:
         raise PersonaError("; ".join(problems))
+    return personas
+
+
+def load_for(cfg: Config) -> dict[str, Persona]:
+    """The personas a config names, checked against it: everything `run`, `check-config` and a
+    SIGHUP reload refuse, as one PersonaError or ConfigError that names the field."""
+    personas = load_dir(cfg.personas_path)
+    if cfg.claude.default_persona not in personas:
+        raise ConfigError(cfg.path, [
+            f"claude.default_persona '{cfg.claude.default_persona}' is not a persona in"
+            f" {cfg.personas_dir} (there: {', '.join(sorted(personas))})"])
     return personas

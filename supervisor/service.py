@@ -20,6 +20,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import zmq.asyncio
 
@@ -86,6 +87,20 @@ def program_config(cfg: Config) -> ProgramConfig:
     )
 
 
+def prepare_state_dir(state: Path) -> list[Path]:
+    """Create the state dir and its sessions/ 0700 (mkdir's parents would get the umask's 0755)
+    and tighten them if they are looser; returns the ones that had to be tightened."""
+    tightened = []
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for d in (state, state / "sessions"):
+        d.mkdir(exist_ok=True, mode=0o700)
+        st = d.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            d.chmod(0o700)
+            tightened.append(d)
+    return tightened
+
+
 class AlreadyRunning(RuntimeError):
     pass
 
@@ -113,7 +128,7 @@ class Supervisor:
     async def run(self) -> int:
         endpoints = prepare_runtime_dir(self.cfg.runtime_path)
         self._lock = self._take_lock(endpoints)
-        self.cfg.state_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        prepare_state_dir(self.cfg.state_path)
         self.registry.load()
         process.become_subreaper()
         for pid, session in kill_instance_leftovers(names.instance_id(self.cfg.state_dir)):
@@ -214,7 +229,7 @@ class Supervisor:
     def _on_sighup(self) -> None:
         try:
             cfg = config_mod.load(self.cfg.path)
-            personas = personas_mod.load_dir(cfg.personas_path)
+            personas = personas_mod.load_for(cfg)
         except (config_mod.ConfigError, personas_mod.PersonaError) as exc:
             log.error("event=reload_refused error=%r", str(exc))
             return

@@ -5,6 +5,7 @@ user's text picks the behaviour:
 
     malformed       a line that starts like JSON but is not, then a normal answer
     badutf8         a line that is not UTF-8, then a normal answer
+    badutf8text     the answer's own line has a byte that is not UTF-8 (and no normal answer)
     debug           a plain debug line (not JSON), then a normal answer
     unknown         an event of a type nobody knows, then a normal answer
     crashmidline    half an assistant line, then exit 3 at once
@@ -72,6 +73,13 @@ def main() -> int:
             raw(b'{"type": "assistant", oops\n')
         elif text == "badutf8":
             raw(b'{"type": "assistant", "x": "\xff\xfe"}\n')
+        elif text == "badutf8text":
+            # The answer itself carries a byte that is not UTF-8: its text must still arrive.
+            raw(b'{"type": "assistant", "session_id": "' + SESSION.encode() + b'", "message":'
+                b' {"role": "assistant", "content": [{"type": "text", "text": "caf\xe9 ok"}]}}\n')
+            out({"type": "result", "subtype": "success", "is_error": False, "result": "caf? ok",
+                 "session_id": SESSION, "total_cost_usd": 0.0, "duration_ms": 1, "num_turns": 1})
+            continue
         elif text == "debug":
             raw(b"[DEBUG] fake cli warming up\n")
         elif text == "unknown":

@@ -189,6 +189,17 @@ def test_unreadable_cli_lines_never_crash(tmp_path, env, text, notice):
             assert w.bodies(m.Unknown, key)[0].type == "brand_new_event"
 
 
+def test_answer_with_a_byte_that_is_not_utf8_keeps_its_text(tmp_path, env):
+    fake = make_fake_cli(tmp_path)
+    with WorkerHarness(tmp_path, fake, env) as w:
+        w.start()
+        key, res = w.ask("badutf8text")
+        assert not res.is_error
+        assert w.texts(key) == "caf\ufffd ok"
+        notice = w.bodies(m.Notice, key)
+        assert notice and "not valid UTF-8" in notice[0].message and notice[0].level == "warning"
+
+
 def test_cli_crash_mid_line_is_retried_then_skipped(tmp_path, env):
     fake = make_fake_cli(tmp_path)
     with WorkerHarness(tmp_path, fake, env) as w:

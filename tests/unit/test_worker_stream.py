@@ -9,7 +9,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from session_worker import stream
-from session_worker.stream import BadLine, LineFramer, Oversized, Skipped, Translator, parse_line
+from session_worker.stream import (
+    BadLine,
+    LineFramer,
+    Oversized,
+    Repaired,
+    Skipped,
+    Translator,
+    parse_line,
+)
 from wire import messages as m
 
 
@@ -62,7 +70,8 @@ def test_framer_any_chunking_gives_the_same_lines(lines, step):
         (b"  ", Skipped),
         (b"[DEBUG] hello", Skipped),
         (b'{"type": oops', BadLine),
-        (b'{"x":"\xff"}', BadLine),
+        (b'{"x":"\xff"}', Repaired),
+        (b'{"x":\xff}', BadLine),
         (b"[1,2]", Skipped),
         (b'"str"', Skipped),
         (Oversized(99), BadLine),
