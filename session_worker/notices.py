@@ -97,6 +97,13 @@ def repaired_line(reason: str) -> str:
             " characters that could not be read are shown as \ufffd.")
 
 
+def api_retrying(status: int | None, max_retries: int) -> str:
+    what = {429: "is rate limiting this key (429)", 529: "is overloaded (529)"}.get(
+        status or 0, f"answered with an error ({status})" if status else "could not be reached")
+    tries = f" up to {max_retries} times" if max_retries else ""
+    return f"The model API {what}: Claude is retrying{tries}; /cancel stops waiting."
+
+
 def permission_timeout(seconds: float) -> str:
     return f"No answer within {seconds:g} s, so the tool was denied."
 

@@ -202,6 +202,14 @@ class Outcome:
     control_reply: ControlReply | None = None
     other_request: OtherControlRequest | None = None
     cancelled_request: str | None = None  # the CLI withdrew one of its control requests
+    api_retry: ApiRetry | None = None  # the CLI is retrying a failed API call
+
+
+@dataclass(frozen=True)
+class ApiRetry:
+    status: int | None
+    attempt: int
+    max_retries: int
 
 
 def _s(v: Any) -> str:
@@ -333,7 +341,14 @@ class Translator:
                     self.session_id = sid
                 self.model = model
                 return out
-            ephemeral = sub in ("status",)
+            if sub == "api_retry":
+                status, attempt, most = (ev.get(k) for k in ("error_status", "attempt", "max_retries"))
+                out.api_retry = ApiRetry(
+                    status=status if isinstance(status, int) else None,
+                    attempt=attempt if isinstance(attempt, int) else 0,
+                    max_retries=most if isinstance(most, int) else 0,
+                )
+            ephemeral = sub in ("status", "api_retry")
             out.emits.append(
                 Emit(m.Unknown(type=f"system/{sub}", raw_json=_raw(ev)), ephemeral=ephemeral)
             )

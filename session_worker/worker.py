@@ -56,6 +56,7 @@ class Turn:
     attempt: int
     done: asyncio.Future[m.TurnResult]
     cancel_requested: bool = False
+    retry_noticed: bool = False
 
 
 @dataclass
@@ -283,6 +284,19 @@ class Worker:
         assert self.chat is not None
         await self.chat.replay(msg)
 
+    def _on_api_retry(self, retry: stream.ApiRetry) -> None:
+        """The CLI retries a failed API call (for minutes, by default). A rejected key will not
+        get better: say so at once and end the turn. Anything else: say once why it is slow."""
+        turn = self.turn
+        if turn is None or turn.retry_noticed:
+            return
+        turn.retry_noticed = True
+        if retry.status in (401, 403):
+            self._notice("error", notices.api_error(retry.status, ""))
+            self._spawn(self._interrupt(turn))
+        else:
+            self._notice("info", notices.api_retrying(retry.status, retry.max_retries))
+
     async def _on_cancel(self, msg: m.Cancel) -> None:
         turn = self.turn
         if turn is None:
@@ -294,6 +308,11 @@ class Worker:
                 )
             )
             return
+        await self._interrupt(turn)
+        self._reply(m.Ok(id=msg.id))
+
+    async def _interrupt(self, turn: Turn) -> None:
+        """Interrupt the running turn; kill the CLI if it does not end the turn in time."""
         turn.cancel_requested = True
         cli = self.cli
         rid = m.new_id()
@@ -319,7 +338,6 @@ class Worker:
             await asyncio.wait(
                 both, timeout=self.s.stop_kill_wait_seconds, return_when=asyncio.FIRST_COMPLETED
             )
-        self._reply(m.Ok(id=msg.id))
 
     async def _on_permission_answer(self, msg: m.PermissionAnswer) -> None:
         prompt = self.prompts.get(msg.prompt_id)
@@ -440,6 +458,8 @@ class Worker:
                 chat_id=prompt.chat_id,
                 key=prompt.key,
             )
+        if out.api_retry is not None:
+            self._on_api_retry(out.api_retry)
         if out.result is not None:
             turn = self.turn
             if turn is not None and not turn.done.done():

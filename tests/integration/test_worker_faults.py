@@ -154,6 +154,33 @@ def test_api_errors_become_a_notice_and_the_session_goes_on(
         _usable(w)
 
 
+def test_rejected_key_with_the_clis_retries_on_ends_the_turn_at_once(
+    tmp_path, claude_bin, cli_env, model_api
+):
+    # The CLI retries even a 401 for minutes by default: the worker must not make the user wait.
+    with WorkerHarness(tmp_path, claude_bin, cli_env) as w:
+        w.start()
+        for _ in range(10):  # every retry the CLI would make is refused too
+            model_api.script(error=401)
+        key, res = w.ask("hello", timeout=30)
+        assert res.is_error
+        model_api.reset()  # the key is fixed
+        notices = w.bodies(m.Notice, key)
+        assert notices and "rejected the API key (401)" in notices[0].message
+        assert notices[0].level == "error"
+        _usable(w)
+
+
+def test_overloaded_api_says_why_it_is_slow(tmp_path, claude_bin, cli_env, model_api):
+    with WorkerHarness(tmp_path, claude_bin, cli_env) as w:
+        w.start()
+        model_api.script(error=529)  # one failure, then the retry succeeds
+        key, res = w.ask("patience", timeout=60)
+        assert not res.is_error and w.texts(key).endswith("patience")
+        info = [n for n in w.bodies(m.Notice, key) if n.level == "info"]
+        assert info and "overloaded (529)" in info[0].message and "retrying" in info[0].message
+
+
 def test_hung_cli_is_stopped_and_the_next_message_resumes(tmp_path, claude_bin, env, model_api):
     with WorkerHarness(tmp_path, claude_bin, env, hang_timeout_seconds=2.0) as w:
         w.start()

@@ -339,3 +339,12 @@ def test_lines_to_the_cli():
 def test_cancel_request_withdraws_a_prompt():
     out = tr({"type": "control_cancel_request", "request_id": "r9"})
     assert out.cancelled_request == "r9" and out.emits[0].ephemeral
+
+
+def test_api_retry_is_ephemeral_and_read():
+    out = tr({"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
+              "error_status": 401, "error": "authentication_failed", "session_id": SID})
+    assert out.api_retry == stream.ApiRetry(status=401, attempt=1, max_retries=10)
+    assert [e.ephemeral for e in out.emits] == [True]
+    odd = tr({"type": "system", "subtype": "api_retry", "error_status": "x"})
+    assert odd.api_retry == stream.ApiRetry(status=None, attempt=0, max_retries=0)
