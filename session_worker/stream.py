@@ -342,7 +342,8 @@ class Translator:
                 self.model = model
                 return out
             if sub == "api_retry":
-                status, attempt, most = (ev.get(k) for k in ("error_status", "attempt", "max_retries"))
+                keys = ("error_status", "attempt", "max_retries")
+                status, attempt, most = (ev.get(k) for k in keys)
                 out.api_retry = ApiRetry(
                     status=status if isinstance(status, int) else None,
                     attempt=attempt if isinstance(attempt, int) else 0,
