@@ -2,7 +2,8 @@
 
 `main()` is the whole surface of the bot on one screen: the gate in group -1, one handler per
 command, message kind and button, and the long-running tasks (getUpdates, the chat socket, the
-replay sync, the parent watch) owned by one TaskGroup so that shutdown is a tree.
+replay sync, the supervisor's events, the parent watch) owned by one TaskGroup so that shutdown
+is a tree.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bot.chat import ChatServer
 from bot.commands import Commands
 from bot.control import Supervisor
 from bot.delivery import Delivery
+from bot.events import Events
 from bot.gate import Gate
 from bot.handoff import Couriers
 from bot.journal import Journal
@@ -75,6 +77,7 @@ async def run(settings: BotSettings, token: str) -> None:
     supervisor = Supervisor(ctx, endpoints.control)
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     c = Commands(settings, journal, supervisor, chat, delivery, couriers, out)
+    events = Events(ctx, endpoints.events, journal, out)
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
     for name, handler in [("start", c.help), ("help", c.help), ("new", c.new),
@@ -105,6 +108,7 @@ async def run(settings: BotSettings, token: str) -> None:
                 tg.create_task(poller.run(), name="poller")
                 tg.create_task(chat.run(), name="chat")
                 tg.create_task(delivery.sync_loop(), name="replay-sync")
+                tg.create_task(events.run(), name="events")
                 tg.create_task(watch(stop, settings.supervisor_pid), name="watch")
     except* Stopping:
         log.info("event=bot_stopping")
@@ -112,6 +116,7 @@ async def run(settings: BotSettings, token: str) -> None:
         await couriers.close()
         await delivery.close()
         await supervisor.close()
+        events.close()
         chat.close()
         journal.close()
         ctx.term()

@@ -64,15 +64,15 @@ class Stack:
     """
 
     def __init__(self, base: Path, telegram_api: Any, claude_bin: str, cli_env: dict[str, str],
-                 *, telegram: dict[str, Any] | None = None, claude: dict[str, Any] | None = None
-                 ) -> None:
+                 *, telegram: dict[str, Any] | None = None, claude: dict[str, Any] | None = None,
+                 supervisor: dict[str, Any] | None = None) -> None:
         from supervisor_harness import Supervisor
 
         self.tg = telegram_api
         tele = {"enabled": True, "allowed_user_ids": [OWNER], "api_base_url": telegram_api.url,
                 "edit_interval_seconds": 0.3, "poll_timeout_seconds": 1, **(telegram or {})}
         cl = {"binary": claude_bin, "env": dict(cli_env), **(claude or {})}
-        self.sup = Supervisor(base, standin=False, telegram=tele, claude=cl,
+        self.sup = Supervisor(base, standin=False, telegram=tele, claude=cl, supervisor=supervisor,
                               env={"TELEGRAM_BOT_TOKEN": telegram_api.token})
         self.state_dir = self.sup.state_dir
 

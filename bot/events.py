@@ -1,0 +1,62 @@
+"""The supervisor's events, as the owner needs to hear them: a session that gave up (FATAL).
+
+A SUB on the events socket. When a session goes FATAL, every chat whose active session it is
+gets one sentence saying so and what to do; nothing else on this socket reaches the chat (a
+crash that the supervisor recovers from on its own is not news). Garbage on the socket is
+logged and skipped.
+"""
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+import zmq
+import zmq.asyncio
+
+from bot import render
+from bot.journal import Journal
+from bot.telegram_out import TelegramOut, reliably
+from wire import codec, names
+from wire import messages as m
+from wire.rpc import configure
+
+log = logging.getLogger(__name__)
+
+
+def fatal_text(session: str, reason: str) -> str:
+    why = f" ({reason})" if reason else ""
+    return (f"⚠️ Session {session} kept crashing and was given up{why}: /restart {session} to"
+            " try again, or write to it and it starts again.")
+
+
+class Events:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, journal: Journal,
+                 out: TelegramOut) -> None:
+        self.sock = ctx.socket(zmq.SUB)
+        configure(self.sock, 1024 * 1024)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self.sock.connect(endpoint)
+        self.journal = journal
+        self.out = out
+
+    async def run(self) -> None:
+        while True:
+            frame = await self.sock.recv()
+            event = codec.events.decode(frame)
+            if isinstance(event, codec.DecodeError):
+                log.warning("event=bad_event_frame reason=%r", event.reason)
+                continue
+            await self.on_event(event)
+
+    async def on_event(self, event: m.StateChange) -> None:
+        if event.to_state != "FATAL" or not event.program.startswith(names.SESSION_PREFIX):
+            return
+        session = event.program[len(names.SESSION_PREFIX):]
+        text = fatal_text(session, event.reason)
+        for chat_id in self.journal.chats_of(session):
+            log.info("event=fatal_notice session=%s chat_id=%d", session, chat_id)
+            for chunk in render.render_plain(text):
+                await reliably(partial(self.out.send, chat_id, chunk), "fatal notice")
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
