@@ -39,7 +39,17 @@ def states_of(events, program):
     return [e.to_state for e in events if e.program == program]
 
 
-def test_always_crashing_worker_goes_fatal_on_schedule(sup):
+def test_always_crashing_worker_goes_fatal_on_schedule(tmp_path):
+    # startsecs well above a Python start-up on a loaded 2-core machine: the stand-in's crash at
+    # start must count as a failed start, never as RUNNING.
+    sup = Supervisor(tmp_path, supervisor={"startsecs": 3.0})
+    try:
+        _always_crashing_goes_fatal(sup)
+    finally:
+        sup.close()
+
+
+def _always_crashing_goes_fatal(sup: Supervisor) -> None:
     sup.start()
     sup.subscribe()
     res = sup.ok(m.NewSession(id=m.new_id(), name="crash-a"))
