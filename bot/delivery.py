@@ -14,6 +14,7 @@ come with a button to switch to it.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import time
 from collections.abc import Callable
@@ -36,6 +37,16 @@ from wire.settings import BotSettings
 log = logging.getLogger(__name__)
 
 REPLAY_RETRY_SECONDS = 5.0
+RENDER_IN_THREAD_CHARS = 20_000
+GZIP_OVER_BYTES = 10 * 1024 * 1024  # Telegram takes documents up to 50 MB from a bot
+
+
+def answer_file(session: str, text: str) -> tuple[str, bytes]:
+    """The whole answer as a document: Markdown, gzipped when it is large."""
+    data = text.encode()
+    if len(data) > GZIP_OVER_BYTES:
+        return f"answer-{session}.md.gz", gzip.compress(data, compresslevel=6)
+    return f"answer-{session}.md", data
 MAX_TYPING_SECONDS = 30 * 60.0
 
 
@@ -282,7 +293,13 @@ class SessionLine:
             stored = self.d.journal.draft(self.session)
             if stored and stored[0] == chat:
                 shown = [(mid, "") for mid in stored[1]]
-        chunks = render.render_markdown(text)
+        settings = self.d.settings
+        if len(text) > settings.preview_over_chars:
+            chunks = [render.render_preview(text)]
+        elif len(text) > RENDER_IN_THREAD_CHARS:  # a big conversion must not stall the loop
+            chunks = await asyncio.to_thread(render.render_markdown, text)
+        else:
+            chunks = render.render_markdown(text)
         if not active:
             chunks = render.labelled(self.session, chunks)
         out = self.d.out
@@ -301,10 +318,10 @@ class SessionLine:
         self.d.journal.clear_draft(self.session)
         if last is not None and chunks:
             self.answer = Answer(chat, last, chunks[-1])
-        if len(text) > self.d.settings.file_threshold_chars:
-            data = text.encode()
-            await reliably(lambda: out.document(chat, f"answer-{self.session}.md", data,
-                                                "The whole answer as a file."), "answer_file")
+        if len(text) > settings.file_threshold_chars:
+            name, data = await asyncio.to_thread(answer_file, self.session, text)
+            await reliably(lambda: out.document(chat, name, data, "The whole answer as a file."),
+                           "answer_file")
 
     async def turn_result(self, chat: int, body: m.TurnResult, active: bool) -> None:
         self.stop_typing()

@@ -141,6 +141,17 @@ def render_markdown(markdown: str, limit: int = MAX_TEXT) -> list[Chunk]:
     return chunks or render_plain(markdown, limit)
 
 
+def render_preview(text: str, limit: int = MAX_TEXT) -> Chunk:
+    """The start of an answer too long to send as messages, cut at a line, with a note that the
+    whole answer follows as a file. Plain text: a cut can fall inside a code block."""
+    note = f"\n\n… {len(text):,} characters in all: the whole answer is in the file below."
+    head = text[: max(0, limit - len(note) - 64)]
+    cut = head.rfind("\n")
+    if cut > len(head) // 2:
+        head = head[:cut]
+    return split(head.rstrip() + note, (), limit)[0]
+
+
 def render_plain(text: str, limit: int = MAX_TEXT) -> list[Chunk]:
     """The fallback: the raw text, no entities, split at the limit."""
     return split(text, (), limit)

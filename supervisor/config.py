@@ -66,6 +66,7 @@ class TelegramConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_base_url: str = DEFAULT_API_BASE
     edit_interval_seconds: float = 1.5
     file_threshold_chars: int = 12000
+    preview_over_chars: int = 120000
     poll_timeout_seconds: int = 25
 
 
@@ -187,6 +188,10 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
         problems.append("telegram.edit_interval_seconds must be at least 0.1")
     if t.file_threshold_chars < 1:
         problems.append("telegram.file_threshold_chars must be positive")
+    if t.preview_over_chars < t.file_threshold_chars:
+        problems.append(
+            "telegram.preview_over_chars must be at least telegram.file_threshold_chars"
+            " (the answers it cuts short must come as a file)")
     if not 0 <= t.poll_timeout_seconds <= 50:
         problems.append("telegram.poll_timeout_seconds must be between 0 and 50")
     for name in ("idle_suspend_seconds", "permission_timeout_seconds", "hang_timeout_seconds",

@@ -324,6 +324,7 @@ class Supervisor:
             default_persona=self.cfg.claude.default_persona,
             edit_interval_seconds=t.edit_interval_seconds,
             file_threshold_chars=t.file_threshold_chars,
+            preview_over_chars=t.preview_over_chars,
             poll_timeout_seconds=t.poll_timeout_seconds,
             supervisor_pid=os.getpid(),
         )

@@ -50,6 +50,7 @@ class BotSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     edit_interval_seconds: float = 1.5
     typing_interval_seconds: float = 4.0
     file_threshold_chars: int = 12000
+    preview_over_chars: int = 120000
     poll_timeout_seconds: int = 25
     worker_timeout_seconds: float = 10.0
     supervisor_pid: int | None = None

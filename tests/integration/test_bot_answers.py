@@ -1,6 +1,7 @@
 """What answers look like in the chat: streamed by edits, formatted, split, rate-limited."""
 from __future__ import annotations
 
+import base64
 import itertools
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ def test_streaming_markdown_and_long_answers(tmp_path: Path, telegram_api, claud
                                              cli_env) -> None:
     tg = telegram_api
     with Stack(tmp_path, tg, claude_bin, cli_env,
-               telegram={"file_threshold_chars": 20000}) as st:
+               telegram={"file_threshold_chars": 20000, "preview_over_chars": 150000}) as st:
         st.new_session("demo")
 
         # Streaming: the answer appears by edits of one message, then is the full text.
@@ -75,6 +76,19 @@ def test_streaming_markdown_and_long_answers(tmp_path: Path, telegram_api, claud
         assert " ".join(b.strip() for b in bodies) == sized_text(100000)
         docs = [m for m in _answer_after(tg, OWNER, mid) if m["document"]]
         assert len(docs) == 1
+
+        # Past preview_over_chars: no flood of messages, one preview and the whole answer as a file.
+        mid = st.say("#sb:size=400000")
+        wait_until(lambda: _finished(tg, OWNER, mid), 60, "the 400 KB answer")
+        wait_until(lambda: any(m["document"] for m in _answer_after(tg, OWNER, mid)), 30,
+                   "the 400 KB answer's file")
+        after = _answer_after(tg, OWNER, mid)
+        (preview,) = [m for m in after if m["text"]]
+        assert preview["text"].startswith(sized_text(400000)[:1000])
+        assert "400,000 characters in all" in preview["text"]
+        (doc,) = [m for m in after if m["document"]]
+        assert doc["document"]["file_name"].endswith(".md")
+        assert base64.b64decode(doc["document"]["content_b64"]).decode() == sized_text(400000)
 
 
 @pytest.mark.timeout(90)

@@ -176,3 +176,24 @@ def test_cost_text_sums() -> None:
     rows = [m.ProgramStatus(name="session:a", state="RUNNING", cost_usd=0.25),
             m.ProgramStatus(name="session:b", state="RUNNING", cost_usd=1.0)]
     assert render.cost_text(rows).splitlines()[-1] == "Total: $1.25"
+
+
+def test_preview_of_a_huge_answer_is_one_message_that_says_a_file_follows():
+    text = "".join(f"line {i} " + "x" * 60 + "\n" for i in range(20000))
+    chunk = render.render_preview(text)
+    assert len(chunk.text.encode("utf-16-le")) // 2 <= render.MAX_TEXT
+    assert text.startswith(chunk.text.split("\n\n…")[0])
+    assert chunk.text.split("\n\n…")[0].endswith("x")  # cut at a line, not mid-line
+    assert f"{len(text):,} characters in all" in chunk.text and not chunk.entities
+
+
+def test_answer_file_is_gzipped_only_when_large():
+    import gzip
+
+    from bot.delivery import GZIP_OVER_BYTES, answer_file
+
+    assert answer_file("s", "hello") == ("answer-s.md", b"hello")
+    big = "y" * (GZIP_OVER_BYTES + 1)
+    name, data = answer_file("s", big)
+    assert name == "answer-s.md.gz" and gzip.decompress(data).decode() == big
+    assert len(data) < len(big) // 100
