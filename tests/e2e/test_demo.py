@@ -1,4 +1,4 @@
-"""`switchboard demo` (what `make demo` runs) plays its conversation end to end and leaves nothing."""
+"""`switchboard demo` (what `make demo` runs) plays its conversation end to end, leaves nothing."""
 from __future__ import annotations
 
 import os
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def _demo_processes() -> list[psutil.Process]:
-    """Anything whose command line or environment names a demo dir: the run, workers, CLIs, tools."""
+    """Whatever names a demo dir in its command line or environment: run, workers, CLIs, tools."""
     found = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
