@@ -70,6 +70,29 @@ def bench_kills(base: Path, kills: int) -> dict[str, float]:
             "run_med": statistics.median(to_running), "run_p99": pct(to_running, 0.99)}
 
 
+def bench_crash_loop(base: Path, rounds: int = 3) -> float:
+    """Seconds from starting an always-crashing program to FATAL, with the default policy
+    (startsecs 1, startretries 3, backoff from 0.5 s); supervisord's defaults take ~6 s."""
+    sup = Supervisor(base, standin=True, supervisor={
+        "startsecs": 1.0, "startretries": 3, "retry_window_seconds": 60.0,
+        "backoff_initial_seconds": 0.5, "backoff_max_seconds": 30.0,
+        "heartbeat_interval_seconds": 2.0, "heartbeat_timeout_seconds": 15.0})
+    took = []
+    try:
+        sup.start()
+        sup.subscribe()
+        for i in range(rounds):
+            name = f"crash-{i}"
+            t0 = time.time()
+            sup.request(m.NewSession(id=m.new_id(), name=name), timeout=30)
+            fatal = sup.wait_event(lambda e, p=f"session:{name}": e.program == p
+                                   and e.to_state == "FATAL", timeout=60, what="FATAL")
+            took.append(fatal.time - t0)
+    finally:
+        sup.close()
+    return statistics.median(took)
+
+
 def bench_hundred(base: Path, sessions: int) -> dict[str, float]:
     sup = Supervisor(base, standin=True, supervisor={
         "startsecs": 1.0, "heartbeat_interval_seconds": 2.0, "heartbeat_timeout_seconds": 15.0,
@@ -121,7 +144,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="sbbench-") as d:
         (Path(d) / "k").mkdir()
         (Path(d) / "h").mkdir()
+        (Path(d) / "c").mkdir()
         k = bench_kills(Path(d) / "k", args.kills)
+        fatal_s = bench_crash_loop(Path(d) / "c")
         h = bench_hundred(Path(d) / "h", args.sessions)
     ms = 1000
     rows = [
@@ -130,6 +155,7 @@ def main() -> int:
         ("SIGKILL -> new pid, p99", f"{k['pid_p99'] * ms:.1f} ms"),
         ("SIGKILL -> RUNNING, median (startsecs = 1 s)", f"{k['run_med'] * ms:.0f} ms"),
         ("SIGKILL -> RUNNING, p99", f"{k['run_p99'] * ms:.0f} ms"),
+        ("always-crashing program -> FATAL, default policy, median of 3", f"{fatal_s:.1f} s"),
         (f"boot to {args.sessions} sessions RUNNING (stand-in workers)", f"{h['boot_s']:.1f} s"),
         (f"`switchboardctl status` wall, {args.sessions} sessions, median of 10",
          f"{h['status_med'] * ms:.0f} ms"),
