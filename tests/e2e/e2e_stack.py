@@ -31,6 +31,7 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+POLL_STEP = 0.05  # the step of a deadline loop, never a wait on its own
 TAG_ENV = "SB_E2E_STACK"
 MARKER_ENV = "SWITCHBOARD_SESSION"
 INSTANCE_ENV = "SWITCHBOARD_INSTANCE"
@@ -403,7 +404,7 @@ class Stack:
             problems += [f"zombie: {z}" for z in self.zombies()]
             if not problems or time.monotonic() >= deadline:
                 return sorted(set(problems))
-            time.sleep(0.1)
+            time.sleep(POLL_STEP)
 
     def kill_leftovers(self) -> None:
         for p in self.tagged():

@@ -12,7 +12,6 @@ import gzip
 import os
 import re
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +80,7 @@ def zmq_garbage(endpoint: str, kind: int, identity: bytes | None = None) -> None
         else:
             for frames in GARBAGE:
                 sock.send_multipart(frames)
-        time.sleep(0.3)  # let the frames leave before LINGER runs out (best effort)
-        sock.close()
+        sock.close()  # with LINGER set, ctx.term() below waits until the frames have left
     finally:
         ctx.term()
 
@@ -96,7 +94,6 @@ def raw_garbage(path: Path) -> None:
             s.connect(str(path))
             if payload:
                 s.sendall(payload)
-            time.sleep(0.05)
         except OSError:
             pass
         finally:

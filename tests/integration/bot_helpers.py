@@ -17,6 +17,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[2]
 OWNER = 1001
+POLL_STEP = 0.02  # the step of a deadline loop, never a wait on its own
 
 
 def short_dir(prefix: str = "sb-") -> Path:
@@ -32,7 +33,7 @@ def wait_until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "cond
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} did not hold within {timeout} s")
-        time.sleep(0.02)
+        time.sleep(POLL_STEP)
 
 
 def texts(chat: list[dict[str, Any]], from_bot: bool = True) -> list[str]:

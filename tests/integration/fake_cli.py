@@ -24,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+DEAF_PING_EVERY = 0.2  # the "deaf" CLI's stream: a ping this often, forever
 SESSION = os.environ.get("FAKE_SESSION_ID") or str(uuid.uuid4())
 
 
@@ -99,7 +100,7 @@ def main() -> int:
             )
             while True:  # ignores stdin, interrupts included
                 out({"type": "stream_event", "event": {"type": "ping"}, "session_id": SESSION})
-                time.sleep(0.2)
+                time.sleep(DEAF_PING_EVERY)
         answer(f"fake: {text}")
     return 0
 

@@ -31,6 +31,7 @@ from sandbox.telegram_api import TelegramSandbox
 pytestmark = pytest.mark.timeout(90)
 
 ROOT = Path(__file__).resolve().parents[2]
+POLL_STEP = 0.05  # the step of a deadline loop, never a wait on its own
 RUN_TIMEOUT = 60.0
 SWITCHBOARD = Path(sys.executable).parent / "switchboard"
 MARKER = "SB_DOCTOR_TEST_MARKER"
@@ -151,7 +152,7 @@ def assert_marker_gone(marker: str, deadline_s: float = 10.0) -> None:
         if not alive:
             return
         assert time.monotonic() < deadline, f"processes left behind: {alive}"
-        time.sleep(0.05)
+        time.sleep(POLL_STEP)
 
 
 def assert_only_failure(r: Result, name: str, *fix_words: str) -> str:

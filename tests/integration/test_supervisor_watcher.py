@@ -27,7 +27,7 @@ def sup(tmp_path):
 
 def marked(session: str, **popen) -> subprocess.Popen[bytes]:
     env = dict(os.environ, **{MARKER_ENV: session})
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env,
+    return subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], env=env,
                             **popen)
 
 
@@ -226,7 +226,7 @@ def test_start_kills_what_a_killed_supervisor_of_this_install_left(sup):
     # carrying our instance marker. A same-named session of another install is not ours.
     ours = dict(os.environ, **{MARKER_ENV: "api", INSTANCE_ENV: instance_id(str(sup.state_dir))})
     theirs = dict(ours, **{INSTANCE_ENV: "another-install"})
-    cmd = [sys.executable, "-c", "import time; time.sleep(600)"]
+    cmd = [sys.executable, "-c", "import signal; signal.pause()"]
     leftover = subprocess.Popen(cmd, env=ours)
     foreign = subprocess.Popen(cmd, env=theirs)
     try:

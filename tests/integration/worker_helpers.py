@@ -31,6 +31,7 @@ from wire.names import MARKER_ENV
 from wire.settings import WORKER_SETTINGS_ENV, WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+POLL_STEP = 0.05  # the step of a deadline loop, never a wait on its own
 
 
 def marked_pids(session: str) -> list[int]:
@@ -283,7 +284,7 @@ def wait_until_gone(session: str, timeout: float) -> list[int]:
         left = marked_pids(session)
         if not left or time.monotonic() > deadline:
             return left
-        time.sleep(0.05)
+        time.sleep(POLL_STEP)
 
 
 def _alive(pid: int) -> bool:

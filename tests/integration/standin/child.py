@@ -20,7 +20,7 @@ from wire.settings import BOT_SETTINGS_ENV, WORKER_SETTINGS_ENV, BotSettings, Wo
 def spawn_leaked_tool(session: str) -> subprocess.Popen[bytes]:
     """Like a Bash-tool child the CLI started with setsid: marked, and it does not die with us."""
     env = dict(os.environ, **{names.MARKER_ENV: session})
-    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env,
+    return subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"], env=env,
                             start_new_session=True)
 
 
@@ -28,13 +28,12 @@ def spawn_marked_sleeper(session: str) -> subprocess.Popen[bytes]:
     """A 'CLI' that carries the session marker, like the real worker's claude process."""
     env = dict(os.environ, **{names.MARKER_ENV: session})
     # Like the real worker's CLI: dies with its worker (PR_SET_PDEATHSIG = SIGKILL).
-    code = ("import ctypes, time; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); time.sleep(600)")
+    code = "import ctypes, signal; ctypes.CDLL(None).prctl(1, 9, 0, 0, 0); signal.pause()"
     return subprocess.Popen([sys.executable, "-c", code], env=env)
 
 
 async def run(program: str, runtime_dir: str, behaviour: str, session: str | None) -> int:
     if behaviour == "crash":
-        await asyncio.sleep(0.05)
         return 1
     ctx = zmq.asyncio.Context()
     cli: subprocess.Popen[bytes] | None = None
