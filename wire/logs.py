@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import time
@@ -25,6 +26,15 @@ def redact(text: str) -> str:
 
 def log_path(state_dir: str | Path, program: str) -> Path:
     return Path(state_dir) / "logs" / (program.replace(":", "-") + ".log")
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Each new file (the first and every one after a rollover) is 0600."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        stream = super()._open()
+        os.chmod(self.baseFilename, 0o600)
+        return stream
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -60,6 +70,7 @@ def setup(
     session: str | None = None,
     level: int = logging.INFO,
     stderr: bool = True,
+    max_bytes: int = MAX_BYTES,
 ) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -68,10 +79,9 @@ def setup(
     if state_dir is not None:
         path = log_path(state_dir, program)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fh = logging.handlers.RotatingFileHandler(path, maxBytes=MAX_BYTES, backupCount=BACKUPS)
+        fh = PrivateRotatingFileHandler(path, maxBytes=max_bytes, backupCount=BACKUPS)
         fh.setFormatter(fmt)
         root.addHandler(fh)
-        path.chmod(0o600)
     if stderr:
         sh = logging.StreamHandler(sys.stderr)
         sh.setFormatter(fmt)
