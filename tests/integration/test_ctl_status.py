@@ -2,7 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from supervisor_harness import Supervisor
@@ -87,3 +93,28 @@ def test_tail_reads_the_log_and_shutdown_stops_everything(sup):
     assert (r.returncode, r.stdout) == (0, "Shut down\n")
     assert sup.proc.wait(15) == 0
     sup.assert_nothing_left()
+
+
+def test_tail_follow_prints_new_lines_until_interrupted(sup):
+    sup.start()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.ctl", "-c", str(sup.config), "tail", "-f", "-n", "0",
+         "supervisor"], stdout=subprocess.PIPE, env=sup.env())
+    try:
+        seen = b""
+        sup.ok(m.NewSession(id=m.new_id(), name="f1"))
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 15
+        while b"program=session:f1" not in seen:
+            left = deadline - time.monotonic()
+            assert left > 0, f"tail -f printed only {seen!r}"
+            if sel.select(left):
+                seen += os.read(proc.stdout.fileno(), 65536)
+        assert b"event=state" in seen
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
