@@ -238,18 +238,25 @@ class Demo:
 
         t = threading.Thread(target=pump, daemon=True)
         t.start()
+        echo = not sys.stdin.isatty()  # piped input: show it, as the terminal would have
+        interrupted = False
         try:
             for line in sys.stdin:
                 line = line.strip()
                 if line in ("/quit", "/exit"):
                     break
                 if line:
+                    if echo:
+                        you = f"{BOLD}you   {RESET}" if self.color else "you   "
+                        print(you + line, flush=True)
                     tg.send(USER_ID, line)
         except KeyboardInterrupt:
-            pass
+            interrupted = True
         finally:
             stop.set()
             t.join(2)
+        if not interrupted:
+            view.wait_quiet(30, settle=2.0)  # the answers to the last lines
 
     def stop_stack(self) -> None:
         proc = self.run_proc

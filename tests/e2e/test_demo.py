@@ -27,9 +27,11 @@ def _demo_processes() -> list[psutil.Process]:
 def test_demo_plays_the_scripted_conversation() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
     env["NO_COLOR"] = "1"
+    # After the script the person types as the Telegram user: here, two lines on stdin.
     proc = subprocess.run(
-        [sys.executable, "-m", "supervisor", "demo", "--no-interactive"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=200, env=env,
+        [sys.executable, "-m", "supervisor", "demo", "--interactive"],
+        input="typed by the person tok-7\n/status\n", capture_output=True, text=True,
+        timeout=200, env=env,
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
@@ -49,4 +51,9 @@ def test_demo_plays_the_scripted_conversation() -> None:
     # And the conversation went on after it.
     assert "echo: Still there after the crash?" in out
     assert "• api — RUNNING" in out or "api — RUNNING" in out
+    # The interactive part: what the person typed reached the stack and was answered.
+    typed = out.split("your turn")[1]
+    assert "you   typed by the person tok-7" in typed
+    assert "echo: typed by the person tok-7" in typed
+    assert "session:scratch" in typed and "RUNNING" in typed
     assert not _demo_processes(), "the demo left processes behind"
