@@ -145,6 +145,7 @@ class Supervisor:
         log.info("event=supervisor_started pid=%d control=%s", os.getpid(), endpoints.control)
         try:
             async with asyncio.TaskGroup() as tg:
+                self._tasks = tg  # owner of the work a signal handler starts
                 serve = tg.create_task(self.control.serve(), name="control")
                 beat = tg.create_task(self._heartbeat(), name="heartbeat")
                 sweep = tg.create_task(self._sweeper(), name="sweep")
@@ -244,7 +245,7 @@ class Supervisor:
                 log.warning("event=reload_ignored field=%s reason='needs a restart'", key)
                 setattr(cfg, key, getattr(self.cfg, key))
         if not cfg.telegram.enabled and names.BOT_PROGRAM in self.programs:
-            log.warning("event=reload_ignored field=telegram.enabled reason='needs a restart'")
+            self._tasks.create_task(self._retire_bot(), name="retire-bot")
         self.cfg, self.personas = cfg, personas
         pc = program_config(cfg)
         for p in self.programs.values():
@@ -252,6 +253,16 @@ class Supervisor:
         if cfg.telegram.enabled and names.BOT_PROGRAM not in self.programs:
             self.add_program(names.BOT_PROGRAM).start()
         log.info("event=reloaded personas=%d", len(personas))
+
+    async def _retire_bot(self) -> None:
+        """telegram.enabled went false on reload: stop the bot and forget it."""
+        bot = self.programs.get(names.BOT_PROGRAM)
+        if bot is None:
+            return
+        bot.stop()
+        await self.wait_stopped(bot)
+        self.drop_program(names.BOT_PROGRAM)
+        log.info("event=bot_retired reason='telegram.enabled = false'")
 
     # ------------------------------------------------------------------ programs
 

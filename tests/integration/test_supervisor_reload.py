@@ -127,3 +127,21 @@ def test_a_broken_config_on_sighup_is_refused_and_the_old_one_kept(sup: Supervis
     sup.write_config()
     reload(sup, "reloaded")
     assert "reviewer" in persona_names(sup)
+
+
+def test_reload_that_turns_the_bot_off_stops_it_and_on_starts_it(tmp_path):
+    sup = Supervisor(tmp_path, telegram={"enabled": True}, env={"TELEGRAM_BOT_TOKEN": "1:x"})
+    try:
+        sup.start()
+        pid = sup.wait_state("bot", "RUNNING").pid
+        sup.sections["telegram"]["enabled"] = False
+        sup.write_config()
+        reload(sup, "bot_retired")
+        assert "bot" not in sup.status()
+        wait_until(lambda: not psutil.pid_exists(pid), 5, "the old bot to be gone")
+        sup.sections["telegram"]["enabled"] = True
+        sup.write_config()
+        reload(sup, "reloaded")
+        assert sup.wait_state("bot", "RUNNING").pid != pid
+    finally:
+        sup.close()
