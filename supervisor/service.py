@@ -121,6 +121,7 @@ class Supervisor:
         self._changed: list[asyncio.Future[None]] = []
         self.started_at = time.time()
         self.notifier = Notifier()
+        self._tasks: asyncio.TaskGroup | None = None
         self.sweeps = 0  # completed sweeps, reported in Status: proof that sweeps happen
 
     # ------------------------------------------------------------------ lifecycle
@@ -244,7 +245,7 @@ class Supervisor:
             if getattr(cfg, key) != getattr(self.cfg, key):
                 log.warning("event=reload_ignored field=%s reason='needs a restart'", key)
                 setattr(cfg, key, getattr(self.cfg, key))
-        if not cfg.telegram.enabled and names.BOT_PROGRAM in self.programs:
+        if not cfg.telegram.enabled and names.BOT_PROGRAM in self.programs and self._tasks:
             self._tasks.create_task(self._retire_bot(), name="retire-bot")
         self.cfg, self.personas = cfg, personas
         pc = program_config(cfg)
