@@ -38,7 +38,9 @@ from bot.poller import Poller
 from bot.ratelimit import ChatRateLimiter
 from bot.telegram_out import TelegramOut
 from wire import logs
+from wire.aio import wait_event
 from wire.endpoints import RuntimeDirError, prepare_runtime_dir
+from wire.lifetime import die_with_parent
 from wire.settings import BOT_SETTINGS_ENV, TOKEN_ENV, BotSettings, load, take_secret
 
 log = logging.getLogger("bot")
@@ -50,6 +52,8 @@ class Stopping(Exception):
 
 def main() -> int:
     settings = load(BotSettings, BOT_SETTINGS_ENV)
+    if not die_with_parent(settings.supervisor_pid):
+        raise SystemExit("the supervisor that started the bot is gone: not starting.")
     token = take_secret(TOKEN_ENV)
     if not token:
         raise SystemExit(f"{TOKEN_ENV} is not set: put the bot token in the config or in the"
@@ -128,10 +132,7 @@ async def watch(stop: asyncio.Event, parent_pid: int | None) -> None:
         if parent_pid is not None and os.getppid() != parent_pid:
             log.warning("event=parent_gone parent_pid=%d", parent_pid)
             break
-        try:
-            await asyncio.wait_for(stop.wait(), 1.0)
-        except TimeoutError:
-            pass
+        await wait_event(stop, 1.0)
     raise Stopping
 
 

@@ -32,6 +32,7 @@ from bot.render import Chunk
 from bot.stream import Draft, Send, Throttle
 from bot.telegram_out import Gone, TelegramOut, reliably
 from wire import messages as m
+from wire.aio import wait_event
 from wire.settings import BotSettings
 
 log = logging.getLogger(__name__)
@@ -89,10 +90,7 @@ class DraftStreamer:
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
-            try:
-                await asyncio.wait_for(self._stop.wait(), seconds)
-            except TimeoutError:
-                pass
+            await wait_event(self._stop, seconds)
 
     async def _run(self) -> None:
         while not self._stop.is_set():

@@ -1,9 +1,11 @@
 """The OS side of a program: fork+exec a child and learn of its exit the moment it happens.
 
-Children are `[sys.executable, "-m", module]`, spawned with subprocess (fork+exec, never a bare
+Children are `[sys.executable, "-m", module]`, spawned with subprocess (vfork+exec, never a bare
 fork of this asyncio process), in their own session so a Ctrl-C at the terminal reaches only the
-supervisor (which then stops them in order), with a parent-death signal so they never outlive us,
-stdin from /dev/null and stdout/stderr appended to a file (a pipe nobody drains would block them).
+supervisor (which then stops them in order), stdin from /dev/null and stdout/stderr appended to a
+file (a pipe nobody drains would block them). No preexec hook, so that Python can use vfork (a
+restart is ~3 ms faster): each child sets its own parent-death signal at start and exits if its
+parent is already gone (wire.lifetime).
 
 Exit detection is a pidfd registered with the event loop: readable the instant the child dies,
 then reaped with waitpid. No timer, no polling, no SIGCHLD handler.
@@ -24,16 +26,10 @@ from supervisor.program import SpawnError
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 _libc = ctypes.CDLL(None, use_errno=True)
 _prctl = _libc.prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-
-
-def _child_setup() -> None:
-    # Runs in the forked child before exec: only a raw syscall, nothing that takes a lock.
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def become_subreaper() -> None:
@@ -104,7 +100,6 @@ def spawn(
             stderr=out,
             close_fds=True,
             start_new_session=True,
-            preexec_fn=_child_setup,  # noqa: PLW1509 - one raw prctl syscall, no locks
         )
     except OSError as exc:
         raise SpawnError(f"{exc.strerror}") from None

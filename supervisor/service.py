@@ -37,6 +37,7 @@ from supervisor.states import RUNNING_STATES, State
 from supervisor.watcher import Limits, Target, Usage, Watcher, kill_instance_leftovers
 from wire import messages as m
 from wire import names, settings
+from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
 from wire.logs import log_path
 
@@ -143,6 +144,7 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_shutdown, sig.name)
         self._loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        self._loop.add_signal_handler(signal.SIGUSR1, self._dump_tasks)
         log.info("event=supervisor_started pid=%d control=%s", os.getpid(), endpoints.control)
         try:
             async with asyncio.TaskGroup() as tg:
@@ -196,6 +198,15 @@ class Supervisor:
             p.start()
         settle = self.cfg.supervisor.startsecs + 10
         await asyncio.gather(*(self.wait_settled(p, settle) for p in wanted))
+
+    def _dump_tasks(self) -> None:
+        """SIGUSR1: log where every task of the loop is waiting (for a wedged supervisor)."""
+        import io
+
+        for task in asyncio.all_tasks(self._loop):
+            buf = io.StringIO()
+            task.print_stack(file=buf)
+            log.warning("event=task_dump task=%s stack=%r", task.get_name(), buf.getvalue())
 
     def summary(self) -> str:
         """One line for systemd's STATUS=: the bot's state and how many sessions are in each."""
@@ -366,7 +377,8 @@ class Supervisor:
             fut: asyncio.Future[None] = self._loop.create_future()
             self._changed.append(fut)
             try:
-                await asyncio.wait_for(fut, left)
+                async with asyncio.timeout(left):  # not wait_for: it can eat a cancel in 3.11
+                    await fut
             except TimeoutError:
                 return pred()
         return True
@@ -466,11 +478,7 @@ class Supervisor:
 
     async def _sweeper(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._poke.wait(),
-                                       self.cfg.supervisor.sweep_interval_seconds)
-            except TimeoutError:
-                pass
+            await wait_event(self._poke, self.cfg.supervisor.sweep_interval_seconds)
             self._poke.clear()
             try:
                 await self.sweep_once()

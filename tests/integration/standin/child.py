@@ -13,6 +13,7 @@ import zmq.asyncio
 from wire import messages as m
 from wire import names
 from wire.endpoints import Endpoints
+from wire.lifetime import die_with_parent
 from wire.rpc import Requester
 from wire.settings import BOT_SETTINGS_ENV, WORKER_SETTINGS_ENV, BotSettings, WorkerSettings, load
 
@@ -63,9 +64,14 @@ async def run(program: str, runtime_dir: str, behaviour: str, session: str | Non
 
 
 def main(kind: str) -> int:
+    # Like the real children: die with the supervisor (the contract of wire.lifetime).
     if kind == "bot":
         bs = load(BotSettings, BOT_SETTINGS_ENV)
+        if not die_with_parent(bs.supervisor_pid):
+            return 1
         return asyncio.run(run("bot", bs.runtime_dir, "ok", None))
     ws = load(WorkerSettings, WORKER_SETTINGS_ENV)
+    if not die_with_parent(ws.supervisor_pid):
+        return 1
     behaviour = ws.session.split("-")[0]
     return asyncio.run(run(names.program_name(ws.session), ws.runtime_dir, behaviour, ws.session))
