@@ -17,6 +17,7 @@ def main(argv: list[str]) -> int:
         return 2
     for name in wanted:
         print(f"\n=== {name} ===", flush=True)
+        sys.argv = [f"bench/{name}.py"]  # each benchmark parses its own (default) arguments
         runpy.run_module(f"bench.{name}", run_name="__main__")
     return 0
 
