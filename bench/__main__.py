@@ -15,10 +15,18 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(names)}")
         return 2
+    failed: list[str] = []
     for name in wanted:
         print(f"\n=== {name} ===", flush=True)
         sys.argv = [f"bench/{name}.py"]  # each benchmark parses its own (default) arguments
-        runpy.run_module(f"bench.{name}", run_name="__main__")
+        try:
+            runpy.run_module(f"bench.{name}", run_name="__main__")
+        except SystemExit as exc:  # a benchmark's own sys.exit must not end the others
+            if exc.code not in (None, 0):
+                failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}")
+        return 1
     return 0
 
 
