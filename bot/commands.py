@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, PhotoSize, Update
 from telegram.ext import ContextTypes
 from telegramify_markdown import MessageEntity, utf16_len
 
@@ -257,19 +257,27 @@ class Commands:
             await self.say(chat, f"Session {session} has no folder yet: send a text first, or"
                            f" /restart {session}.")
             return
+        media: Document | PhotoSize
         if msg.document is not None:
-            tg_file = await msg.document.get_file()
-            original = msg.document.file_name or "file"
+            media, original = msg.document, msg.document.file_name or "file"
         elif msg.photo:
-            tg_file = await msg.photo[-1].get_file()
-            original = "photo.jpg"
+            media, original = msg.photo[-1], "photo.jpg"
         else:
             return
         name = f"{msg.message_id}-{_UNSAFE.sub('_', original).strip('._') or 'file'}"[:120]
         folder = session_dir / "work" / UPLOADS
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / name
-        await tg_file.download_to_drive(path)
+        # Network trouble is retried (the file is not lost); a refusal is said in one sentence.
+        tg_file = await reliably(media.get_file, "get_file")
+        saved: Path | None = None
+        if tg_file is not None:
+            saved = await reliably(partial(tg_file.download_to_drive, path), "download")
+        if saved is None:
+            await self.say(chat, f"Telegram would not hand over {original} (bots can download"
+                           " files up to 20 MB): send a smaller file, or put it in the session's"
+                           f" work folder another way.")
+            return
         caption = msg.caption or ""
         text = (f"{caption}\n\n" if caption else "") + (
             f"[The user sent a file; it is saved at {path} ({UPLOADS}/{name} in the working"

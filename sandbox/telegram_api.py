@@ -250,11 +250,14 @@ class TelegramSandbox(ServerProcess):
         retry_after: int | None = None,
         delay: float | None = None,
         status: int | None = None,
+        description: str | None = None,
     ) -> dict[str, Any]:
-        """Inject a fault: kind is "429", "5xx", "slow", "drop_before" or "drop_after"."""
+        """Inject a fault: kind is "429", "5xx" (any error `status` but 401/404/409/429, with an
+        optional `description`), "slow", "drop_before" or "drop_after"."""
         body = {
             "kind": kind, "method": method, "chat_id": chat_id, "count": count,
             "retry_after": retry_after, "delay": delay, "status": status,
+            "description": description,
         }  # fmt: skip
         return self._request("POST", "faults", body)
 

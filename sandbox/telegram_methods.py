@@ -422,6 +422,9 @@ async def _send_file(bot: BotState, p: Params, key: str) -> Any:
     return bot.message_obj(msg)
 
 
+GET_FILE_LIMIT = 20 * 1024 * 1024  # a bot can download files up to 20 MB
+
+
 async def send_document(bot: BotState, p: Params) -> Any:
     return await _send_file(bot, p, "document")
 
@@ -434,6 +437,8 @@ async def get_file(bot: BotState, p: Params) -> Any:
     f = bot.files.get(p.string("file_id") or "")
     if f is None:
         raise bad("invalid file_id")
+    if len(f.data) > GET_FILE_LIMIT:
+        raise bad("file is too big")
     return {
         "file_id": f.file_id,
         "file_unique_id": f.file_unique_id,

@@ -53,8 +53,8 @@ class Faults:
             raise ApiError(400, f"bad fault: {exc}") from None
         if count < 1 or retry_after < 1 or delay < 0:
             raise ApiError(400, "count and retry_after must be >= 1, delay >= 0")
-        if not 500 <= status <= 599:
-            raise ApiError(400, "status must be 5xx")
+        if not 400 <= status <= 599 or status in (401, 404, 409, 429):
+            raise ApiError(400, "status must be 5xx, or a 4xx that is not 401/404/409/429")
         rule = {
             "id": self.next_id,
             "kind": kind,
@@ -64,6 +64,7 @@ class Faults:
             "retry_after": retry_after,
             "delay": delay,
             "status": status,
+            "description": str(body.get("description") or ""),
         }
         self.next_id += 1
         self.rules.append(rule)
@@ -194,7 +195,8 @@ class TelegramServer:
                 )
             if fault["kind"] == "5xx":
                 record["status"] = fault["status"]
-                return _api_error(fault["status"], STATUS_TEXT.get(fault["status"], "Server Error"))
+                return _api_error(fault["status"], fault["description"]
+                                  or STATUS_TEXT.get(fault["status"], "Server Error"))
             if fault["kind"] == "drop_before":
                 record["status"] = 0
                 _drop(request)

@@ -77,6 +77,17 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
         tg.send_photo(OWNER, b"\xff\xd8\xff\xe0fakejpeg")
         st.wait_text(lambda t: "echo:" in t and "photo.jpg" in t, timeout=30)
         assert len(list(uploads.iterdir())) == 2
+        # Telegram failing once (502) on getFile: retried, the file is not lost.
+        tg.fault("5xx", method="getFile", count=1, status=502)
+        tg.send_document(OWNER, "retry.txt", b"second try")
+        st.wait_text(lambda t: "echo:" in t and "retry.txt" in t, timeout=30)
+        # Telegram refusing it (as for a file over 20 MB): one sentence, nothing for Claude.
+        tg.fault("5xx", method="getFile", count=1, status=400,
+                 description="Bad Request: file is too big")
+        mid = tg.send_document(OWNER, "big.bin", b"x")["message"]["message_id"]
+        st.wait_text(lambda t: "would not hand over big.bin" in t, after=mid, timeout=30)
+        assert sorted(p.name.split("-", 1)[1] for p in uploads.iterdir()) == [
+            "notes.txt", "photo.jpg", "retry.txt"]
 
         # /cancel interrupts a running turn.
         slow = st.say("#sb:slow=300 #sb:words=200")

@@ -418,6 +418,13 @@ async def test_a_users_document_downloads_with_identical_bytes(bot, tg):
         await bot.get_file("nope")
 
 
+async def test_a_file_over_20_mb_cannot_be_fetched_by_a_bot(bot, tg):
+    tg.send_document(USER, "huge.bin", b"\0" * (20 * 1024 * 1024 + 1))
+    [update] = await bot.get_updates(timeout=1)
+    with pytest.raises(BadRequest, match="(?i)file is too big"):
+        await bot.get_file(update.message.document.file_id)
+
+
 async def test_the_bots_document_and_photo_reach_the_chat(bot, tg):
     png = _png(3, 2)
     await bot.send_document(
