@@ -18,7 +18,6 @@ import re
 import shlex
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from supervisor.config import (
     parse,
 )
 from supervisor.doctor import check_token
+from wire.files import atomic_write
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UNIT_TEMPLATE = PROJECT_ROOT / "systemd" / "switchboard.service"
@@ -158,26 +158,6 @@ def render_unit(template: str, exe: Path, config_path: Path, env_file: Path) -> 
 # ---------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------
-
-
-def write_atomic(path: Path, text: str, mode: int) -> None:
-    """Write a temp file with `mode` from the start, fsync, rename over `path`, fsync the dir."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def switchboard_executable() -> Path | None:
@@ -378,9 +358,9 @@ def _run(args: argparse.Namespace) -> int:
         config_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not answers.token_in_config:
             existing = env_file.read_text() if env_file.exists() else ""
-            write_atomic(env_file, render_env_file(existing, answers.token_env, answers.token),
+            atomic_write(env_file, render_env_file(existing, answers.token_env, answers.token),
                          0o600)
-        write_atomic(config_path, text, 0o600)
+        atomic_write(config_path, text, 0o600)
         load(config_path)
         answers.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if answers.state_dir.stat().st_uid == os.getuid():
@@ -412,7 +392,7 @@ def _print_unit_steps(config_path: Path, env_file: Path) -> None:
         return
     unit_path = config_path.parent / UNIT_NAME
     try:
-        write_atomic(unit_path, render_unit(UNIT_TEMPLATE.read_text(), exe, config_path, env_file),
+        atomic_write(unit_path, render_unit(UNIT_TEMPLATE.read_text(), exe, config_path, env_file),
                      0o644)
     except OSError as exc:
         raise InitError(f"cannot write {unit_path}: {exc.strerror}.") from None

@@ -6,11 +6,12 @@ any moment leaves either the old or the new file, never half of one.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import msgspec
+
+from wire.files import atomic_write
 
 
 class SessionRecord(msgspec.Struct, kw_only=True):
@@ -27,23 +28,6 @@ class _File(msgspec.Struct, kw_only=True):
 
 class RegistryError(RuntimeError):
     pass
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 class Registry:
@@ -67,6 +51,7 @@ class Registry:
 
     def save(self) -> None:
         data = _File(sessions=sorted(self.sessions.values(), key=lambda r: r.name))
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, msgspec.json.format(msgspec.json.encode(data)) + b"\n")
 
     def add(self, name: str, persona: str) -> SessionRecord:
