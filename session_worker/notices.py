@@ -38,14 +38,14 @@ def last_error_line(stderr_tail: list[str]) -> str:
 def missing_binary(binary: str) -> str:
     return (
         f"The Claude CLI was not found at '{binary}': install it (npm install -g "
-        "@anthropic-ai/claude-code) or set claude_binary in switchboard.toml, then send again."
+        "@anthropic-ai/claude-code) or set [claude] binary in switchboard.toml, then send again."
     )
 
 
 def not_startable(binary: str, reason: str) -> str:
     return (
-        f"The Claude CLI '{binary}' could not be started ({_clean(reason)}): check claude_binary"
-        " and work_dir in switchboard.toml, then send again."
+        f"The Claude CLI '{binary}' could not be started ({_clean(reason)}): check that [claude]"
+        " binary in switchboard.toml is an executable you can run, then send again."
     )
 
 

@@ -124,7 +124,8 @@ def test_missing_binary_is_one_sentence_and_the_worker_stays(tmp_path, env):
         w.start()
         w.turn("hello")
         n = w.wait_for(lambda: w.notices(), 10, "a notice")[0]
-        assert n.level == "error" and "was not found" in n.message and "claude_binary" in n.message
+        assert n.level == "error" and "was not found" in n.message
+        assert "[claude] binary" in n.message
         res = w.result(w.bodies(m.TurnStarted)[0].key)
         assert res.is_error and res.subtype == "error_cli_start" and res.text == n.message
         w.turn("again")
