@@ -13,7 +13,14 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from telegram import Document, InlineKeyboardButton, InlineKeyboardMarkup, PhotoSize, Update
+from telegram import (
+    Document,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    PhotoSize,
+    Update,
+)
 from telegram.ext import ContextTypes
 from telegramify_markdown import MessageEntity, utf16_len
 
@@ -233,25 +240,29 @@ class Commands:
                                          attachments or [], time.time()))
         self.couriers.kick(session)
 
-    async def text(self, update: Update, ctx: Ctx) -> None:
+    async def _addressed(self, update: Update) -> tuple[int, Message, str] | None:
+        """The chat, the message and the chat's active session; None (and a sentence) if none."""
         chat = self.chat_id(update)
         msg = update.effective_message
         assert msg is not None
         session = self.journal.active(chat)
         if session is None:
             await self.say(chat, NO_SESSION)
-            return
-        self._hand_off(chat, session, msg.message_id, msg.text or "")
+            return None
+        return chat, msg, session
+
+    async def text(self, update: Update, ctx: Ctx) -> None:
+        target = await self._addressed(update)
+        if target is not None:
+            chat, msg, session = target
+            self._hand_off(chat, session, msg.message_id, msg.text or "")
 
     async def attachment(self, update: Update, ctx: Ctx) -> None:
         """Save a photo or document into the session's work folder; tell Claude where it is."""
-        chat = self.chat_id(update)
-        msg = update.effective_message
-        assert msg is not None
-        session = self.journal.active(chat)
-        if session is None:
-            await self.say(chat, NO_SESSION)
+        target = await self._addressed(update)
+        if target is None:
             return
+        chat, msg, session = target
         session_dir = Path(self.settings.state_dir) / "sessions" / session
         if not session_dir.is_dir():
             await self.say(chat, f"Session {session} has no folder yet: send a text first, or"

@@ -108,6 +108,18 @@ class Commands:
             return m.Error(id=req_id, code=m.E_INVALID_NAME, message=err)
         return session, names.program_name(session)
 
+    def _existing(self, req_id: str, raw: str, hint: str = "see `switchboardctl status`"
+                  ) -> tuple[str, str] | m.Error:
+        """A valid session name whose program exists, or the Error to answer with."""
+        got = self._session_of(req_id, raw)
+        if isinstance(got, m.Error):
+            return got
+        session, program = got
+        if program not in self.sup.programs:
+            return m.Error(id=req_id, code=m.E_UNKNOWN_NAME,
+                           message=f"no session '{session}': {hint}.")
+        return got
+
     def _autostart(self, program: str, value: bool) -> None:
         if program.startswith(names.SESSION_PREFIX):
             self.sup.registry.set_autostart(program[len(names.SESSION_PREFIX):], value)
@@ -231,14 +243,11 @@ class Commands:
 
     async def remove_session(self, msg: m.RemoveSession) -> m.Ok | m.Error:
         """Stop a session's worker and forget the session (its files stay on disk)."""
-        got = self._session_of(msg.id, msg.name)
+        got = self._existing(msg.id, msg.name)
         if isinstance(got, m.Error):
             return got
         session, program = got
-        prog = self.sup.programs.get(program)
-        if prog is None:
-            return m.Error(id=msg.id, code=m.E_UNKNOWN_NAME,
-                           message=f"no session '{session}': see `switchboardctl status`.")
+        prog = self.sup.programs[program]
         prog.stop()
         await self.sup.wait_stopped(prog)
         self.sup.registry.remove(session)
@@ -249,13 +258,10 @@ class Commands:
 
     async def set_persona(self, msg: m.SetPersona) -> m.Ok | m.Error:
         """Give a session another persona; a running worker restarts with it."""
-        got = self._session_of(msg.id, msg.name)
+        got = self._existing(msg.id, msg.name)
         if isinstance(got, m.Error):
             return got
         session, program = got
-        if program not in self.sup.programs:
-            return m.Error(id=msg.id, code=m.E_UNKNOWN_NAME,
-                           message=f"no session '{session}': see `switchboardctl status`.")
         if msg.persona not in self.sup.personas:
             return self._unknown_persona(msg.id, msg.persona)
         self.sup.registry.set_persona(session, msg.persona)
@@ -274,14 +280,12 @@ class Commands:
 
     async def ensure_running(self, msg: m.EnsureRunning) -> m.Ok | m.Error:
         """The user wrote to this session: start it unless it runs (clears FATAL too)."""
-        got = self._session_of(msg.id, msg.name)
+        bare = msg.name.removeprefix(names.SESSION_PREFIX)
+        got = self._existing(msg.id, msg.name, hint=f"create it with /new {bare}")
         if isinstance(got, m.Error):
             return got
-        session, program = got
-        prog = self.sup.programs.get(program)
-        if prog is None:
-            return m.Error(id=msg.id, code=m.E_UNKNOWN_NAME,
-                           message=f"no session '{session}': create it with /new {session}.")
+        _session, program = got
+        prog = self.sup.programs[program]
         self._autostart(program, True)
         if prog.state in STARTABLE_STATES or prog.state is State.STOPPING:
             prog.start()
