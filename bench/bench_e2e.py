@@ -24,6 +24,7 @@ from typing import Any
 from bench.common import (
     USER_SUPERVISOR,
     claude_or_exit,
+    close_cli,
     e2e_stack,
     env_int,
     header,
@@ -108,12 +109,7 @@ def bare_warm(claude: str, model: Any, tmp: Path) -> list[float]:
             if i >= WARMUP:
                 times.append(time.perf_counter() - t0)
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        close_cli(proc)
     return times
 
 

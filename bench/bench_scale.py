@@ -22,6 +22,7 @@ import psutil
 from bench.common import (
     USER_SUPERVISOR,
     claude_or_exit,
+    close_cli,
     e2e_stack,
     env_int,
     header,
@@ -119,12 +120,7 @@ def bare_idle_cli(claude: str, model: Any, tmp: Any) -> tuple[int, int]:
         time.sleep(2)
         return tree_memory(proc.pid)
     finally:
-        proc.stdin.close()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        close_cli(proc)
 
 
 def main() -> None:

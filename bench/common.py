@@ -27,6 +27,17 @@ USER_SUPERVISOR = {
 }
 
 
+def close_cli(proc: subprocess.Popen[bytes]) -> None:
+    """End a warm CLI the polite way (close stdin), then kill it if it lingers; never leave it."""
+    assert proc.stdin is not None
+    proc.stdin.close()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
