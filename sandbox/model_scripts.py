@@ -73,6 +73,9 @@ THINKING_TEXT = "Let me think about this in the sandbox. The answer is scripted.
 _TOKEN = re.compile(r"#sb:([A-Za-z][A-Za-z0-9_]*)")
 _WORD_VALUE = re.compile(r"\S*")
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
+# After an automatic compaction the CLI opens the next user message with the summary of the
+# earlier conversation; like a system reminder, it is not what the user said.
+_CONTINUATION = "This session is being continued from a previous conversation"
 _PATTERN = "The quick brown fox jumps over the lazy dog 0123456789. "
 
 
@@ -221,7 +224,7 @@ def user_text(message: dict[str, Any] | None) -> str:
         ]
     else:
         pieces = []
-    kept = [_REMINDER.sub("", p).strip() for p in pieces]
+    kept = [_REMINDER.sub("", p).strip() for p in pieces if not p.startswith(_CONTINUATION)]
     return "\n".join(p for p in kept if p)
 
 

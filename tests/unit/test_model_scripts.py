@@ -130,6 +130,18 @@ def test_user_text_ignores_system_reminders_and_tool_results():
     assert user_text(user("a <system-reminder>x</system-reminder> b")) == "a  b"
 
 
+def test_user_text_ignores_the_summary_the_cli_writes_after_compacting():
+    # What the CLI sends after an automatic compaction: the summary, then the new message.
+    msg = user(
+        [
+            {"type": "text", "text": "This session is being continued from a previous"
+             " conversation that ran out of context. The summary below covers it.\n\necho: x"},
+            {"type": "text", "text": "still there"},
+        ]
+    )
+    assert user_text(msg) == "still there"
+
+
 def test_newest_user_message_wins_over_later_system_message():
     body = turn(user("#sb:size=5"), {"role": "system", "content": "#sb:hang"})
     plan = plan_response(body)
