@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sandbox.telegram_params import Params, Upload, send_chat
 from sandbox.telegram_rules import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -40,85 +41,6 @@ UPDATE_KINDS = {
 }  # fmt: skip
 
 
-class Upload:
-    """A file sent in a multipart body."""
-
-    def __init__(self, filename: str | None, data: bytes, content_type: str | None) -> None:
-        self.filename, self.data, self.content_type = filename, data, content_type
-
-
-class Params:
-    """A request's parameters, typed the way Telegram reads them: form values are strings, and
-    non-string values (reply_markup, entities...) arrive JSON-encoded."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.values = values
-
-    def raw(self, name: str) -> Any:
-        value = self.values.get(name)
-        return None if value == "" else value
-
-    def string(self, name: str) -> str | None:
-        value = self.raw(name)
-        return None if value is None else str(value)
-
-    def integer(self, name: str, missing: str | None = None) -> int | None:
-        value = self.raw(name)
-        if value is None:
-            if missing:
-                raise bad(missing)
-            return None
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise bad(f"invalid {name} specified") from None
-
-    def number(self, name: str) -> float | None:
-        value = self.raw(name)
-        try:
-            return None if value is None else float(value)
-        except (TypeError, ValueError):
-            raise bad(f"invalid {name} specified") from None
-
-    def flag(self, name: str) -> bool:
-        value = self.raw(name)
-        if isinstance(value, str):
-            return value.lower() in ("true", "1")
-        return bool(value)
-
-    def json(self, name: str, what: str) -> Any:
-        value = self.raw(name)
-        if isinstance(value, str | bytes):
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise bad(f"can't parse {what} JSON object") from None
-        return value
-
-    def loggable(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in self.values.items():
-            if isinstance(v, Upload):
-                out[k] = {"file_name": v.filename, "size": len(v.data)}
-            elif isinstance(v, str) and k in (
-                "reply_markup",
-                "entities",
-                "caption_entities",
-                "allowed_updates",
-                "commands",
-                "scope",
-                "reply_parameters",
-                "link_preview_options",
-            ):
-                try:
-                    out[k] = json.loads(v)
-                except ValueError:
-                    out[k] = v
-            else:
-                out[k] = v
-        return out
-
-
 def _text(p: Params, *, caption: bool = False) -> tuple[str, list[dict[str, Any]]]:
     key, ents = ("caption", "caption_entities") if caption else ("text", "entities")
     raw_entities = p.json(ents, "entities")
@@ -139,27 +61,6 @@ def _markup(p: Params) -> dict[str, Any] | None:
         return check_inline_keyboard(p.json("reply_markup", "reply keyboard markup"))
     except FormatError as exc:
         raise bad(str(exc)) from None
-
-
-def _send_chat(bot: BotState, p: Params) -> Chat:
-    raw = p.raw("chat_id")
-    if raw is None:
-        raise bad("chat_id is empty")
-    chat: Chat | None
-    if isinstance(raw, str) and raw.startswith("@"):
-        chat = next((c for c in bot.chats.values() if c.username and "@" + c.username == raw), None)
-    else:
-        try:
-            cid = int(raw)
-        except (TypeError, ValueError):
-            raise bad("chat not found") from None
-        # a positive id is a user who has started the bot; groups must be known
-        chat = bot.chat_for(cid, create=cid > 0)
-    if chat is None:
-        raise bad("chat not found")
-    if chat.type == "private" and chat.id in bot.blocked:
-        raise ApiError(403, "Forbidden: bot was blocked by the user")
-    return chat
 
 
 def _reply_to(chat: Chat, p: Params) -> int | None:
@@ -294,7 +195,7 @@ async def delete_my_commands(bot: BotState, p: Params) -> Any:
 
 
 async def send_message(bot: BotState, p: Params) -> Any:
-    chat = _send_chat(bot, p)
+    chat = send_chat(bot, p)
     text, entities = _text(p)
     markup = _markup(p)
     reply_to = _reply_to(chat, p)
@@ -360,7 +261,7 @@ async def delete_message(bot: BotState, p: Params) -> Any:
 
 
 async def send_chat_action(bot: BotState, p: Params) -> Any:
-    chat = _send_chat(bot, p)
+    chat = send_chat(bot, p)
     action = p.string("action")
     if action not in CHAT_ACTIONS:
         raise bad("wrong parameter action in request")
@@ -386,7 +287,7 @@ async def answer_callback_query(bot: BotState, p: Params) -> Any:
 
 
 async def _send_file(bot: BotState, p: Params, key: str) -> Any:
-    chat = _send_chat(bot, p)
+    chat = send_chat(bot, p)
     value = p.raw(key)
     if isinstance(value, str) and value.startswith("attach://"):
         value = p.raw(value[len("attach://") :])

@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox import telegram_users as users
 from sandbox.telegram_methods import METHODS, Params, Upload
 from sandbox.telegram_state import DEFAULT_TOKEN, ApiError, BotState, dumps
 
@@ -123,12 +124,10 @@ class TelegramServer:
         r = app.router
         r.add_route("*", "/bot{token}/{method}", self.bot_api)
         r.add_get("/file/bot{token}/{path:.+}", self.download)
-        r.add_post("/_sandbox/send", self.control(lambda b, body: b.user_send(body)))
-        r.add_post(
-            "/_sandbox/send_document", self.control(lambda b, body: b.user_send_document(body))
-        )
-        r.add_post("/_sandbox/send_photo", self.control(lambda b, body: b.user_send_photo(body)))
-        r.add_post("/_sandbox/tap", self.control(lambda b, body: b.user_tap(body)))
+        r.add_post("/_sandbox/send", self.control(users.send))
+        r.add_post("/_sandbox/send_document", self.control(users.send_document))
+        r.add_post("/_sandbox/send_photo", self.control(users.send_photo))
+        r.add_post("/_sandbox/tap", self.control(users.tap))
         r.add_post("/_sandbox/block", self.control(self._block))
         r.add_get("/_sandbox/chat/{chat_id}", self.chat)
         r.add_get("/_sandbox/calls", self.call_log)
@@ -326,7 +325,8 @@ class TelegramServer:
         except (ApiError, ValueError) as exc:
             return _json({"error": str(exc)}, 400)
         flag = {"1": True, "true": True, "0": False, "false": False}
-        view = bot.chat_view(
+        view = users.chat_view(
+            bot,
             chat_id,
             include_deleted=flag.get(q.get("deleted", "0").lower(), False),
             content=flag.get(q.get("content", "1").lower(), True),
