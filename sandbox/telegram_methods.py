@@ -2,7 +2,10 @@
 
 Each method takes the bot's :class:`BotState` and the request's :class:`Params` and returns the
 ``result`` or raises :class:`ApiError`. ``METHODS`` maps lower-cased names (Telegram's method
-names are case-insensitive) to (canonical name, function).
+names are case-insensitive) to (canonical name, function); topics and drafts are in
+:mod:`sandbox.telegram_topics` and :mod:`sandbox.telegram_drafts`. Every send method takes
+``message_thread_id``; sendMessage and editMessageText record ``link_preview_options`` (and the
+legacy ``disable_web_page_preview``) on the message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sandbox.telegram_drafts import send_message_draft
 from sandbox.telegram_params import Params, Upload, send_chat
 from sandbox.telegram_rules import (
     MAX_CAPTION,
@@ -22,6 +26,7 @@ from sandbox.telegram_rules import (
     format_text,
 )
 from sandbox.telegram_state import ApiError, BotState, Chat, Message, bad, now
+from sandbox.telegram_topics import TOPIC_METHODS, send_thread
 
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
@@ -37,7 +42,7 @@ UPDATE_KINDS = {
     "message_reaction", "message_reaction_count", "inline_query", "chosen_inline_result",
     "callback_query", "shipping_query", "pre_checkout_query", "purchased_paid_media", "poll",
     "poll_answer", "my_chat_member", "chat_member", "chat_join_request", "chat_boost",
-    "removed_chat_boost",
+    "removed_chat_boost", "stopped_message_generation",
 }  # fmt: skip
 
 
@@ -79,6 +84,20 @@ def _reply_to(chat: Chat, p: Params) -> int | None:
     return target
 
 
+def _link_preview(p: Params) -> dict[str, Any] | None:
+    """What the bot asked for about the link preview (None: nothing, so Telegram shows one)."""
+    options = p.json("link_preview_options", "link preview options")
+    legacy = p.raw("disable_web_page_preview")
+    if options is None and legacy is None:
+        return None
+    if options is not None and not isinstance(options, dict):
+        raise bad("can't parse link preview options JSON object")
+    out = dict(options or {})
+    out["is_disabled"] = bool(out.get("is_disabled")) or (legacy is not None and p.flag(
+        "disable_web_page_preview"))
+    return out
+
+
 def _edit_target(bot: BotState, p: Params, verb: str = "edit") -> Message:
     if p.raw("inline_message_id") is not None:
         raise bad("MESSAGE_ID_INVALID")
@@ -116,6 +135,8 @@ async def get_me(bot: BotState, p: Params) -> Any:
         "supports_inline_queries": False,
         "can_connect_to_business": False,
         "has_main_web_app": False,
+        "has_topics_enabled": bot.has_topics_enabled,
+        "allows_users_to_create_topics": bot.allows_users_to_create_topics,
     }
 
 
@@ -196,6 +217,7 @@ async def delete_my_commands(bot: BotState, p: Params) -> Any:
 
 async def send_message(bot: BotState, p: Params) -> Any:
     chat = send_chat(bot, p)
+    thread = send_thread(chat, p)
     text, entities = _text(p)
     markup = _markup(p)
     reply_to = _reply_to(chat, p)
@@ -207,6 +229,8 @@ async def send_message(bot: BotState, p: Params) -> Any:
         entities=entities,
         reply_markup=markup,
         reply_to=reply_to,
+        thread_id=thread,
+        link_preview=_link_preview(p),
     )
     return bot.message_obj(msg)
 
@@ -222,6 +246,7 @@ async def edit_message_text(bot: BotState, p: Params) -> Any:
     if text == msg.text and entities == msg.entities and markup == msg.reply_markup:
         raise bad(NOT_MODIFIED)
     msg.text, msg.entities, msg.reply_markup = text, entities, markup
+    msg.link_preview = _link_preview(p)
     return _edited(bot, msg)
 
 
@@ -262,6 +287,7 @@ async def delete_message(bot: BotState, p: Params) -> Any:
 
 async def send_chat_action(bot: BotState, p: Params) -> Any:
     chat = send_chat(bot, p)
+    send_thread(chat, p)
     action = p.string("action")
     if action not in CHAT_ACTIONS:
         raise bad("wrong parameter action in request")
@@ -288,6 +314,7 @@ async def answer_callback_query(bot: BotState, p: Params) -> Any:
 
 async def _send_file(bot: BotState, p: Params, key: str) -> Any:
     chat = send_chat(bot, p)
+    thread = send_thread(chat, p)
     value = p.raw(key)
     if isinstance(value, str) and value.startswith("attach://"):
         value = p.raw(value[len("attach://") :])
@@ -318,6 +345,7 @@ async def _send_file(bot: BotState, p: Params, key: str) -> Any:
         caption_entities=entities,
         reply_markup=markup,
         reply_to=reply_to,
+        thread_id=thread,
         **fields,
     )
     return bot.message_obj(msg)
@@ -369,5 +397,7 @@ METHODS: dict[str, tuple[str, Method]] = {
         "sendDocument": send_document,
         "sendPhoto": send_photo,
         "getFile": get_file,
+        "sendMessageDraft": send_message_draft,
+        **TOPIC_METHODS,
     }.items()
 }

@@ -85,10 +85,17 @@ def trim(text: str, entities: list[Entity]) -> tuple[str, list[Entity]]:
 
 
 def format_text(
-    text: Any, parse_mode: Any, entities: Any, *, limit: int, what: str = "text"
+    text: Any,
+    parse_mode: Any,
+    entities: Any,
+    *,
+    limit: int,
+    what: str = "text",
+    allow_empty: bool = False,
 ) -> tuple[str, list[Entity]]:
     """Everything sendMessage / editMessageText / captions do to text. ``what`` is "text" or
-    "caption"; raises FormatError with Telegram's description."""
+    "caption"; ``allow_empty`` for a draft (Bot API 10.0: an empty one shows "Thinking…");
+    raises FormatError with Telegram's description."""
     if text is None:
         text = ""
     if not isinstance(text, str):
@@ -108,7 +115,7 @@ def format_text(
     else:
         ents = []
     text, ents = trim(text, ents)
-    if what == "text" and not text:
+    if what == "text" and not text and not allow_empty:
         raise FormatError("message text is empty")
     if u16len(text) > limit:
         raise FormatError(

@@ -20,9 +20,9 @@ from sandbox.telegram_state import ApiError, BotState, Chat, StoredFile
 # ---------------------------------------------------------------------------- what users do
 
 
-def _user_chat(bot: BotState, body: dict[str, Any]) -> tuple[dict[str, Any], Chat]:
-    user_id = _required_int(body, "user_id")
-    chat_id = _int(body, "chat_id")
+def user_chat(bot: BotState, body: dict[str, Any]) -> tuple[dict[str, Any], Chat]:
+    user_id = required_int(body, "user_id")
+    chat_id = int_field(body, "chat_id")
     known = bot.chats.get(chat_id) if chat_id is not None else None
     # like Telegram ids: a negative chat_id is a group (of the type it already has)
     default_type = (
@@ -56,11 +56,11 @@ def _user_chat(bot: BotState, body: dict[str, Any]) -> tuple[dict[str, Any], Cha
 
 
 def _user_message(bot: BotState, body: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    user, chat = _user_chat(bot, body)
-    reply_to = _int(body, "reply_to_message_id")
+    user, chat = user_chat(bot, body)
+    reply_to = int_field(body, "reply_to_message_id")
     if reply_to is not None and reply_to not in chat.messages:
         raise ApiError(400, f"no message {reply_to} in chat {chat.id} to reply to")
-    thread = _int(body, "message_thread_id")
+    thread = int_field(body, "message_thread_id")
     if thread is not None:
         topic = chat.topics.get(thread)
         if topic is None or topic.deleted:
@@ -117,10 +117,10 @@ def send_photo(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def tap(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
-    user_id = _required_int(body, "user_id")
-    chat_id = _int(body, "chat_id")
+    user_id = required_int(body, "user_id")
+    chat_id = int_field(body, "chat_id")
     chat_id = user_id if chat_id is None else chat_id
-    message_id = _required_int(body, "message_id")
+    message_id = required_int(body, "message_id")
     data = body.get("data")
     chat = bot.chats.get(chat_id)
     msg = chat.messages.get(message_id) if chat else None
@@ -208,14 +208,14 @@ def _file_view(bot: BotState, file_id: str, content: bool) -> dict[str, Any]:
     return o
 
 
-def _required_int(body: dict[str, Any], key: str) -> int:
-    value = _int(body, key)
+def required_int(body: dict[str, Any], key: str) -> int:
+    value = int_field(body, key)
     if value is None:
         raise ApiError(400, f"{key} is required")
     return value
 
 
-def _int(body: dict[str, Any], key: str) -> int | None:
+def int_field(body: dict[str, Any], key: str) -> int | None:
     value = body.get(key)
     if value is None or value == "":
         return None
@@ -223,3 +223,26 @@ def _int(body: dict[str, Any], key: str) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise ApiError(400, f"{key} must be an integer, not {value!r}") from None
+
+
+def enabled_previews(bot: BotState, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The bot's messages (in one chat, or all) that show a link preview: a URL in the text (or
+    an explicit ``link_preview_options.url``) and no ``is_disabled`` / disable_web_page_preview."""
+    chat_id = int_field(body, "chat_id")
+    found = []
+    for chat in bot.chats.values():
+        if chat_id is not None and chat.id != chat_id:
+            continue
+        for m in chat.messages.values():
+            options = m.link_preview or {}
+            if not m.from_bot or m.text is None or options.get("is_disabled"):
+                continue
+            links = [e for e in m.entities if e["type"] in ("url", "text_link")]
+            if options.get("url") or links or any(
+                e["type"] == "url" for e in auto_entities(m.text)
+            ):
+                found.append({
+                    "chat_id": chat.id, "message_id": m.message_id, "text": m.text,
+                    "link_preview_options": m.link_preview,
+                })  # fmt: skip
+    return found
