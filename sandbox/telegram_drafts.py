@@ -137,9 +137,16 @@ def drafts_view(bot: BotState, body: dict[str, Any]) -> list[dict[str, Any]]:
     thread = int_field(body, "thread")
     return [
         {
-            "draft_id": d.draft_id, "message_thread_id": d.thread_id, "text": d.text,
-            "entities": d.entities, "can_stop": d.can_stop, "keep_on_stop": d.keep_on_stop,
-            "stopped": d.stopped, "shown": shown(d), "ended": d.ended, "history": d.history,
+            "draft_id": d.draft_id,
+            "message_thread_id": d.thread_id,
+            "text": d.text,
+            "entities": d.entities,
+            "can_stop": d.can_stop,
+            "keep_on_stop": d.keep_on_stop,
+            "stopped": d.stopped,
+            "shown": shown(d),
+            "ended": d.ended,
+            "history": d.history,
         }  # fmt: skip
         for d in bot.drafts
         if d.chat_id == chat_id and (thread is None or (d.thread_id or 0) == thread)

@@ -93,8 +93,9 @@ def _link_preview(p: Params) -> dict[str, Any] | None:
     if options is not None and not isinstance(options, dict):
         raise bad("can't parse link preview options JSON object")
     out = dict(options or {})
-    out["is_disabled"] = bool(out.get("is_disabled")) or (legacy is not None and p.flag(
-        "disable_web_page_preview"))
+    out["is_disabled"] = bool(out.get("is_disabled")) or (
+        legacy is not None and p.flag("disable_web_page_preview")
+    )
     return out
 
 

@@ -238,8 +238,10 @@ def enabled_previews(bot: BotState, body: dict[str, Any]) -> list[dict[str, Any]
             if not m.from_bot or m.text is None or options.get("is_disabled"):
                 continue
             links = [e for e in m.entities if e["type"] in ("url", "text_link")]
-            if options.get("url") or links or any(
-                e["type"] == "url" for e in auto_entities(m.text)
+            if (
+                options.get("url")
+                or links
+                or any(e["type"] == "url" for e in auto_entities(m.text))
             ):
                 found.append({
                     "chat_id": chat.id, "message_id": m.message_id, "text": m.text,
