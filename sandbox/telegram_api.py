@@ -4,6 +4,7 @@ against it in tests, benchmarks and ``switchboard demo``.
 Run::
 
     python -m sandbox.telegram_api --port 0 [--token TOKEN ...] [--bot-username NAME]
+        [--topics-enabled] [--users-create-topics]
 
 It prints one line ``LISTENING http://127.0.0.1:PORT`` and serves until SIGTERM or SIGINT (exit
 0). Tokens may come from ``SANDBOX_TELEGRAM_TOKENS`` (comma-separated) instead, so that they never
@@ -12,17 +13,30 @@ show in ``ps``; the default is one bot with token ``123456:SANDBOX-TOKEN``.
 PTB is pointed at it with ``base_url=f"{url}/bot"`` and ``base_file_url=f"{url}/file/bot"``.
 Bot API methods: getMe, getUpdates, deleteWebhook, getWebhookInfo, set/get/deleteMyCommands,
 sendMessage, editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage,
-sendChatAction, answerCallbackQuery, sendDocument, sendPhoto, getFile, and file downloads.
+sendChatAction, answerCallbackQuery, sendDocument, sendPhoto, getFile, and file downloads; Bot API
+9.3-10.3: sendMessageDraft (with can_stop / keep_on_stop), createForumTopic, editForumTopic,
+closeForumTopic, reopenForumTopic, deleteForumTopic, ``message_thread_id`` on every send method.
+``--topics-enabled`` and ``--users-create-topics`` set getMe's ``has_topics_enabled`` (topics in
+private chats) and ``allows_users_to_create_topics``; both are off by default.
 
 The test's side, under ``{url}/_sandbox/`` (JSON in, JSON out; ``token`` picks the bot, default
 the first):
 
-- ``POST send {user_id, text, chat_id?, chat_type?, first_name?, username?, reply_to_message_id?}``,
+- ``POST send {user_id, text, chat_id?, chat_type?, first_name?, username?, reply_to_message_id?,
+  message_thread_id?, is_forum?}`` (``is_forum``: the supergroup is a forum),
   ``POST send_document {user_id, filename, content_b64, caption?, mime_type?}``,
   ``POST send_photo {user_id, content_b64, caption?}``: a user's message, as an update;
 - ``POST tap {user_id, message_id, data, chat_id?}``: a tap on an inline button (400 if the
   message has no such button); ``GET callbacks``: every tap and how the bot answered it;
-- ``GET chat/{chat_id}?deleted=0&content=1``: the chat as the user sees it, oldest first;
+- ``GET chat/{chat_id}?deleted=0&content=1&thread=``: the chat as the user sees it, oldest first
+  (``thread``: one topic's messages; 0: those outside every topic);
+- ``POST create_topic {user_id, name, chat_id?, icon_color?}``, ``POST close_topic {user_id,
+  message_thread_id, chat_id?, closed?}`` (closed false: reopen), ``POST delete_topic {user_id,
+  message_thread_id, chat_id?}``: a user's topics; ``GET topics?chat_id=``;
+- ``GET drafts?chat_id=&thread=``: every draft with its history; ``POST stop_draft {user_id,
+  draft_id, chat_id?, message_thread_id?}``: the user taps Stop; ``POST advance_clock
+  {seconds}``: the draft clock moves on (a draft goes 30 s after its last change);
+- ``GET previews?chat_id=``: the bot's messages that show a link preview;
 - ``GET calls?method=``: every Bot API call (method, params as sent, status, time, fault);
 - ``GET updates``: updates not yet confirmed; ``GET commands``: what setMyCommands stored;
 - ``POST block {user_id, blocked}``: the user blocks the bot (sends fail with 403);
@@ -52,6 +66,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.server_process import PROJECT_ROOT, START_DEADLINE_S, ServerProcess  # noqa: F401
+from sandbox.telegram_topics_client import TopicsAndDrafts
 
 DEFAULT_TOKEN = "123456:SANDBOX-TOKEN"
 TOKENS_ENV = "SANDBOX_TELEGRAM_TOKENS"
@@ -68,11 +83,12 @@ class SandboxError(RuntimeError):
         self.message = message
 
 
-class TelegramSandbox(ServerProcess):
+class TelegramSandbox(TopicsAndDrafts, ServerProcess):
     """The sandbox server as a subprocess: ``with TelegramSandbox() as tg: tg.url ...``.
 
     ``tg.send(user_id, "/start")`` acts as a user; ``tg.chat(chat_id)`` is the chat as that user
-    sees it; ``tg.wait_for(pred, chat_id)`` waits until ``pred(chat)`` holds.
+    sees it; ``tg.wait_for(pred, chat_id)`` waits until ``pred(chat)`` holds. Topics, drafts and
+    link previews: :class:`sandbox.telegram_topics_client.TopicsAndDrafts`.
     """
 
     module = "sandbox.telegram_api"
@@ -85,15 +101,24 @@ class TelegramSandbox(ServerProcess):
         tokens: list[str] | None = None,
         bot_username: str | None = None,
         start_timeout: float = START_DEADLINE_S,
+        has_topics_enabled: bool = False,
+        allows_users_to_create_topics: bool = False,
     ) -> None:
         super().__init__(start_timeout)
+        self.has_topics_enabled = has_topics_enabled
+        self.allows_users_to_create_topics = allows_users_to_create_topics
         self.tokens = list(tokens) if tokens else [token]
         self.token = self.tokens[0]
         self.bot_username = bot_username
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def server_args(self) -> list[str]:
-        return ["--bot-username", self.bot_username] if self.bot_username else []
+        args = ["--bot-username", self.bot_username] if self.bot_username else []
+        if self.has_topics_enabled:
+            args.append("--topics-enabled")
+        if self.allows_users_to_create_topics:
+            args.append("--users-create-topics")
+        return args
 
     def server_env(self) -> dict[str, str]:
         return {TOKENS_ENV: ",".join(self.tokens)}
@@ -145,8 +170,11 @@ class TelegramSandbox(ServerProcess):
         username: str | None = None,
         reply_to_message_id: int | None = None,
         token: str | None = None,
+        message_thread_id: int | None = None,
+        is_forum: bool | None = None,
     ) -> dict[str, Any]:
-        """The user sends a text; returns ``{"update": ..., "message": ...}``."""
+        """The user sends a text (in a topic: ``message_thread_id``; ``is_forum`` makes the
+        supergroup a forum); returns ``{"update": ..., "message": ...}``."""
         return self._request(
             "POST",
             "send",
@@ -154,6 +182,7 @@ class TelegramSandbox(ServerProcess):
                 "user_id": user_id, "chat_id": chat_id, "text": text, "chat_type": chat_type,
                 "first_name": first_name, "username": username,
                 "reply_to_message_id": reply_to_message_id, "token": token,
+                "message_thread_id": message_thread_id, "is_forum": is_forum,
             },
         )  # fmt: skip
 
@@ -347,6 +376,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--bot-username", default="sandbox_bot")
     parser.add_argument(
+        "--topics-enabled", action="store_true", help="getMe: has_topics_enabled (private topics)"
+    )
+    parser.add_argument(
+        "--users-create-topics", action="store_true", help="getMe: allows_users_to_create_topics"
+    )
+    parser.add_argument(
         "--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (parent gone)"
     )
     args = parser.parse_args(argv)
@@ -373,7 +408,14 @@ def main(argv: list[str] | None = None) -> int:
                 loop.call_soon_threadsafe(stop.set)
 
             threading.Thread(target=watch_stdin, daemon=True).start()
-        await serve(tokens, args.bot_username, args.port, stop)
+        await serve(
+            tokens,
+            args.bot_username,
+            args.port,
+            stop,
+            has_topics_enabled=args.topics_enabled,
+            allows_users_to_create_topics=args.users_create_topics,
+        )
 
     asyncio.run(run())
     return 0

@@ -2,7 +2,10 @@
 
 Each method takes the bot's :class:`BotState` and the request's :class:`Params` and returns the
 ``result`` or raises :class:`ApiError`. ``METHODS`` maps lower-cased names (Telegram's method
-names are case-insensitive) to (canonical name, function).
+names are case-insensitive) to (canonical name, function); topics and drafts are in
+:mod:`sandbox.telegram_topics` and :mod:`sandbox.telegram_drafts`. Every send method takes
+``message_thread_id``; sendMessage and editMessageText record ``link_preview_options`` (and the
+legacy ``disable_web_page_preview``) on the message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sandbox.telegram_drafts import send_message_draft
+from sandbox.telegram_params import Params, Upload, send_chat
 from sandbox.telegram_rules import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -21,6 +26,7 @@ from sandbox.telegram_rules import (
     format_text,
 )
 from sandbox.telegram_state import ApiError, BotState, Chat, Message, bad, now
+from sandbox.telegram_topics import TOPIC_METHODS, send_thread
 
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
@@ -36,87 +42,8 @@ UPDATE_KINDS = {
     "message_reaction", "message_reaction_count", "inline_query", "chosen_inline_result",
     "callback_query", "shipping_query", "pre_checkout_query", "purchased_paid_media", "poll",
     "poll_answer", "my_chat_member", "chat_member", "chat_join_request", "chat_boost",
-    "removed_chat_boost",
+    "removed_chat_boost", "stopped_message_generation",
 }  # fmt: skip
-
-
-class Upload:
-    """A file sent in a multipart body."""
-
-    def __init__(self, filename: str | None, data: bytes, content_type: str | None) -> None:
-        self.filename, self.data, self.content_type = filename, data, content_type
-
-
-class Params:
-    """A request's parameters, typed the way Telegram reads them: form values are strings, and
-    non-string values (reply_markup, entities...) arrive JSON-encoded."""
-
-    def __init__(self, values: dict[str, Any]) -> None:
-        self.values = values
-
-    def raw(self, name: str) -> Any:
-        value = self.values.get(name)
-        return None if value == "" else value
-
-    def string(self, name: str) -> str | None:
-        value = self.raw(name)
-        return None if value is None else str(value)
-
-    def integer(self, name: str, missing: str | None = None) -> int | None:
-        value = self.raw(name)
-        if value is None:
-            if missing:
-                raise bad(missing)
-            return None
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise bad(f"invalid {name} specified") from None
-
-    def number(self, name: str) -> float | None:
-        value = self.raw(name)
-        try:
-            return None if value is None else float(value)
-        except (TypeError, ValueError):
-            raise bad(f"invalid {name} specified") from None
-
-    def flag(self, name: str) -> bool:
-        value = self.raw(name)
-        if isinstance(value, str):
-            return value.lower() in ("true", "1")
-        return bool(value)
-
-    def json(self, name: str, what: str) -> Any:
-        value = self.raw(name)
-        if isinstance(value, str | bytes):
-            try:
-                return json.loads(value)
-            except ValueError:
-                raise bad(f"can't parse {what} JSON object") from None
-        return value
-
-    def loggable(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in self.values.items():
-            if isinstance(v, Upload):
-                out[k] = {"file_name": v.filename, "size": len(v.data)}
-            elif isinstance(v, str) and k in (
-                "reply_markup",
-                "entities",
-                "caption_entities",
-                "allowed_updates",
-                "commands",
-                "scope",
-                "reply_parameters",
-                "link_preview_options",
-            ):
-                try:
-                    out[k] = json.loads(v)
-                except ValueError:
-                    out[k] = v
-            else:
-                out[k] = v
-        return out
 
 
 def _text(p: Params, *, caption: bool = False) -> tuple[str, list[dict[str, Any]]]:
@@ -141,27 +68,6 @@ def _markup(p: Params) -> dict[str, Any] | None:
         raise bad(str(exc)) from None
 
 
-def _send_chat(bot: BotState, p: Params) -> Chat:
-    raw = p.raw("chat_id")
-    if raw is None:
-        raise bad("chat_id is empty")
-    chat: Chat | None
-    if isinstance(raw, str) and raw.startswith("@"):
-        chat = next((c for c in bot.chats.values() if c.username and "@" + c.username == raw), None)
-    else:
-        try:
-            cid = int(raw)
-        except (TypeError, ValueError):
-            raise bad("chat not found") from None
-        # a positive id is a user who has started the bot; groups must be known
-        chat = bot.chat_for(cid, create=cid > 0)
-    if chat is None:
-        raise bad("chat not found")
-    if chat.type == "private" and chat.id in bot.blocked:
-        raise ApiError(403, "Forbidden: bot was blocked by the user")
-    return chat
-
-
 def _reply_to(chat: Chat, p: Params) -> int | None:
     target = p.integer("reply_to_message_id")
     allow = p.flag("allow_sending_without_reply")
@@ -176,6 +82,21 @@ def _reply_to(chat: Chat, p: Params) -> int | None:
             return None
         raise bad("message to be replied not found")
     return target
+
+
+def _link_preview(p: Params) -> dict[str, Any] | None:
+    """What the bot asked for about the link preview (None: nothing, so Telegram shows one)."""
+    options = p.json("link_preview_options", "link preview options")
+    legacy = p.raw("disable_web_page_preview")
+    if options is None and legacy is None:
+        return None
+    if options is not None and not isinstance(options, dict):
+        raise bad("can't parse link preview options JSON object")
+    out = dict(options or {})
+    out["is_disabled"] = bool(out.get("is_disabled")) or (
+        legacy is not None and p.flag("disable_web_page_preview")
+    )
+    return out
 
 
 def _edit_target(bot: BotState, p: Params, verb: str = "edit") -> Message:
@@ -215,6 +136,8 @@ async def get_me(bot: BotState, p: Params) -> Any:
         "supports_inline_queries": False,
         "can_connect_to_business": False,
         "has_main_web_app": False,
+        "has_topics_enabled": bot.has_topics_enabled,
+        "allows_users_to_create_topics": bot.allows_users_to_create_topics,
     }
 
 
@@ -294,7 +217,8 @@ async def delete_my_commands(bot: BotState, p: Params) -> Any:
 
 
 async def send_message(bot: BotState, p: Params) -> Any:
-    chat = _send_chat(bot, p)
+    chat = send_chat(bot, p)
+    thread = send_thread(chat, p)
     text, entities = _text(p)
     markup = _markup(p)
     reply_to = _reply_to(chat, p)
@@ -306,6 +230,8 @@ async def send_message(bot: BotState, p: Params) -> Any:
         entities=entities,
         reply_markup=markup,
         reply_to=reply_to,
+        thread_id=thread,
+        link_preview=_link_preview(p),
     )
     return bot.message_obj(msg)
 
@@ -321,6 +247,7 @@ async def edit_message_text(bot: BotState, p: Params) -> Any:
     if text == msg.text and entities == msg.entities and markup == msg.reply_markup:
         raise bad(NOT_MODIFIED)
     msg.text, msg.entities, msg.reply_markup = text, entities, markup
+    msg.link_preview = _link_preview(p)
     return _edited(bot, msg)
 
 
@@ -360,7 +287,8 @@ async def delete_message(bot: BotState, p: Params) -> Any:
 
 
 async def send_chat_action(bot: BotState, p: Params) -> Any:
-    chat = _send_chat(bot, p)
+    chat = send_chat(bot, p)
+    send_thread(chat, p)
     action = p.string("action")
     if action not in CHAT_ACTIONS:
         raise bad("wrong parameter action in request")
@@ -386,7 +314,8 @@ async def answer_callback_query(bot: BotState, p: Params) -> Any:
 
 
 async def _send_file(bot: BotState, p: Params, key: str) -> Any:
-    chat = _send_chat(bot, p)
+    chat = send_chat(bot, p)
+    thread = send_thread(chat, p)
     value = p.raw(key)
     if isinstance(value, str) and value.startswith("attach://"):
         value = p.raw(value[len("attach://") :])
@@ -417,6 +346,7 @@ async def _send_file(bot: BotState, p: Params, key: str) -> Any:
         caption_entities=entities,
         reply_markup=markup,
         reply_to=reply_to,
+        thread_id=thread,
         **fields,
     )
     return bot.message_obj(msg)
@@ -468,5 +398,7 @@ METHODS: dict[str, tuple[str, Method]] = {
         "sendDocument": send_document,
         "sendPhoto": send_photo,
         "getFile": get_file,
+        "sendMessageDraft": send_message_draft,
+        **TOPIC_METHODS,
     }.items()
 }

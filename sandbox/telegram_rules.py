@@ -85,10 +85,17 @@ def trim(text: str, entities: list[Entity]) -> tuple[str, list[Entity]]:
 
 
 def format_text(
-    text: Any, parse_mode: Any, entities: Any, *, limit: int, what: str = "text"
+    text: Any,
+    parse_mode: Any,
+    entities: Any,
+    *,
+    limit: int,
+    what: str = "text",
+    allow_empty: bool = False,
 ) -> tuple[str, list[Entity]]:
     """Everything sendMessage / editMessageText / captions do to text. ``what`` is "text" or
-    "caption"; raises FormatError with Telegram's description."""
+    "caption"; ``allow_empty`` for a draft (Bot API 10.0: an empty one shows "Thinking…");
+    raises FormatError with Telegram's description."""
     if text is None:
         text = ""
     if not isinstance(text, str):
@@ -108,7 +115,7 @@ def format_text(
     else:
         ents = []
     text, ents = trim(text, ents)
-    if what == "text" and not text:
+    if what == "text" and not text and not allow_empty:
         raise FormatError("message text is empty")
     if u16len(text) > limit:
         raise FormatError(
@@ -192,3 +199,39 @@ def check_inline_keyboard(markup: Any) -> dict[str, Any] | None:
         if clean:
             clean_rows.append(clean)
     return {"inline_keyboard": clean_rows} if clean_rows else None
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG, GIF or JPEG (0, 0 if unknown): PhotoSize needs them."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            seg = int.from_bytes(data[i + 2 : i + 4], "big")
+            if marker in (
+                0xC0,
+                0xC1,
+                0xC2,
+                0xC3,
+                0xC5,
+                0xC6,
+                0xC7,
+                0xC9,
+                0xCA,
+                0xCB,
+                0xCD,
+                0xCE,
+                0xCF,
+            ):
+                return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(
+                    data[i + 5 : i + 7], "big"
+                )
+            i += 2 + seg
+    return 0, 0

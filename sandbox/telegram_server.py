@@ -3,7 +3,8 @@
 - ``{base}/bot{token}/{method}``: the Bot API (see :mod:`sandbox.telegram_methods`), with the
   call log and the injected faults;
 - ``{base}/file/bot{token}/{file_path}``: file downloads;
-- ``/_sandbox/...``: the test's side (act as a user, read a chat, the call log, faults, reset).
+- ``/_sandbox/...``: the test's side (act as a user, read a chat, its topics and drafts, the call
+  log, faults, reset).
 
 Run it with ``python -m sandbox.telegram_api`` (see there); this module needs aiohttp.
 """
@@ -20,6 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
+from sandbox import telegram_drafts as drafts
+from sandbox import telegram_topics as topics
+from sandbox import telegram_users as users
 from sandbox.telegram_methods import METHODS, Params, Upload
 from sandbox.telegram_state import DEFAULT_TOKEN, ApiError, BotState, dumps
 
@@ -107,11 +111,23 @@ def _drop(request: web.Request) -> None:
 
 
 class TelegramServer:
-    def __init__(self, tokens: list[str], bot_username: str = "sandbox_bot") -> None:
+    def __init__(
+        self,
+        tokens: list[str],
+        bot_username: str = "sandbox_bot",
+        *,
+        has_topics_enabled: bool = False,
+        allows_users_to_create_topics: bool = False,
+    ) -> None:
         if not tokens:
             tokens = [DEFAULT_TOKEN]
         self.bots = {
-            t: BotState(t, bot_username if i == 0 else f"{bot_username}{i + 1}")
+            t: BotState(
+                t,
+                bot_username if i == 0 else f"{bot_username}{i + 1}",
+                has_topics_enabled=has_topics_enabled,
+                allows_users_to_create_topics=allows_users_to_create_topics,
+            )
             for i, t in enumerate(tokens)
         }
         self.default = tokens[0]
@@ -123,12 +139,18 @@ class TelegramServer:
         r = app.router
         r.add_route("*", "/bot{token}/{method}", self.bot_api)
         r.add_get("/file/bot{token}/{path:.+}", self.download)
-        r.add_post("/_sandbox/send", self.control(lambda b, body: b.user_send(body)))
-        r.add_post(
-            "/_sandbox/send_document", self.control(lambda b, body: b.user_send_document(body))
-        )
-        r.add_post("/_sandbox/send_photo", self.control(lambda b, body: b.user_send_photo(body)))
-        r.add_post("/_sandbox/tap", self.control(lambda b, body: b.user_tap(body)))
+        r.add_post("/_sandbox/send", self.control(users.send))
+        r.add_post("/_sandbox/send_document", self.control(users.send_document))
+        r.add_post("/_sandbox/send_photo", self.control(users.send_photo))
+        r.add_post("/_sandbox/tap", self.control(users.tap))
+        r.add_post("/_sandbox/create_topic", self.control(topics.user_create_topic))
+        r.add_post("/_sandbox/close_topic", self.control(topics.user_close_topic))
+        r.add_post("/_sandbox/delete_topic", self.control(topics.user_delete_topic))
+        r.add_get("/_sandbox/topics", self.control(topics.topics_view))
+        r.add_post("/_sandbox/stop_draft", self.control(drafts.user_stop))
+        r.add_post("/_sandbox/advance_clock", self.control(drafts.advance_clock))
+        r.add_get("/_sandbox/drafts", self.control(drafts.drafts_view))
+        r.add_get("/_sandbox/previews", self.control(users.enabled_previews))
         r.add_post("/_sandbox/block", self.control(self._block))
         r.add_get("/_sandbox/chat/{chat_id}", self.chat)
         r.add_get("/_sandbox/calls", self.call_log)
@@ -326,10 +348,16 @@ class TelegramServer:
         except (ApiError, ValueError) as exc:
             return _json({"error": str(exc)}, 400)
         flag = {"1": True, "true": True, "0": False, "false": False}
-        view = bot.chat_view(
+        try:
+            thread = int(q["thread"]) if q.get("thread") else None
+        except ValueError:
+            return _json({"error": "thread must be an integer"}, 400)
+        view = users.chat_view(
+            bot,
             chat_id,
             include_deleted=flag.get(q.get("deleted", "0").lower(), False),
             content=flag.get(q.get("content", "1").lower(), True),
+            thread=thread,
         )
         return _json(view)
 
@@ -345,9 +373,22 @@ class TelegramServer:
             bot.notify()
 
 
-async def serve(tokens: list[str], bot_username: str, port: int, stop: asyncio.Event) -> None:
+async def serve(
+    tokens: list[str],
+    bot_username: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    has_topics_enabled: bool = False,
+    allows_users_to_create_topics: bool = False,
+) -> None:
     """Serve until ``stop`` is set; print the LISTENING line once bound."""
-    server = TelegramServer(tokens, bot_username)
+    server = TelegramServer(
+        tokens,
+        bot_username,
+        has_topics_enabled=has_topics_enabled,
+        allows_users_to_create_topics=allows_users_to_create_topics,
+    )
     runner = web.AppRunner(
         server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
     )

@@ -1,5 +1,6 @@
-"""The sandbox Telegram's world: bots, users, chats, messages, updates and files, plus what the
-test's users do in it (send, upload, tap) and what they see (:meth:`BotState.chat_view`).
+"""The sandbox Telegram's world: bots, users, chats, topics, drafts, messages, updates and files,
+plus what the test's users do in it (send, upload, tap) and what they see
+(:meth:`BotState.chat_view`).
 
 The Bot API methods acting on it are in :mod:`sandbox.telegram_methods`; HTTP is in
 :mod:`sandbox.telegram_server`. Everything here runs on one event loop, so there are no locks.
@@ -8,20 +9,20 @@ The Bot API methods acting on it are in :mod:`sandbox.telegram_methods`; HTTP is
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import itertools
 import json
-import mimetypes
 import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.telegram_rules import MAX_CAPTION, MAX_TEXT, auto_entities, u16len
+from sandbox.telegram_rules import image_size
 
 DEFAULT_TOKEN = "123456:SANDBOX-TOKEN"
-DEFAULT_ALLOWED = {"message", "edited_message", "callback_query", "channel_post", "inline_query"}
+DEFAULT_ALLOWED = {
+    "message", "edited_message", "callback_query", "channel_post", "inline_query",
+    "stopped_message_generation",
+}  # fmt: skip
 
 
 class ApiError(Exception):
@@ -72,6 +73,48 @@ class Message:
     edits: int = 0
     edit_date: int | None = None
     deleted: bool = False
+    thread_id: int | None = None  # the topic (its forum_topic_created message's id)
+    service: dict[str, Any] | None = None  # e.g. {"forum_topic_created": {...}}
+    # what the sender asked for: {"is_disabled": bool, ...link_preview_options} (None: nothing)
+    link_preview: dict[str, Any] | None = None
+
+
+@dataclass
+class Topic:
+    """A forum topic, in a forum supergroup or (Bot API 9.3) a private chat with the bot."""
+
+    thread_id: int
+    name: str
+    icon_color: int
+    icon_custom_emoji_id: str | None = None
+    closed: bool = False
+    deleted: bool = False
+
+    def obj(self) -> dict[str, Any]:
+        o: dict[str, Any] = {
+            "message_thread_id": self.thread_id, "name": self.name, "icon_color": self.icon_color,
+        }  # fmt: skip
+        if self.icon_custom_emoji_id:
+            o["icon_custom_emoji_id"] = self.icon_custom_emoji_id
+        return o
+
+
+@dataclass
+class Draft:
+    """One sendMessageDraft stream, keyed by (chat, topic, draft_id); ``history`` holds every
+    change (``{"text", "entities", "time"}``), ``ended`` why it left the screen."""
+
+    chat_id: int
+    thread_id: int | None
+    draft_id: int
+    text: str = ""
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    can_stop: bool = False
+    keep_on_stop: bool = False
+    changed: float = 0.0  # on the bot's draft clock
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False
+    ended: str | None = None  # "message", "expired", "stopped" or "topic_deleted"
 
 
 @dataclass
@@ -84,6 +127,8 @@ class Chat:
     messages: dict[int, Message] = field(default_factory=dict)
     next_message_id: int = 1
     last_action: tuple[str, float] | None = None
+    is_forum: bool = False  # a forum supergroup
+    topics: dict[int, Topic] = field(default_factory=dict)
 
     def obj(self) -> dict[str, Any]:
         o: dict[str, Any] = {"id": self.id, "type": self.type}
@@ -93,6 +138,8 @@ class Chat:
                 o["username"] = self.username
         else:
             o["title"] = self.title or f"Group {self.id}"
+            if self.is_forum:
+                o["is_forum"] = True
         return o
 
 
@@ -101,8 +148,19 @@ class BotState:
 
     _ids = itertools.count(1)
 
-    def __init__(self, token: str, username: str) -> None:
+    def __init__(
+        self,
+        token: str,
+        username: str,
+        *,
+        has_topics_enabled: bool = False,
+        allows_users_to_create_topics: bool = False,
+    ) -> None:
         self.token = token
+        # BotFather's topic mode for private chats (Bot API 9.3) and users' right to make and
+        # delete topics there (9.4): fixed per sandbox, like a bot's settings
+        self.has_topics_enabled = has_topics_enabled
+        self.allows_users_to_create_topics = allows_users_to_create_topics
         head = token.split(":", 1)[0]
         self.id = int(head) if head.isdigit() else 100000 + next(self._ids)
         self.username = username
@@ -124,6 +182,8 @@ class BotState:
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self.callbacks: dict[str, dict[str, Any]] = {}
         self.current_poller: int | None = None
+        self.drafts: list[Draft] = []
+        self.clock_offset = 0.0  # the test moves the draft clock instead of sleeping
         self.epoch += 1
         self.notify()
 
@@ -140,6 +200,10 @@ class BotState:
             await asyncio.wait_for(event.wait(), timeout)
         except TimeoutError:
             pass
+
+    def clock(self) -> float:
+        """The draft clock: monotonic seconds, plus what the test advanced it by."""
+        return time.monotonic() + self.clock_offset
 
     def me(self) -> dict[str, Any]:
         return {
@@ -183,6 +247,10 @@ class BotState:
         msg = Message(message_id=chat.next_message_id, chat_id=chat.id, **fields)
         chat.next_message_id += 1
         chat.messages[msg.message_id] = msg
+        # a message in a chat or topic replaces the drafts shown there (Bot API 9.3)
+        for d in self.drafts:
+            if d.ended is None and (d.chat_id, d.thread_id) == (chat.id, msg.thread_id):
+                d.ended = "message"
         return msg
 
     def store_file(
@@ -263,220 +331,17 @@ class BotState:
             o["reply_markup"] = msg.reply_markup
         if msg.edit_date:
             o["edit_date"] = msg.edit_date
-        if msg.reply_to is not None and not nested and msg.reply_to in chat.messages:
-            o["reply_to_message"] = self.message_obj(chat.messages[msg.reply_to], nested=True)
+        if msg.service:
+            o.update(msg.service)
+        reply_to = msg.reply_to
+        if msg.thread_id is not None:
+            o["message_thread_id"], o["is_topic_message"] = msg.thread_id, True
+            # in a forum supergroup a topic message with no reply replies to the topic's start
+            if reply_to is None and chat.type == "supergroup" and msg.message_id != msg.thread_id:
+                reply_to = msg.thread_id
+        if reply_to is not None and not nested and reply_to in chat.messages:
+            o["reply_to_message"] = self.message_obj(chat.messages[reply_to], nested=True)
         return o
-
-    # ------------------------------------------------------------------------ the test's users
-
-    def _user_chat(self, body: dict[str, Any]) -> tuple[dict[str, Any], Chat]:
-        user_id = _required_int(body, "user_id")
-        chat_id = _int(body, "chat_id")
-        known = self.chats.get(chat_id) if chat_id is not None else None
-        # like Telegram ids: a negative chat_id is a group (of the type it already has)
-        default_type = (
-            known.type if known else ("group" if chat_id is not None and chat_id < 0 else "private")
-        )
-        chat_type = str(body.get("chat_type") or default_type)
-        if chat_type not in ("private", "group", "supergroup"):
-            raise ApiError(
-                400, f"chat_type must be private, group or supergroup, not {chat_type!r}"
-            )
-        if chat_id is None:
-            if chat_type != "private":
-                raise ApiError(400, "a group message needs a chat_id (a negative number)")
-            chat_id = user_id
-        if chat_type == "private" and chat_id != user_id:
-            raise ApiError(400, "in a private chat, chat_id is the user_id")
-        if chat_type != "private" and chat_id >= 0:
-            raise ApiError(400, "a group's chat_id is negative")
-        if known is not None and known.type != chat_type:
-            raise ApiError(400, f"chat {chat_id} is a {known.type}")
-        user = self.user(user_id, body.get("first_name"), body.get("username"))
-        chat = self.chat_for(chat_id, chat_type=chat_type if known is None else known.type)
-        assert chat is not None
-        if chat.type == "private":
-            chat.first_name, chat.username = user["first_name"], user.get("username")
-        elif body.get("title"):
-            chat.title = str(body["title"])
-        return user, chat
-
-    def _user_message(self, body: dict[str, Any], **fields: Any) -> dict[str, Any]:
-        user, chat = self._user_chat(body)
-        reply_to = _int(body, "reply_to_message_id")
-        if reply_to is not None and reply_to not in chat.messages:
-            raise ApiError(400, f"no message {reply_to} in chat {chat.id} to reply to")
-        msg = self.add_message(chat, sender=user, from_bot=False, reply_to=reply_to, **fields)
-        update = self.push_update("message", self.message_obj(msg))
-        return {"update": update, "message": self.message_obj(msg)}
-
-    def user_send(self, body: dict[str, Any]) -> dict[str, Any]:
-        text = body.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise ApiError(400, "text must be a non-empty string")
-        if u16len(text) > MAX_TEXT:
-            raise ApiError(400, f"a user cannot send more than {MAX_TEXT} characters")
-        return self._user_message(body, text=text, entities=auto_entities(text))
-
-    def _user_file(self, body: dict[str, Any], kind: str) -> tuple[StoredFile, str | None]:
-        try:
-            data = base64.b64decode(str(body.get("content_b64", "")), validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ApiError(400, f"content_b64 is not base64: {exc}") from exc
-        if not data:
-            raise ApiError(400, "content_b64 must not be empty")
-        caption = body.get("caption") or None
-        if caption is not None and u16len(str(caption)) > MAX_CAPTION:
-            raise ApiError(400, f"a caption holds at most {MAX_CAPTION} characters")
-        name = body.get("filename")
-        if kind == "documents" and not name:
-            raise ApiError(400, "filename is required")
-        mime = body.get("mime_type") or (mimetypes.guess_type(name)[0] if name else None)
-        if kind == "photos":
-            mime = None
-        return self.store_file(
-            data, kind, name, mime or ("application/octet-stream" if name else None)
-        ), caption
-
-    def user_send_document(self, body: dict[str, Any]) -> dict[str, Any]:
-        f, caption = self._user_file(body, "documents")
-        ents = auto_entities(caption) if caption else []
-        return self._user_message(body, document=f.file_id, caption=caption, caption_entities=ents)
-
-    def user_send_photo(self, body: dict[str, Any]) -> dict[str, Any]:
-        f, caption = self._user_file(body, "photos")
-        ents = auto_entities(caption) if caption else []
-        return self._user_message(body, photo=f.file_id, caption=caption, caption_entities=ents)
-
-    def user_tap(self, body: dict[str, Any]) -> dict[str, Any]:
-        user_id = _required_int(body, "user_id")
-        chat_id = _int(body, "chat_id")
-        chat_id = user_id if chat_id is None else chat_id
-        message_id = _required_int(body, "message_id")
-        data = body.get("data")
-        chat = self.chats.get(chat_id)
-        msg = chat.messages.get(message_id) if chat else None
-        if msg is None or msg.deleted:
-            raise ApiError(400, f"no message {message_id} in chat {chat_id}")
-        buttons = [b for row in (msg.reply_markup or {}).get("inline_keyboard", []) for b in row]
-        if not any(b.get("callback_data") == data for b in buttons):
-            shown = [(b.get("text"), b.get("callback_data")) for b in buttons]
-            raise ApiError(
-                400, f"message {message_id} has no button with data {data!r}; buttons: {shown}"
-            )
-        query_id = str(secrets.randbits(62))
-        query = {
-            "id": query_id,
-            "from": self.user(user_id),
-            "message": self.message_obj(msg),
-            "chat_instance": str(abs(hash((self.id, chat_id))) % 10**18),
-            "data": data,
-        }
-        self.callbacks[query_id] = {
-            "id": query_id, "user_id": user_id, "chat_id": chat_id, "message_id": message_id,
-            "data": data, "answered": False, "answer": None, "time": time.time(),
-        }  # fmt: skip
-        update = self.push_update("callback_query", query)
-        return {"update": update, "callback_query_id": query_id}
-
-    # ------------------------------------------------------------------------ what users see
-
-    def chat_view(
-        self, chat_id: int, *, include_deleted: bool = False, content: bool = True
-    ) -> list[dict[str, Any]]:
-        chat = self.chats.get(chat_id)
-        if chat is None:
-            return []
-        view = []
-        for m in chat.messages.values():
-            if m.deleted and not include_deleted:
-                continue
-            view.append(
-                {
-                    "message_id": m.message_id,
-                    "date": m.date,
-                    "from_bot": m.from_bot,
-                    "from_id": m.sender["id"],
-                    "text": m.text,
-                    "entities": m.entities,
-                    "caption": m.caption,
-                    "caption_entities": m.caption_entities,
-                    "reply_markup": m.reply_markup,
-                    "document": self._file_view(m.document, content) if m.document else None,
-                    "photo": self._file_view(m.photo, content) if m.photo else None,
-                    "reply_to_message_id": m.reply_to,
-                    "edits": m.edits,
-                    "deleted": m.deleted,
-                }
-            )
-        return view
-
-    def _file_view(self, file_id: str, content: bool) -> dict[str, Any]:
-        f = self.files[file_id]
-        o: dict[str, Any] = {
-            "file_id": f.file_id,
-            "file_name": f.file_name,
-            "mime_type": f.mime_type,
-            "size": len(f.data),
-        }
-        if f.width:
-            o.update(width=f.width, height=f.height)
-        if content:
-            o["content_b64"] = base64.b64encode(f.data).decode()
-        return o
-
-
-def _required_int(body: dict[str, Any], key: str) -> int:
-    value = _int(body, key)
-    if value is None:
-        raise ApiError(400, f"{key} is required")
-    return value
-
-
-def _int(body: dict[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None or value == "":
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, f"{key} must be an integer, not {value!r}") from None
-
-
-def image_size(data: bytes) -> tuple[int, int]:
-    """Width and height of a PNG, GIF or JPEG (0, 0 if unknown): PhotoSize needs them."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            seg = int.from_bytes(data[i + 2 : i + 4], "big")
-            if marker in (
-                0xC0,
-                0xC1,
-                0xC2,
-                0xC3,
-                0xC5,
-                0xC6,
-                0xC7,
-                0xC9,
-                0xCA,
-                0xCB,
-                0xCD,
-                0xCE,
-                0xCF,
-            ):
-                return int.from_bytes(data[i + 7 : i + 9], "big"), int.from_bytes(
-                    data[i + 5 : i + 7], "big"
-                )
-            i += 2 + seg
-    return 0, 0
 
 
 def dumps(obj: Any) -> str:

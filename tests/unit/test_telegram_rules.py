@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sandbox.telegram_drafts import expire
 from sandbox.telegram_format import (
     FormatError,
     parse_html,
@@ -23,6 +24,8 @@ from sandbox.telegram_rules import (
     trim,
     validate_entities,
 )
+from sandbox.telegram_state import ApiError, BotState, Draft
+from sandbox.telegram_topics import check_color, check_name
 
 MDV2_RESERVED = "_*[]()~`>#+-=|{}.!\\"
 texts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
@@ -248,3 +251,79 @@ def test_inline_keyboards():
             check_inline_keyboard({"inline_keyboard": [[{"text": "A", "callback_data": data}]]})
     with pytest.raises(FormatError, match="Text buttons are unallowed"):
         check_inline_keyboard({"inline_keyboard": [[{"text": "A"}]]})
+
+
+# ------------------------------------------------------------------------ drafts and topics
+
+
+@pytest.mark.parametrize(
+    ("text", "allow_empty", "expected"),
+    [
+        ("", True, ("", [])),  # a draft's "Thinking…" placeholder (Bot API 10.0)
+        ("   ", True, ("", [])),
+        (None, True, ("", [])),
+        ("", False, "message text is empty"),
+        ("  hi ", True, ("hi", [])),
+        ("a" * 4097, True, "message is too long"),
+    ],
+)
+def test_format_text_allows_an_empty_draft(text, allow_empty, expected):
+    if isinstance(expected, str):
+        with pytest.raises(FormatError, match=expected):
+            format_text(text, None, None, limit=4096, allow_empty=allow_empty)
+    else:
+        assert format_text(text, None, None, limit=4096, allow_empty=allow_empty) == expected
+
+@pytest.mark.parametrize(
+    ("name", "required", "expected"),
+    [
+        ("api", True, "api"),
+        ("n" * 128, True, "n" * 128),
+        ("n" * 129, True, "TOPIC_TITLE_TOO_LONG"),
+        ("", True, "TOPIC_TITLE_EMPTY"),
+        (None, True, "TOPIC_TITLE_EMPTY"),
+        ("", False, None),  # editForumTopic: keep the name
+        (None, False, None),
+    ],
+)
+def test_topic_names(name, required, expected):
+
+    if expected is not None and expected.startswith("TOPIC_"):
+        with pytest.raises(ApiError, match=expected) as err:
+            check_name(name, required=required)
+        assert err.value.code == 400
+    else:
+        assert check_name(name, required=required) == expected
+
+
+@pytest.mark.parametrize(
+    ("color", "expected"),
+    [(None, 0x6FB9F0), (0xFB6F5F, 0xFB6F5F), (7322096, 7322096), (0x123456, None), (0, None)],
+)
+def test_topic_icon_colors(color, expected):
+
+    if expected is None:
+        with pytest.raises(ApiError, match="TOPIC_ICON_COLOR_INVALID"):
+            check_color(color)
+    else:
+        assert check_color(color) == expected
+
+
+@pytest.mark.parametrize(
+    ("advance", "changes_at", "ended"),
+    [
+        (29.9, [0.0], None),
+        (30.0, [0.0], "expired"),
+        (45.0, [0.0, 20.0], None),  # a change restarts the 30 s
+        (50.0, [0.0, 20.0], "expired"),
+    ],
+)
+def test_drafts_expire_30_seconds_after_their_last_change(advance, changes_at, ended):
+
+    bot = BotState("1:T", "b")
+    bot.clock = lambda: bot.clock_offset  # type: ignore[method-assign]  # a frozen clock
+    draft = Draft(chat_id=1, thread_id=None, draft_id=1, changed=changes_at[-1])
+    bot.drafts.append(draft)
+    bot.clock_offset = advance
+    expire(bot)
+    assert draft.ended == ended
