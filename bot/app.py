@@ -1,7 +1,8 @@
 """The bot process: build the PTB Application, wire every handler, run the loops.
 
 `main()` is the whole surface of the bot on one screen: the gate in group -1, one handler per
-command, message kind and button, and the long-running tasks (getUpdates, the chat socket, the
+chat command (from the table bot.commands.CHAT_COMMANDS), message kind and kind of button, and
+the long-running tasks (getUpdates, the chat socket, the
 replay sync, the supervisor's events, the parent watch) owned by one TaskGroup so that shutdown
 is a tree.
 """
@@ -11,6 +12,7 @@ import asyncio
 import logging
 import os
 import signal
+from functools import partial
 from pathlib import Path
 
 import zmq.asyncio
@@ -25,17 +27,20 @@ from telegram.ext import (
     filters,
 )
 
-from bot import render
+from bot import callbacks
 from bot.chat import ChatServer
-from bot.commands import Commands
-from bot.control import Supervisor
+from bot.command_table import menu
+from bot.commands import CHAT_COMMANDS, Commands
+from bot.control import SupervisorClient
 from bot.delivery import Delivery
 from bot.events import Events
 from bot.gate import Gate
 from bot.handoff import Couriers
+from bot.inbound import Inbound
 from bot.journal import Journal
 from bot.poller import Poller
 from bot.ratelimit import ChatRateLimiter
+from bot.taps import Taps
 from bot.telegram_out import TelegramOut
 from wire import logs
 from wire.aio import wait_event
@@ -78,21 +83,24 @@ async def run(settings: BotSettings, token: str) -> None:
     delivery = Delivery(journal, out, None, settings)  # type: ignore[arg-type]
     chat = ChatServer(ctx, endpoints.chat, delivery.on_message)
     delivery.chat = chat
-    supervisor = Supervisor(ctx, endpoints.control)
+    supervisor = SupervisorClient(ctx, endpoints.control)
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
-    c = Commands(settings, journal, supervisor, chat, delivery, couriers, out)
+    commands = Commands(journal, supervisor, chat, out)
+    inbound = Inbound(settings, journal, couriers, out)
+    taps = Taps(journal, supervisor, chat, delivery, couriers, out,
+                settings.worker_timeout_seconds)
     events = Events(ctx, endpoints.events, journal, out)
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
-    for name, handler in [("start", c.help), ("help", c.help), ("new", c.new),
-                          ("switch", c.switch), ("sessions", c.sessions), ("status", c.status),
-                          ("stop", c.stop), ("restart", c.restart), ("cancel", c.cancel),
-                          ("persona", c.persona), ("remove", c.remove), ("cost", c.cost)]:
-        app.add_handler(CommandHandler(name, handler))
-    app.add_handler(MessageHandler(filters.COMMAND, c.unknown))
-    app.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, c.text))
-    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, c.attachment))
-    app.add_handler(CallbackQueryHandler(c.tap))
+    for cmd in CHAT_COMMANDS:
+        app.add_handler(CommandHandler([cmd.name, *cmd.aliases], partial(cmd.handler, commands)))
+    app.add_handler(MessageHandler(filters.COMMAND, commands.unknown))
+    app.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, inbound.text))
+    app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, inbound.attachment))
+    app.add_handler(CallbackQueryHandler(taps.permission, pattern=callbacks.PERMISSION))
+    app.add_handler(CallbackQueryHandler(taps.switch, pattern=callbacks.SWITCH))
+    app.add_handler(CallbackQueryHandler(taps.remove, pattern=callbacks.REMOVE))
+    app.add_handler(CallbackQueryHandler(taps.unknown))
     app.add_error_handler(on_error)
 
     stop = asyncio.Event()
@@ -103,7 +111,7 @@ async def run(settings: BotSettings, token: str) -> None:
     try:
         async with app:
             await app.bot.delete_webhook()
-            await app.bot.set_my_commands([BotCommand(n, d) for n, d in render.COMMANDS])
+            await app.bot.set_my_commands([BotCommand(n, d) for n, d in menu(CHAT_COMMANDS)])
             await supervisor.register()
             log.info("event=bot_started pid=%d allowed_users=%d", os.getpid(),
                      len(gate.allowed_ids))

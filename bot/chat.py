@@ -88,13 +88,16 @@ class ChatServer:
                 self._acks.pop(turn.key, None)
 
     async def request(self, session: str, msg: m.Msg, timeout: float) -> m.Ok | m.Error | None:
-        """Send a request with an id (Cancel, PermissionAnswer); its reply, or None."""
+        """Send a request with an id (Cancel, PermissionAnswer); the worker's reply, an
+        `Error` with code E_UNAVAILABLE when that worker is not connected, or None when it did
+        not answer within `timeout`."""
         req_id: str = getattr(msg, "id")  # noqa: B009 - requests all have one
         fut: asyncio.Future[m.Ok | m.Error] = asyncio.get_running_loop().create_future()
         self._replies[req_id] = fut
         try:
             if not self.send(session, msg):
-                return None
+                return m.Error(id=req_id, code=m.E_UNAVAILABLE,
+                               message=f"Session {session} is not connected.")
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError:
             return None

@@ -30,7 +30,9 @@ class Refused(Exception):
         self.code = code
 
 
-class Supervisor:
+class SupervisorClient:
+    """The bot's client of the supervisor (a DEALER with the bot's identity)."""
+
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, timeout: float = 5.0) -> None:
         self.timeout = timeout
         self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong)

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot import render
+from bot.callbacks import permission_markup, switch_button
 from bot.chat import ChatServer
 from bot.journal import Journal
 from bot.ratelimit import retry_seconds
@@ -49,21 +50,6 @@ def answer_file(session: str, text: str) -> tuple[str, bytes]:
         return f"answer-{session}.md.gz", gzip.compress(data, compresslevel=6)
     return f"answer-{session}.md", data
 MAX_TYPING_SECONDS = 30 * 60.0
-
-
-def switch_button(session: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(f"Switch to {session}", callback_data=f"sw:{session}")
-
-
-def permission_markup(n: int, session: str | None) -> InlineKeyboardMarkup:
-    rows = [
-        [InlineKeyboardButton("Allow", callback_data=f"p:{n}:a"),
-         InlineKeyboardButton("Deny", callback_data=f"p:{n}:d")],
-        [InlineKeyboardButton("Allow for this session", callback_data=f"p:{n}:s")],
-    ]
-    if session is not None:
-        rows.append([switch_button(session)])
-    return InlineKeyboardMarkup(rows)
 
 
 class DraftStreamer:

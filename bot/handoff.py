@@ -13,7 +13,7 @@ import logging
 import time
 
 from bot.chat import ChatServer
-from bot.control import Refused, Supervisor
+from bot.control import Refused, SupervisorClient
 from bot.journal import Handoff, Journal
 from bot.render import Chunk
 from bot.telegram_out import TelegramOut, reliably
@@ -25,7 +25,7 @@ MAX_BACKOFF = 5.0
 
 
 class Couriers:
-    def __init__(self, journal: Journal, chat: ChatServer, supervisor: Supervisor,
+    def __init__(self, journal: Journal, chat: ChatServer, supervisor: SupervisorClient,
                  out: TelegramOut, worker_timeout: float) -> None:
         self.journal = journal
         self.chat = chat

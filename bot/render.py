@@ -331,35 +331,3 @@ def results_text(verb: str, results: list[m.ProgramResult]) -> str:
         else:
             lines.append(f"{name}: {r.message or 'failed'}")
     return "\n".join(lines)
-
-
-HELP = """Switchboard runs your Claude Code sessions.
-
-/new NAME [PERSONA] — create a session and switch to it
-/switch [NAME] — make a session the active one
-/sessions — every session with state, persona, idle time and cost
-/status — the supervisor's table
-/stop [NAME] — stop a session (the active one by default)
-/restart [NAME] — restart a session
-/cancel — interrupt the running turn
-/persona [NAME] — show or change the active session's persona
-/remove NAME — delete a session (asks first)
-/cost — what each session has cost
-/help — this list
-
-Anything else you write goes to the active session; photos and files are saved in its work \
-folder."""
-
-COMMANDS: list[tuple[str, str]] = [
-    ("new", "Create a session and switch to it: /new NAME [PERSONA]"),
-    ("switch", "Switch the active session"),
-    ("sessions", "List sessions with state, persona, idle time, cost"),
-    ("status", "Supervisor status table"),
-    ("stop", "Stop a session"),
-    ("restart", "Restart a session"),
-    ("cancel", "Interrupt the running turn"),
-    ("persona", "Show or change the persona"),
-    ("remove", "Remove a session"),
-    ("cost", "Cost per session"),
-    ("help", "What this bot can do"),
-]

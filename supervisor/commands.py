@@ -1,11 +1,14 @@
 """The control commands: one small async method per request type, found through one table.
 
 Each method's docstring is what the command does. Every request gets exactly one reply, `Ok`
-with a result or `Error` with a code from wire.messages and one sentence that names the fix.
-Waiting (for RUNNING, for STOPPED) is done per request, never under a shared lock.
+with a result or `Error` with a code from wire.messages and one sentence that names the fix: a
+method returns its result, or raises `Refusal(code, sentence)`, and `Commands.handle` turns
+either into the reply in one place. Waiting (for RUNNING, for STOPPED) is done per request,
+never under a shared lock.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
@@ -22,6 +25,17 @@ if TYPE_CHECKING:
     from supervisor.service import Supervisor
 
 log = logging.getLogger(__name__)
+
+Handler = Callable[[Any], Awaitable[m.Result | None]]
+
+
+class Refusal(Exception):
+    """A request the supervisor will not do: `code` from wire.messages, `message` one sentence."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 def version() -> str:
@@ -50,7 +64,7 @@ def describe(prog: Program, now: float) -> str:
 class Commands:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
-        self.table: dict[type[m.Msg], Callable[[Any], Awaitable[m.Ok | m.Error]]] = {
+        self.table: dict[type[m.Msg], Handler] = {
             m.Status: self.status,
             m.Start: self.start,
             m.Stop: self.stop,
@@ -77,7 +91,13 @@ class Commands:
         quiet = isinstance(msg, (m.Status, m.Version, m.ListPersonas))
         log.log(logging.DEBUG if quiet else logging.INFO, "event=request type=%s",
                 type(msg).__name__)
-        return await fn(msg)
+        req_id: str = getattr(msg, "id", "")
+        try:
+            result = await fn(msg)
+        except Refusal as no:
+            log.info("event=refused type=%s code=%s", type(msg).__name__, no.code)
+            return m.Error(id=req_id, code=no.code, message=no.message)
+        return m.Ok(id=req_id) if result is None else m.Ok(id=req_id, result=result)
 
     # ------------------------------------------------------------------ helpers
 
@@ -86,7 +106,8 @@ class Commands:
         kind, session = names.parse_program(name)
         return names.BOT_PROGRAM if kind == "bot" else names.program_name(session or "")
 
-    def _lookup(self, req_id: str, names_in: list[str]) -> list[str] | m.Error:
+    def _lookup(self, names_in: list[str]) -> list[str]:
+        """The programs named (all when none, or 'all'); refuses a bad or unknown name."""
         if not names_in or "all" in names_in:
             return list(self.sup.programs)
         out: list[str] = []
@@ -94,31 +115,36 @@ class Commands:
             try:
                 name = self._resolve(raw)
             except names.InvalidName as exc:
-                return m.Error(id=req_id, code=m.E_INVALID_NAME, message=str(exc))
+                raise Refusal(m.E_INVALID_NAME, str(exc)) from None
             if name not in self.sup.programs:
-                return m.Error(id=req_id, code=m.E_UNKNOWN_NAME,
-                               message=f"no such program '{raw}': see `switchboardctl status`.")
+                raise Refusal(m.E_UNKNOWN_NAME,
+                              f"no such program '{raw}': see `switchboardctl status`.")
             out.append(name)
         return out
 
-    def _session_of(self, req_id: str, raw: str) -> tuple[str, str] | m.Error:
+    @staticmethod
+    def _session_of(raw: str) -> tuple[str, str]:
+        """(session, program) for a valid session name; refuses an invalid one."""
         session = raw.removeprefix(names.SESSION_PREFIX)
         err = names.session_name_error(session)
         if err:
-            return m.Error(id=req_id, code=m.E_INVALID_NAME, message=err)
+            raise Refusal(m.E_INVALID_NAME, err)
         return session, names.program_name(session)
 
-    def _existing(self, req_id: str, raw: str, hint: str = "see `switchboardctl status`"
-                  ) -> tuple[str, str] | m.Error:
-        """A valid session name whose program exists, or the Error to answer with."""
-        got = self._session_of(req_id, raw)
-        if isinstance(got, m.Error):
-            return got
-        session, program = got
+    def _existing(self, raw: str, hint: str = "see `switchboardctl status`") -> tuple[str, str]:
+        """(session, program) for a valid session name whose program exists; refuses otherwise."""
+        session, program = self._session_of(raw)
         if program not in self.sup.programs:
-            return m.Error(id=req_id, code=m.E_UNKNOWN_NAME,
-                           message=f"no session '{session}': {hint}.")
-        return got
+            raise Refusal(m.E_UNKNOWN_NAME, f"no session '{session}': {hint}.")
+        return session, program
+
+    def _known_persona(self, persona: str) -> str:
+        """`persona` when it is loaded; refuses an unknown one with the known names."""
+        if persona not in self.sup.personas:
+            known = ", ".join(sorted(self.sup.personas))
+            raise Refusal(m.E_UNKNOWN_PERSONA, f"no persona '{persona}' (known: {known}):"
+                          f" add personas/{persona}.json and send SIGHUP, or pick a known one.")
+        return persona
 
     def _autostart(self, program: str, value: bool) -> None:
         if program.startswith(names.SESSION_PREFIX):
@@ -167,15 +193,11 @@ class Commands:
         lines.append(started.message)
         return m.ProgramResult(name=name, ok=started.ok, message="\n".join(lines))
 
-    async def _each(self, req_id: str, raw: list[str],
-                    fn: Callable[[str], Awaitable[m.ProgramResult]]) -> m.Ok | m.Error:
-        import asyncio
-
-        found = self._lookup(req_id, raw)
-        if isinstance(found, m.Error):
-            return found
+    async def _each(self, raw: list[str],
+                    fn: Callable[[str], Awaitable[m.ProgramResult]]) -> m.ActionResult:
+        found = self._lookup(raw)
         results = await asyncio.gather(*(fn(n) for n in found))
-        return m.Ok(id=req_id, result=m.ActionResult(results=list(results)))
+        return m.ActionResult(results=list(results))
 
     def program_status(self, name: str, now: float) -> m.ProgramStatus:
         prog = self.sup.programs[name]
@@ -203,109 +225,80 @@ class Commands:
 
     # ------------------------------------------------------------------ commands
 
-    async def status(self, msg: m.Status) -> m.Ok | m.Error:
+    async def status(self, msg: m.Status) -> m.StatusResult:
         """Rows for the named programs (all when none), in supervisorctl's terms."""
-        found = self._lookup(msg.id, msg.names)
-        if isinstance(found, m.Error):
-            return found
+        found = self._lookup(msg.names)
         now = time.time()
         rows = [self.program_status(n, now) for n in sorted(found, key=_order)]
-        return m.Ok(id=msg.id, result=m.StatusResult(programs=rows, sweeps=self.sup.sweeps))
+        return m.StatusResult(programs=rows, sweeps=self.sup.sweeps)
 
-    async def start(self, msg: m.Start) -> m.Ok | m.Error:
+    async def start(self, msg: m.Start) -> m.ActionResult:
         """Start each program and wait until it is RUNNING or has failed; clears FATAL."""
-        return await self._each(msg.id, msg.names, self._start_one)
+        return await self._each(msg.names, self._start_one)
 
-    async def stop(self, msg: m.Stop) -> m.Ok | m.Error:
+    async def stop(self, msg: m.Stop) -> m.ActionResult:
         """Stop each program (SIGTERM, SIGKILL after stopwaitsecs); it stays stopped on restarts."""
-        return await self._each(msg.id, msg.names, self._stop_one)
+        return await self._each(msg.names, self._stop_one)
 
-    async def restart(self, msg: m.Restart) -> m.Ok | m.Error:
+    async def restart(self, msg: m.Restart) -> m.ActionResult:
         """Stop then start each program."""
-        return await self._each(msg.id, msg.names, self._restart_one)
+        return await self._each(msg.names, self._restart_one)
 
-    async def new_session(self, msg: m.NewSession) -> m.Ok | m.Error:
+    async def new_session(self, msg: m.NewSession) -> m.ActionResult:
         """Register a session (with a persona, default otherwise) and start its worker."""
-        got = self._session_of(msg.id, msg.name)
-        if isinstance(got, m.Error):
-            return got
-        session, program = got
+        session, program = self._session_of(msg.name)
         if session in self.sup.registry.sessions or program in self.sup.programs:
-            return m.Error(id=msg.id, code=m.E_EXISTS,
-                           message=f"session '{session}' already exists: pick another name.")
-        persona = msg.persona or self.sup.cfg.claude.default_persona
-        if persona not in self.sup.personas:
-            return self._unknown_persona(msg.id, persona)
+            raise Refusal(m.E_EXISTS, f"session '{session}' already exists: pick another name.")
+        persona = self._known_persona(msg.persona or self.sup.cfg.claude.default_persona)
         self.sup.registry.add(session, persona)
         self.sup.add_program(program)
-        result = await self._start_one(program)
-        return m.Ok(id=msg.id, result=m.ActionResult(results=[result]))
+        return m.ActionResult(results=[await self._start_one(program)])
 
-    async def remove_session(self, msg: m.RemoveSession) -> m.Ok | m.Error:
+    async def remove_session(self, msg: m.RemoveSession) -> m.ActionResult:
         """Stop a session's worker and forget the session (its files stay on disk)."""
-        got = self._existing(msg.id, msg.name)
-        if isinstance(got, m.Error):
-            return got
-        session, program = got
+        session, program = self._existing(msg.name)
         prog = self.sup.programs[program]
         prog.stop()
         await self.sup.wait_stopped(prog)
         self.sup.registry.remove(session)
         self.sup.drop_program(program)
         await self.sup.sweep_once()
-        return m.Ok(id=msg.id, result=m.ActionResult(
-            results=[m.ProgramResult(name=program, ok=True, message="removed")]))
+        return m.ActionResult(results=[m.ProgramResult(name=program, ok=True, message="removed")])
 
-    async def set_persona(self, msg: m.SetPersona) -> m.Ok | m.Error:
+    async def set_persona(self, msg: m.SetPersona) -> m.ActionResult:
         """Give a session another persona; a running worker restarts with it."""
-        got = self._existing(msg.id, msg.name)
-        if isinstance(got, m.Error):
-            return got
-        session, program = got
-        if msg.persona not in self.sup.personas:
-            return self._unknown_persona(msg.id, msg.persona)
-        self.sup.registry.set_persona(session, msg.persona)
+        session, program = self._existing(msg.name)
+        self.sup.registry.set_persona(session, self._known_persona(msg.persona))
         prog = self.sup.programs[program]
         if prog.state in RUNNING_STATES:
             result = await self._restart_one(program)
         else:
             result = m.ProgramResult(name=program, ok=True, message="persona set")
-        return m.Ok(id=msg.id, result=m.ActionResult(results=[result]))
+        return m.ActionResult(results=[result])
 
-    async def list_personas(self, msg: m.ListPersonas) -> m.Ok | m.Error:
+    async def list_personas(self, msg: m.ListPersonas) -> m.PersonasResult:
         """The personas a session can use."""
         infos = [m.PersonaInfo(name=p.name, description=p.description)
                  for p in sorted(self.sup.personas.values(), key=lambda p: p.name)]
-        return m.Ok(id=msg.id, result=m.PersonasResult(personas=infos))
+        return m.PersonasResult(personas=infos)
 
-    async def ensure_running(self, msg: m.EnsureRunning) -> m.Ok | m.Error:
+    async def ensure_running(self, msg: m.EnsureRunning) -> m.ActionResult:
         """The user wrote to this session: start it unless it runs (clears FATAL too)."""
         bare = msg.name.removeprefix(names.SESSION_PREFIX)
-        got = self._existing(msg.id, msg.name, hint=f"create it with /new {bare}")
-        if isinstance(got, m.Error):
-            return got
-        _session, program = got
+        _session, program = self._existing(msg.name, hint=f"create it with /new {bare}")
         prog = self.sup.programs[program]
         self._autostart(program, True)
         if prog.state in STARTABLE_STATES or prog.state is State.STOPPING:
             prog.start()
-        result = await self._await_running(prog)
-        return m.Ok(id=msg.id, result=m.ActionResult(results=[result]))
+        return m.ActionResult(results=[await self._await_running(prog)])
 
-    async def shutdown(self, msg: m.Shutdown) -> m.Ok | m.Error:
+    async def shutdown(self, msg: m.Shutdown) -> None:
         """Stop every program (sessions, then the bot) and exit."""
         self.sup.request_shutdown("switchboardctl")
-        return m.Ok(id=msg.id)
 
-    async def version(self, msg: m.Version) -> m.Ok | m.Error:
+    async def version(self, msg: m.Version) -> m.VersionResult:
         """The supervisor's version."""
-        return m.Ok(id=msg.id, result=m.VersionResult(version=version()))
-
-    def _unknown_persona(self, req_id: str, persona: str) -> m.Error:
-        known = ", ".join(sorted(self.sup.personas))
-        return m.Error(id=req_id, code=m.E_UNKNOWN_PERSONA,
-                       message=f"no persona '{persona}' (known: {known}):"
-                       f" add personas/{persona}.json and send SIGHUP, or pick a known one.")
+        return m.VersionResult(version=version())
 
 
 def _order(name: str) -> tuple[int, str]:

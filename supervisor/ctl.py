@@ -3,7 +3,9 @@
 `status` prints exactly supervisorctl's layout and uses its exit codes (3: a listed program is
 STOPPED, EXITED or FATAL; 4: an unknown name, or the supervisor is not running). `--json`
 everywhere prints machine-readable results instead. `tail` reads the log files directly, so it
-works with the supervisor down. This module only talks to the socket; it never touches programs.
+works with the supervisor down. Every command is one entry of `COMMANDS` (name, function, help,
+arguments), which makes the argparse subparsers and `--help`. This module only talks to the
+socket; it never touches programs.
 """
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import datetime
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -180,18 +185,6 @@ def print_results(ctl: Ctl, results: list[m.ProgramResult]) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
 
 
-def cmd_start(ctl: Ctl) -> int:
-    return _action(ctl, m.Start)
-
-
-def cmd_stop(ctl: Ctl) -> int:
-    return _action(ctl, m.Stop)
-
-
-def cmd_restart(ctl: Ctl) -> int:
-    return _action(ctl, m.Restart)
-
-
 def _reply_results(ctl: Ctl, reply: m.Ok | m.Error) -> int:
     if isinstance(reply, m.Error):
         return ctl.fail(reply)
@@ -311,7 +304,58 @@ def emit(ctl: Ctl, chunk: bytes) -> None:
     sys.stdout.flush()
 
 
-# ---------------------------------------------------------------------- argument parsing
+# ---------------------------------------------------------------------- the command table
+
+
+Arg = tuple[tuple[str, ...], dict[str, Any]]
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    """One argument of a command, as add_argument(*flags, **options) takes it."""
+    return flags, options
+
+
+@dataclass(frozen=True)
+class CtlCommand:
+    """One switchboardctl command: its help is what `switchboardctl --help` and `NAME -h` say."""
+
+    name: str
+    run: Callable[[Ctl], int]
+    help: str
+    args: tuple[Arg, ...] = ()
+
+
+NAMES = arg("names", nargs="*", metavar="NAME|all")
+
+# Every switchboardctl command, in the order `--help` lists them. Adding one is one entry here
+# plus its cmd_ function (and its line in README.md's Commands section, which a test checks).
+COMMANDS: tuple[CtlCommand, ...] = (
+    CtlCommand("status", cmd_status, "show programs in supervisorctl's layout (exit 3: one is"
+               " not running, 4: unknown name)", (
+                   arg("-l", "--long", action="store_true", help="add persona, CLI pid or"
+                       " suspended, RSS, CPU%%, cost, queue, idle time"),
+                   arg("names", nargs="*", metavar="NAME"))),
+    CtlCommand("start", partial(_action, kind=m.Start), "start programs (clears FATAL)",
+               (NAMES,)),
+    CtlCommand("stop", partial(_action, kind=m.Stop), "stop programs; they stay stopped"
+               " across restarts", (NAMES,)),
+    CtlCommand("restart", partial(_action, kind=m.Restart), "stop, then start programs",
+               (NAMES,)),
+    CtlCommand("new", cmd_new, "create a session and start it",
+               (arg("name"), arg("--persona", default=None))),
+    CtlCommand("remove", cmd_remove, "stop a session and forget it (its files stay)",
+               (arg("name"),)),
+    CtlCommand("persona", cmd_persona, "give a session another persona (restarts it)",
+               (arg("name"), arg("persona"))),
+    CtlCommand("personas", cmd_personas, "list the personas"),
+    CtlCommand("tail", cmd_tail, "print the end of a program's log (bot, NAME or supervisor)", (
+        arg("-f", "--follow", action="store_true", help="keep printing new lines"),
+        arg("-n", "--lines", type=int, default=20, help="lines to show first (default 20)"),
+        arg("--stdio", action="store_true", help="the program's raw stdout/stderr instead"),
+        arg("name"))),
+    CtlCommand("shutdown", cmd_shutdown, "stop every program and the supervisor"),
+    CtlCommand("version", cmd_version, "print the supervisor's version"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,36 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboardctl", parents=[common],
                                      description="Control a running Switchboard supervisor.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def add(name: str, fn: Any, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help, parents=[common])
-        p.set_defaults(_run=fn)
-        return p
-
-    p = add("status", cmd_status, "show programs in supervisorctl's layout (exit 3: one is not"
-            " running, 4: unknown name)")
-    p.add_argument("-l", "--long", action="store_true",
-                   help="add persona, CLI pid or suspended, RSS, CPU%%, cost, queue, idle time")
-    p.add_argument("names", nargs="*", metavar="NAME")
-    for name, fn, help in (("start", cmd_start, "start programs (clears FATAL)"),
-                           ("stop", cmd_stop, "stop programs; they stay stopped across restarts"),
-                           ("restart", cmd_restart, "stop, then start programs")):
-        add(name, fn, help).add_argument("names", nargs="*", metavar="NAME|all")
-    p = add("new", cmd_new, "create a session and start it")
-    p.add_argument("name")
-    p.add_argument("--persona", default=None)
-    add("remove", cmd_remove, "stop a session and forget it (its files stay)").add_argument("name")
-    p = add("persona", cmd_persona, "give a session another persona (restarts it)")
-    p.add_argument("name")
-    p.add_argument("persona")
-    add("personas", cmd_personas, "list the personas")
-    p = add("tail", cmd_tail, "print the end of a program's log (bot, NAME or supervisor)")
-    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    p.add_argument("-n", "--lines", type=int, default=20, help="lines to show first (default 20)")
-    p.add_argument("--stdio", action="store_true", help="the program's raw stdout/stderr instead")
-    p.add_argument("name")
-    add("shutdown", cmd_shutdown, "stop every program and the supervisor")
-    add("version", cmd_version, "print the supervisor's version")
+    for cmd in COMMANDS:
+        p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help, parents=[common])
+        p.set_defaults(_run=cmd.run)
+        for flags, options in cmd.args:
+            p.add_argument(*flags, **options)
     return parser
 
 

@@ -1,9 +1,12 @@
 """Permission prompts as buttons, routed to the right session; background-session notices."""
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from bot_helpers import OWNER, Stack, ask, wait_until
 
@@ -85,3 +88,42 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         wait_until(lambda: not _message(tg, pd["message_id"])["reply_markup"], 20, "timeout")
         assert "⌛" in _message(tg, pd["message_id"])["text"]
         assert not (work / "beta" / "work" / "too-late.txt").exists()
+
+
+@pytest.mark.timeout(120)
+def test_a_tap_on_a_prompt_the_worker_no_longer_has_shows_the_workers_sentence(
+        tmp_path: Path, telegram_api, claude_bin, cli_env) -> None:
+    tg = telegram_api
+    with Stack(tmp_path, tg, claude_bin, cli_env) as st:
+        st.new_session("alpha")
+        st.say("#sb:bash=touch never.txt")
+        old = _prompt_for(tg, "alpha", "touch never.txt")
+        # The worker dies with the prompt open; the one that replaces it runs the turn again and
+        # asks again, but knows nothing of the first prompt.
+        pid = st.sup.status()["session:alpha"].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: psutil.pid_exists(pid) is False or psutil.Process(pid).status()
+                   == psutil.STATUS_ZOMBIE, 10, "the killed worker gone")
+
+        def again() -> dict[str, Any] | None:
+            return next((msg for msg in tg.chat(OWNER)
+                         if msg["from_bot"] and msg["message_id"] > old["message_id"]
+                         and msg["reply_markup"] and "touch never.txt" in (msg["text"] or "")),
+                        None)
+        fresh = wait_until(again, 60, "the prompt asked again by the new worker")
+
+        tg.tap(OWNER, old["message_id"], _button(old, "Allow"))
+        wait_until(lambda: not _message(tg, old["message_id"])["reply_markup"], 20,
+                   "the old prompt's buttons removed")
+        text = _message(tg, old["message_id"])["text"]
+        assert "Not applied: That permission prompt is no longer waiting" in text
+        assert "✅ Allowed." not in text
+        assert not (st.state_dir / "sessions" / "alpha" / "work" / "never.txt").exists()
+
+        # The new prompt still works.
+        tg.tap(OWNER, fresh["message_id"], _button(fresh, "Deny"))
+        wait_until(lambda: "🚫 Denied." in _message(tg, fresh["message_id"])["text"], 20,
+                   "the new prompt denied")
+        callbacks = tg.callbacks()
+        assert callbacks and all(c["answered"] for c in callbacks)

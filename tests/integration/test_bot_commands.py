@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from bot_helpers import OWNER, Stack, ask, ask_msg, wait_until
 
-from bot.render import COMMANDS
+from bot.command_table import menu
+from bot.commands import CHAT_COMMANDS
 
 GROUP = -900
 
@@ -16,11 +17,13 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
     tg = telegram_api
     with Stack(tmp_path, tg, claude_bin, cli_env) as st:
         registered = tg.commands()[0]["commands"]
-        assert [c["command"] for c in registered] == [n for n, _ in COMMANDS]
+        assert [c["command"] for c in registered] == [n for n, _ in menu(CHAT_COMMANDS)]
 
         assert "/new NAME" in ask(st, "/help")
+        assert "/new NAME" in ask(st, "/start")
         assert "Unknown command /frobnicate" in ask(st, "/frobnicate now")
         assert "No active session" in ask(st, "hello?")
+        assert "No active session" in ask(st, "/cancel")
         assert "not a valid session name" in ask(st, "/new Bad*Name")
         assert "Usage: /new" in ask(st, "/new")
 
@@ -89,7 +92,9 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
         assert sorted(p.name.split("-", 1)[1] for p in uploads.iterdir()) == [
             "notes.txt", "photo.jpg", "retry.txt"]
 
-        # /cancel interrupts a running turn.
+        # /cancel with nothing running: the worker says so; then it interrupts a running turn.
+        assert ask(st, "/cancel", timeout=30) == (
+            "Nothing is running, so there is nothing to cancel.")
         slow = st.say("#sb:slow=300 #sb:words=200")
         st.wait_text(lambda t: t.startswith("w1 w2"), after=slow, timeout=30)
         ask(st, "/cancel", expect=lambda t: "Interrupting" in t)

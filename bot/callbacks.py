@@ -1,0 +1,99 @@
+"""Inline-button callback data: every format the bot puts on a button, its builder and its parser.
+
+    p:N:a|d|s     a permission prompt (N: its row in bot.db): Allow, Deny, Allow for this session
+    sw:NAME       make NAME the chat's active session
+    rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
+
+Telegram hands the data back verbatim when the button is tapped, so the format is a contract
+with every message already in a chat: change one only in a way that still parses the old data.
+`PATTERNS` routes a tap to its handler by kind; a parser returns None for data that is not
+well-formed, and the handler answers it without acting. Pure: no I/O, never trusts the data.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+
+from wire.names import session_name_error
+
+# One pattern per kind, matched on the prefix only: a malformed tail still reaches its own
+# handler, which answers it (an unanswered tap spins in the user's client).
+PERMISSION = r"^p:"
+SWITCH = r"^sw:"
+REMOVE = r"^rm:"
+
+_PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
+_SWITCH = re.compile(r"sw:(.+)")
+_REMOVE = re.compile(r"rm:([yn]):(.+)")
+
+
+@dataclass(frozen=True)
+class PermissionTap:
+    n: int
+    allow: bool
+    always: bool
+
+
+@dataclass(frozen=True)
+class RemoveTap:
+    confirmed: bool
+    name: str
+
+
+# ----------------------------------------------------------------------------- builders
+
+
+def switch_button(session: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(f"Switch to {session}", callback_data=f"sw:{session}")
+
+
+def switch_picker(sessions: list[str]) -> InlineKeyboardMarkup:
+    """One button per session, two to a row, labelled with the bare name."""
+    buttons = [InlineKeyboardButton(n, callback_data=f"sw:{n}") for n in sessions]
+    return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
+
+
+def permission_markup(n: int, session: str | None) -> InlineKeyboardMarkup:
+    rows = [
+        [InlineKeyboardButton("Allow", callback_data=f"p:{n}:a"),
+         InlineKeyboardButton("Deny", callback_data=f"p:{n}:d")],
+        [InlineKeyboardButton("Allow for this session", callback_data=f"p:{n}:s")],
+    ]
+    if session is not None:
+        rows.append([switch_button(session)])
+    return InlineKeyboardMarkup(rows)
+
+
+def remove_confirm(session: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton(f"Remove {session}", callback_data=f"rm:y:{session}"),
+        InlineKeyboardButton("Keep it", callback_data=f"rm:n:{session}"),
+    ]])
+
+
+# ----------------------------------------------------------------------------- parsers
+
+
+def parse_permission(data: str) -> PermissionTap | None:
+    found = _PERMISSION.fullmatch(data)
+    if found is None:
+        return None
+    choice = found.group(2)
+    return PermissionTap(int(found.group(1)), allow=choice in ("a", "s"), always=choice == "s")
+
+
+def parse_switch(data: str) -> str | None:
+    """The session to switch to; None unless it is a valid session name."""
+    found = _SWITCH.fullmatch(data)
+    if found is None or session_name_error(found.group(1)):
+        return None
+    return found.group(1)
+
+
+def parse_remove(data: str) -> RemoveTap | None:
+    found = _REMOVE.fullmatch(data)
+    if found is None or session_name_error(found.group(2)):
+        return None
+    return RemoveTap(confirmed=found.group(1) == "y", name=found.group(2))

@@ -1,0 +1,119 @@
+"""What a tap on an inline button does: answer a permission prompt, switch, confirm a removal.
+
+bot.app routes each tap here by the kind of its callback data (bot.callbacks); data that does
+not parse is answered and ignored. Every tap is answered (an unanswered one spins in the user's
+client), and a permission answer shows what the worker said: applied, or why not.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from telegram import CallbackQuery, Update
+from telegram.ext import ContextTypes
+
+from bot import callbacks, render
+from bot.chat import ChatServer
+from bot.control import Refused, SupervisorClient
+from bot.delivery import Delivery
+from bot.handoff import Couriers
+from bot.journal import Journal
+from bot.render import Chunk
+from bot.reply import say
+from bot.telegram_out import TelegramOut, reliably
+from wire import messages as m
+
+log = logging.getLogger(__name__)
+
+Ctx = ContextTypes.DEFAULT_TYPE
+
+
+def _query(update: Update) -> tuple[CallbackQuery, int, int]:
+    """The tap, its chat and the message its button is on."""
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    return query, query.message.chat.id, query.message.message_id
+
+
+@dataclass
+class Taps:
+    journal: Journal
+    supervisor: SupervisorClient
+    chat: ChatServer
+    delivery: Delivery
+    couriers: Couriers
+    out: TelegramOut
+    answer_timeout: float  # how long a worker may take to confirm a permission answer
+
+    async def _edit(self, chat: int, message_id: int, text: str, what: str) -> None:
+        await reliably(partial(self.out.put, chat, message_id, Chunk(text)), what)
+
+    async def permission(self, update: Update, ctx: Ctx) -> None:
+        query, chat, mid = _query(update)
+        tap = callbacks.parse_permission(query.data or "")
+        prompt = self.journal.prompt(tap.n) if tap else None
+        if tap is None or prompt is None or prompt.state != "open":
+            await query.answer("This request was already answered.")
+            await reliably(partial(self.out.remove_buttons, chat, mid), "buttons")
+            return
+        allow, always = tap.allow, tap.always
+        answer = m.PermissionAnswer(id=m.new_id(), prompt_id=prompt.prompt_id, allow=allow,
+                                    always=always, message="" if allow else "Denied by the user.")
+        # Closed before the answer goes out: the worker's PermissionResolved for it then finds
+        # the prompt closed and leaves this message to the words below.
+        self.journal.close_prompt(prompt.n, "answered")
+        reply = await self.chat.request(prompt.session, answer, self.answer_timeout)
+        log.info("event=permission_answered session=%s n=%d allow=%s always=%s reply=%s",
+                 prompt.session, prompt.n, allow, always,
+                 "none" if reply is None else getattr(reply, "code", "ok"))
+        if isinstance(reply, m.Ok):
+            await query.answer("Allowed" if allow else "Denied")
+            text = prompt.text + "\n" + render.permission_outcome(allow, always=always)
+        elif reply is None:
+            await query.answer(f"Session {prompt.session} did not confirm the answer.")
+            text = (prompt.text + f"\n⌛ Session {prompt.session} did not confirm the answer"
+                    f" within {self.answer_timeout:.0f} s: it may not have been applied.")
+        elif reply.code == m.E_UNAVAILABLE:
+            await query.answer(f"Session {prompt.session} is not running any more.")
+            text = prompt.text + "\n⌛ The session stopped before the answer: nothing was run."
+        else:
+            await query.answer("Not applied.")
+            text = prompt.text + f"\n⚠️ Not applied: {reply.message}"
+        await self._edit(chat, prompt.message_id or mid, text, "permission")
+
+    async def switch(self, update: Update, ctx: Ctx) -> None:
+        query, chat, _ = _query(update)
+        session = callbacks.parse_switch(query.data or "")
+        if session is None:
+            await query.answer()
+            return
+        self.journal.set_active(chat, session)
+        await query.answer(f"Active session: {session}")
+        await say(self.out, chat, f"Active session: {session}.")
+
+    async def remove(self, update: Update, ctx: Ctx) -> None:
+        query, chat, mid = _query(update)
+        tap = callbacks.parse_remove(query.data or "")
+        if tap is None:
+            await query.answer()
+            return
+        name = tap.name
+        if not tap.confirmed:
+            await query.answer("Kept.")
+            await self._edit(chat, mid, f"Kept session {name}.", "remove")
+            return
+        await query.answer(f"Removing {name}…")
+        try:
+            await self.supervisor.call(m.RemoveSession(id=m.new_id(), name=name), timeout=60.0)
+        except Refused as exc:
+            await self._edit(chat, mid, str(exc), "remove")
+            return
+        await self.couriers.forget(name)
+        await self.delivery.forget(name)
+        self.journal.forget_session(name)
+        await self._edit(chat, mid, f"Session {name} removed.", "remove")
+
+    async def unknown(self, update: Update, ctx: Ctx) -> None:
+        query, _, _ = _query(update)
+        await query.answer("This button is no longer valid.")

@@ -1,0 +1,75 @@
+"""The supervisor's refusals: every handler raises one `Refusal`, `Commands.handle` answers it.
+
+A stand-in for the supervisor (no programs, two personas) is enough: every case here is refused
+or answered before anything would be started.
+"""
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from supervisor.commands import Commands
+from wire import messages as m
+
+
+def _commands() -> tuple[Commands, list[str]]:
+    shutdowns: list[str] = []
+    sup: Any = SimpleNamespace(
+        programs={}, personas={n: SimpleNamespace(name=n, description="") for n in
+                               ("default", "research")},
+        registry=SimpleNamespace(sessions={}), cfg=SimpleNamespace(
+            claude=SimpleNamespace(default_persona="default")),
+        request_shutdown=shutdowns.append, on_pong=lambda identity, pong: None, sweeps=0)
+    return Commands(sup), shutdowns
+
+
+def _reply(msg: m.Msg) -> m.Ok | m.Error | None:
+    commands, _ = _commands()
+    return asyncio.run(commands.handle(b"ctl", msg))
+
+
+@pytest.mark.timeout(5)
+@pytest.mark.parametrize(("msg", "code", "sentence"), [
+    (m.Status(id="r1", names=["Bad*Name"]), m.E_INVALID_NAME, "not a valid"),
+    (m.Status(id="r2", names=["ghost"]), m.E_UNKNOWN_NAME,
+     "no such program 'ghost': see `switchboardctl status`."),
+    (m.Stop(id="r3", names=["ghost"]), m.E_UNKNOWN_NAME, "no such program 'ghost'"),
+    (m.NewSession(id="r4", name="../x"), m.E_INVALID_NAME, "not a valid"),
+    (m.NewSession(id="r5", name="x", persona="nope"), m.E_UNKNOWN_PERSONA,
+     "no persona 'nope' (known: default, research): add personas/nope.json and send SIGHUP,"
+     " or pick a known one."),
+    (m.RemoveSession(id="r6", name="ghost"), m.E_UNKNOWN_NAME,
+     "no session 'ghost': see `switchboardctl status`."),
+    (m.SetPersona(id="r7", name="ghost", persona="default"), m.E_UNKNOWN_NAME,
+     "no session 'ghost'"),
+    (m.EnsureRunning(id="r8", name="session:ghost"), m.E_UNKNOWN_NAME,
+     "no session 'ghost': create it with /new ghost."),
+    (m.Pong(id="r9"), None, None),
+])
+def test_a_refusal_is_one_error_that_echoes_the_id(msg: m.Msg, code: str | None,
+                                                   sentence: str | None) -> None:
+    reply = _reply(msg)
+    if code is None:
+        assert reply is None
+        return
+    assert isinstance(reply, m.Error)
+    assert (reply.id, reply.code) == (getattr(msg, "id"), code)  # noqa: B009
+    assert sentence is not None and sentence in reply.message
+
+
+@pytest.mark.timeout(5)
+def test_a_result_is_wrapped_in_ok_with_the_id() -> None:
+    commands, shutdowns = _commands()
+    version = asyncio.run(commands.handle(b"ctl", m.Version(id="v")))
+    assert isinstance(version, m.Ok) and version.id == "v"
+    assert isinstance(version.result, m.VersionResult) and version.result.version
+    personas = asyncio.run(commands.handle(b"ctl", m.ListPersonas(id="p")))
+    assert isinstance(personas, m.Ok) and isinstance(personas.result, m.PersonasResult)
+    assert [p.name for p in personas.result.personas] == ["default", "research"]
+    status = asyncio.run(commands.handle(b"ctl", m.Status(id="s")))
+    assert isinstance(status, m.Ok) and status.result == m.StatusResult(programs=[], sweeps=0)
+    done = asyncio.run(commands.handle(b"ctl", m.Shutdown(id="d")))
+    assert done == m.Ok(id="d") and shutdowns == ["switchboardctl"]
