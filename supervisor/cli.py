@@ -78,9 +78,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     cfg, personas = loaded
-    if cfg.telegram.enabled and not cfg.token():
-        print(f"{cfg.path}: telegram.token_env: ${cfg.telegram.token_env} is not set and"
-              " telegram.token is empty: export the bot token, or set telegram.enabled = false.",
+    missing = cfg.missing_token()
+    if missing:
+        print(f"{missing}: export the bot token, or set telegram.enabled = false.",
               file=sys.stderr)
         return 2
     tightened = service.prepare_state_dir(cfg.state_path)
@@ -163,6 +163,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     return int(args._run(args))
+
+
+def subcommand_main(name: str) -> Callable[[list[str] | None], int]:
+    """`main` for a module that registers one subcommand (`python -m supervisor.doctor`): the
+    same parser and the same run as `switchboard NAME`."""
+    def run_one(argv: list[str] | None = None) -> int:
+        return main([name, *(sys.argv[1:] if argv is None else argv)])
+    return run_one
 
 
 if __name__ == "__main__":
