@@ -24,8 +24,7 @@ from pathlib import Path
 
 import zmq.asyncio
 
-from supervisor import child_settings, process
-from supervisor import config as config_mod
+from supervisor import child_settings, preflight, process
 from supervisor import personas as personas_mod
 from supervisor.backoff import Policy
 from supervisor.config import Config
@@ -233,15 +232,10 @@ class Supervisor:
 
     def _on_sighup(self) -> None:
         try:
-            cfg = config_mod.load(self.cfg.path)
-            personas = personas_mod.load_for(cfg)
-        except (config_mod.ConfigError, personas_mod.PersonaError) as exc:
-            log.error("event=reload_refused error=%r", str(exc))
-            return
-        missing = cfg.missing_token()
-        if missing:
-            # `run` refuses to start like this; a reload must not start a bot that cannot log in.
-            log.error("event=reload_refused error=%r", missing)
+            # What `run` refuses, a reload refuses: never a bot that cannot log in.
+            cfg, personas = preflight.load(self.cfg.path, to_run=True)
+        except preflight.Refused as exc:
+            log.error("event=reload_refused error=%r", exc.detail)
             return
         for key in ("state_dir", "runtime_dir"):
             if getattr(cfg, key) != getattr(self.cfg, key):
