@@ -3,7 +3,7 @@
 Each check is a small function returning a `Check` (ok / warn / FAIL, a short detail, and for a
 problem one sentence naming the fix). Doctor only looks: it creates no directory, writes no file
 and changes no mode. It must never print a secret: the bot token only ever travels inside a
-request URL, and every message that could echo it goes through `_redact`.
+request URL (supervisor.getme), and every message that could echo it goes through `_redact`.
 """
 from __future__ import annotations
 
@@ -15,21 +15,20 @@ import shlex
 import stat
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from supervisor.bot_token import env_file_path, read_env_file
 from supervisor.cli import command, subcommand_main
 from supervisor.config import Config, ConfigError, default_config_path, load
+from supervisor.getme import check_token
+from supervisor.getme import redact as _redact
 from supervisor.personas import DEFAULT, PersonaError, load_for
 from wire.binaries import find_binary
 from wire.endpoints import CONTROL, MAX_SOCKET_PATH
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-GETME_TIMEOUT = 10.0
 CLI_TIMEOUT = 30.0
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 
@@ -40,61 +39,6 @@ class Check:
     status: str
     detail: str = ""
     fix: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# getMe (shared with `switchboard init`)
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TokenCheck:
-    """The outcome of getMe: `username` when the token works, else `problem` (one sentence)."""
-
-    username: str | None = None
-    problem: str | None = None
-    rejected: bool = False
-
-
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "<token>") if token else text
-
-
-def check_token(api_base_url: str, token: str, timeout: float = GETME_TIMEOUT) -> TokenCheck:
-    """Call getMe; a rejected token or an unreachable API becomes one sentence naming the fix."""
-    base = api_base_url.rstrip("/")
-    url = f"{base}/bot{token}/getMe"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            body = json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-        if code in (401, 404):
-            return TokenCheck(
-                problem=f"the token was rejected by Telegram ({code}): "
-                "copy it again from @BotFather",
-                rejected=True,
-            )
-        return TokenCheck(
-            problem=f"the Telegram Bot API at {base} answered getMe with HTTP {code}: "
-            "try again in a minute, or check telegram.api_base_url"
-        )
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return TokenCheck(
-            problem=_redact(
-                f"cannot reach the Telegram Bot API at {base} ({reason}): "
-                "check the network connection and telegram.api_base_url",
-                token,
-            )
-        )
-    result = body.get("result") if isinstance(body, dict) else None
-    if not (isinstance(body, dict) and body.get("ok") and isinstance(result, dict)):
-        return TokenCheck(
-            problem=f"the Telegram Bot API at {base} gave an unexpected answer to getMe: "
-            "check telegram.api_base_url"
-        )
-    return TokenCheck(username=str(result.get("username") or result.get("first_name") or "?"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ getMe before writing anything, and writes:
   <config dir>/switchboard.service  the user unit with this machine's paths
 then creates the state dir 0700 and prints the commands that install and start the unit.
 It never prints the token, and it refuses to overwrite an existing config without --force.
+
+A little over 400 lines: the pure renderers and the prompts are one conversation, read top to
+bottom; the token and binary lookups, the getMe call and the config checks are borrowed
+(supervisor.bot_token, wire.binaries, supervisor.getme, supervisor.config).
 """
 from __future__ import annotations
 
@@ -23,7 +27,7 @@ from pathlib import Path
 from supervisor.bot_token import DEFAULT_TOKEN_ENV, env_file_path, find_token
 from supervisor.cli import command, subcommand_main
 from supervisor.config import ConfigError, default_config_path, default_state_dir, load, parse
-from supervisor.doctor import check_token
+from supervisor.getme import check_token
 from wire.binaries import DEFAULT_CLAUDE_BINARY, find_binary, is_path
 from wire.files import atomic_write
 from wire.settings import DEFAULT_API_BASE

@@ -9,6 +9,10 @@ What it owns, as a tree (every task has an owner that cancels it at shutdown):
 Programs are `bot` (when telegram is enabled) and `session:<name>` for each registered session.
 The commands themselves live in supervisor.commands. This module never blocks the loop: stops
 and starts are state machine steps plus awaits on state changes.
+
+Over 400 lines because it is one idea with many hands: the owner of every program, socket and
+task of the loop. What can be pure has left it (states, backoff, program, child_settings,
+preflight, watcher), and what is left shares the Supervisor's state.
 """
 from __future__ import annotations
 
