@@ -18,6 +18,7 @@ import telegramify_markdown
 from telegramify_markdown import MessageEntity, utf16_len
 
 from wire import messages as m
+from wire.names import SESSION_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -285,13 +286,13 @@ def session_rows(rows: list[m.ProgramStatus]) -> list[m.ProgramStatus]:
     """The session programs of a status answer, named by their bare session name."""
     out = []
     for r in rows:
-        if r.name.startswith("session:"):
+        if r.name.startswith(SESSION_PREFIX):
             out.append(r)
     return out
 
 
 def session_name(r: m.ProgramStatus) -> str:
-    return r.name.removeprefix("session:")
+    return r.name.removeprefix(SESSION_PREFIX)
 
 
 def sessions_text(rows: list[m.ProgramStatus], active: str | None) -> str:
@@ -325,7 +326,7 @@ def results_text(verb: str, results: list[m.ProgramResult]) -> str:
         return f"Nothing to {verb}."
     lines = []
     for r in results:
-        name = r.name.removeprefix("session:")
+        name = r.name.removeprefix(SESSION_PREFIX)
         if r.ok:
             lines.append(f"{name}: {r.message or verb + ' done'}")
         else:

@@ -7,7 +7,8 @@ is cut to its last meaningful line and API keys are masked).
 from __future__ import annotations
 
 import re
-import signal
+
+from wire.exits import describe_exit
 
 _KEY_RE = re.compile(r"(sk-[A-Za-z0-9_-]{4})[A-Za-z0-9_-]+")
 
@@ -18,14 +19,7 @@ def _clean(text: str, limit: int = 200) -> str:
 
 
 def exit_description(rc: int | None) -> str:
-    if rc is None:
-        return "with an unknown status"
-    if rc < 0:
-        try:
-            return f"killed by {signal.Signals(-rc).name}"
-        except ValueError:
-            return f"killed by signal {-rc}"
-    return f"exit code {rc}"
+    return describe_exit(rc, status="exit code", unknown="with an unknown status")
 
 
 def last_error_line(stderr_tail: list[str]) -> str:

@@ -9,8 +9,6 @@ never the calling process itself.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -18,30 +16,16 @@ import time
 
 import psutil
 
+from wire import lifetime
 from wire.names import INSTANCE_ENV, MARKER_ENV
 
 log = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1
-_libc: ctypes.CDLL | None = None
-
-
-def _prctl() -> ctypes.CDLL | None:
-    global _libc
-    if _libc is None:
-        name = ctypes.util.find_library("c")
-        if name is None:
-            return None
-        _libc = ctypes.CDLL(name, use_errno=True)
-    return _libc
-
 
 def set_pdeathsig(sig: int = signal.SIGKILL) -> bool:
-    """Ask the kernel to send `sig` to this process when its parent (thread) dies. Linux only."""
-    libc = _prctl()
-    if libc is None:
-        return False
-    return int(libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)) == 0
+    """Ask the kernel to send `sig` to this process when its parent (thread) dies. Linux only.
+    (wire.lifetime does it for every role; the name stays here for the worker's callers.)"""
+    return lifetime.set_pdeathsig(sig)
 
 
 def child_preexec() -> None:

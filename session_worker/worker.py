@@ -22,7 +22,6 @@ import asyncio
 import datetime
 import logging
 import os
-import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ from session_worker.claude_process import ClaudeProcess, CliGone, build_argv, bu
 from session_worker.store import InboxItem, Store, read_json, write_json_atomic
 from wire import messages as m
 from wire import names
+from wire.binaries import find_binary
 from wire.endpoints import Endpoints
 from wire.names import program_name
 from wire.rpc import Requester
@@ -703,7 +703,7 @@ class Worker:
                 await cli.start()
             except FileNotFoundError as exc:
                 log.error("event=cli_missing binary=%r error=%r", self.s.claude_binary, str(exc))
-                found = shutil.which(self.s.claude_binary, path=env.get("PATH"))
+                found = find_binary(self.s.claude_binary, env.get("PATH"))
                 self._start_failure = (
                     notices.not_startable(self.s.claude_binary, str(exc))
                     if found

@@ -13,9 +13,10 @@ import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from supervisor import config as config_mod
-from supervisor import personas as personas_mod
+from supervisor import preflight
 from wire.messages import Persona
 
 log = logging.getLogger(__name__)
@@ -51,20 +52,19 @@ def add_config_arg(p: argparse.ArgumentParser) -> None:
                         "~/.config/switchboard/switchboard.toml)")
 
 
-def load_config(args: argparse.Namespace) -> config_mod.Config:
-    return config_mod.load(args.config or config_mod.default_config_path())
+def config_path(args: argparse.Namespace) -> Path:
+    return Path(args.config) if args.config else config_mod.default_config_path()
 
 
-def load_checked(args: argparse.Namespace) -> tuple[config_mod.Config, dict[str, Persona]] | None:
-    """The config and its personas, or None after printing every problem (each names a field)."""
+def load_checked(args: argparse.Namespace, *, to_run: bool
+                 ) -> tuple[config_mod.Config, dict[str, Persona]] | None:
+    """The config and its personas as supervisor.preflight accepts them, or None after
+    printing every problem (each names a field)."""
     try:
-        cfg = load_config(args)
-        return cfg, personas_mod.load_for(cfg)
-    except config_mod.ConfigError as exc:
+        return preflight.load(config_path(args), to_run=to_run)
+    except preflight.Refused as exc:
         print(exc.report(), file=sys.stderr)
-    except personas_mod.PersonaError as exc:
-        print(f"personas: {exc}", file=sys.stderr)
-    return None
+        return None
 
 
 @command("run", "run the supervisor in the foreground (sessions, the bot, the control socket)",
@@ -74,15 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from wire import logs
     from wire.endpoints import RuntimeDirError
 
-    loaded = load_checked(args)
+    loaded = load_checked(args, to_run=True)
     if loaded is None:
         return 2
     cfg, personas = loaded
-    if cfg.telegram.enabled and not cfg.token():
-        print(f"{cfg.path}: telegram.token_env: ${cfg.telegram.token_env} is not set and"
-              " telegram.token is empty: export the bot token, or set telegram.enabled = false.",
-              file=sys.stderr)
-        return 2
     tightened = service.prepare_state_dir(cfg.state_path)
     logs.setup("supervisor", cfg.state_dir)
     for path in tightened:
@@ -99,7 +94,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 @command("check-config", "validate the config file and the personas; name every wrong field",
          add_config_arg)
 def cmd_check_config(args: argparse.Namespace) -> int:
-    loaded = load_checked(args)
+    loaded = load_checked(args, to_run=False)
     if loaded is None:
         return 2
     cfg, personas = loaded
@@ -163,6 +158,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     return int(args._run(args))
+
+
+def subcommand_main(name: str) -> Callable[[list[str] | None], int]:
+    """`main` for a module that registers one subcommand (`python -m supervisor.doctor`): the
+    same parser and the same run as `switchboard NAME`."""
+    def run_one(argv: list[str] | None = None) -> int:
+        return main([name, *(sys.argv[1:] if argv is None else argv)])
+    return run_one
 
 
 if __name__ == "__main__":

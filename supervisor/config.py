@@ -1,48 +1,32 @@
 """switchboard.toml: load it, validate every field, and name each wrong one.
 
 The supervisor is the only process that reads the file. It derives each child's settings
-(wire.settings) from it, so a child never reads the config or sees a secret it does not need.
+(supervisor.child_settings) from it, so a child never reads the config or sees a secret it does
+not need. Every default is written once: the fields a child takes as they are (and theirs) are
+wire.settings' CliTuning and BotTuning, which the [claude] and [telegram] sections extend; the
+rest are here. The bot token is looked up by supervisor.bot_token, never here by hand.
 """
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from supervisor.bot_token import DEFAULT_TOKEN_ENV, FoundToken, find_token
+from wire.binaries import DEFAULT_CLAUDE_BINARY, is_path
 from wire.endpoints import CONTROL, MAX_SOCKET_PATH, default_runtime_dir
+from wire.settings import (
+    DEFAULT_PERSONA,
+    DEFAULT_RECYCLE_RSS_MB,
+    BotTuning,
+    CliTuning,
+)
 
-DEFAULT_API_BASE = "https://api.telegram.org"
 PROJECT_PERSONAS = Path(__file__).resolve().parent.parent / "personas"
-
-
-ENV_FILE_NAME = "env"
-
-
-def env_file_path(config_path: Path) -> Path:
-    """The env file next to the config (`switchboard init` keeps the token there, 0600)."""
-    return config_path.parent / ENV_FILE_NAME
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as systemd's EnvironmentFile reads them (comments and blanks skipped)."""
-    values: dict[str, str] = {}
-    try:
-        text = path.read_text()
-    except OSError:
-        return values
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")) or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
 
 
 def default_config_path() -> Path:
@@ -58,29 +42,23 @@ def default_state_dir() -> Path:
     return Path(base) / "switchboard"
 
 
-class TelegramConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class TelegramConfig(BotTuning, kw_only=True, forbid_unknown_fields=True):
+    """[telegram]: the bot's own fields (wire.settings.BotTuning, with their defaults) and the
+    ones only the supervisor reads."""
+
     enabled: bool = True  # false: run sessions without the bot (switchboardctl only)
     token: str | None = None
-    token_env: str = "TELEGRAM_BOT_TOKEN"
-    allowed_user_ids: list[int] = []
-    api_base_url: str = DEFAULT_API_BASE
-    edit_interval_seconds: float = 1.5
-    file_threshold_chars: int = 12000
-    preview_over_chars: int = 120000
-    poll_timeout_seconds: int = 25
+    token_env: str = DEFAULT_TOKEN_ENV
 
 
-class ClaudeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    binary: str = "claude"
+class ClaudeConfig(CliTuning, kw_only=True, forbid_unknown_fields=True):
+    """[claude]: the worker's own fields (wire.settings.CliTuning, with their defaults) and the
+    ones the supervisor turns into worker settings (supervisor.child_settings)."""
+
+    binary: str = DEFAULT_CLAUDE_BINARY
     env: dict[str, str] = {}
-    extra_args: list[str] = []
-    default_persona: str = "default"
-    idle_suspend_seconds: float = 600.0
-    permission_timeout_seconds: float = 300.0
-    recycle_rss_mb: int = 600
-    recycle_turns: int = 200
-    hang_timeout_seconds: float = 600.0
-    interrupt_timeout_seconds: float = 10.0
+    default_persona: str = DEFAULT_PERSONA
+    recycle_rss_mb: int = DEFAULT_RECYCLE_RSS_MB
 
 
 class SupervisorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -118,16 +96,26 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def personas_path(self) -> Path:
         return Path(self.personas_dir)
 
-    def token(self, environ: dict[str, str] | None = None) -> str | None:
-        """The bot token: `telegram.token`, else the variable named by `telegram.token_env`
-        (from the environment, else from the env file next to the config)."""
-        if self.telegram.token:
-            return self.telegram.token
-        env = os.environ if environ is None else environ
-        value = env.get(self.telegram.token_env)
-        if not value and self.path and self.path != "<config>":
-            value = read_env_file(env_file_path(Path(self.path))).get(self.telegram.token_env)
-        return value or None
+    @property
+    def file(self) -> Path | None:
+        """The file this config was read from; None for text parsed on its own."""
+        return Path(self.path) if self.path and self.path != "<config>" else None
+
+    def token_source(self, environ: Mapping[str, str] | None = None) -> FoundToken | None:
+        """The bot token and where it was found (supervisor.bot_token says where it may be)."""
+        return find_token(self.telegram.token, self.telegram.token_env, self.file, environ)
+
+    def token(self, environ: Mapping[str, str] | None = None) -> str | None:
+        found = self.token_source(environ)
+        return found.value if found else None
+
+    def missing_token(self) -> str | None:
+        """Why `run` and a reload refuse this config for want of a token, or None: a bot that
+        cannot log in must not be started."""
+        if not self.telegram.enabled or self.token():
+            return None
+        return (f"{self.path}: telegram.token_env: ${self.telegram.token_env} is not set and"
+                " telegram.token is empty")
 
 
 class ConfigError(ValueError):
@@ -257,7 +245,7 @@ def parse(text: str, path: str = "<config>", *, base_dir: Path | None = None) ->
     cfg.state_dir = resolve(cfg.state_dir, default_state_dir())
     cfg.runtime_dir = resolve(cfg.runtime_dir, default_runtime_dir())
     cfg.personas_dir = resolve(cfg.personas_dir, PROJECT_PERSONAS)
-    if cfg.claude.binary and "/" in cfg.claude.binary:
+    if cfg.claude.binary and is_path(cfg.claude.binary):
         cfg.claude.binary = resolve(cfg.claude.binary, Path(cfg.claude.binary))
     _semantic_checks(cfg, problems)
     if problems:

@@ -23,13 +23,13 @@ from typing import Any
 import msgspec
 
 from supervisor import config as config_mod
+from supervisor.states import STOPPED_STATES
 from wire import messages as m
 from wire import names, rpc
 from wire.endpoints import Endpoints
 from wire.logs import log_path
 
 EXIT_OK, EXIT_ERROR, EXIT_NOT_RUNNING, EXIT_UNKNOWN = 0, 1, 3, 4
-STOPPED_STATES = {"STOPPED", "EXITED", "FATAL"}
 
 
 # ---------------------------------------------------------------------- pure formatting

@@ -3,7 +3,7 @@
 Each check is a small function returning a `Check` (ok / warn / FAIL, a short detail, and for a
 problem one sentence naming the fix). Doctor only looks: it creates no directory, writes no file
 and changes no mode. It must never print a secret: the bot token only ever travels inside a
-request URL, and every message that could echo it goes through `_redact`.
+request URL (supervisor.getme), and every message that could echo it goes through `_redact`.
 """
 from __future__ import annotations
 
@@ -12,29 +12,23 @@ import json
 import os
 import re
 import shlex
-import shutil
 import stat
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from supervisor.cli import command
-from supervisor.config import (
-    Config,
-    ConfigError,
-    default_config_path,
-    env_file_path,
-    load,
-    read_env_file,
-)
+from supervisor.bot_token import env_file_path, read_env_file
+from supervisor.cli import command, subcommand_main
+from supervisor.config import Config, ConfigError, default_config_path, load
+from supervisor.getme import check_token
+from supervisor.getme import redact as _redact
+from supervisor.personas import DEFAULT, PersonaError, load_for
+from wire.binaries import find_binary
 from wire.endpoints import CONTROL, MAX_SOCKET_PATH
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-GETME_TIMEOUT = 10.0
 CLI_TIMEOUT = 30.0
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 
@@ -45,61 +39,6 @@ class Check:
     status: str
     detail: str = ""
     fix: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------
-# getMe (shared with `switchboard init`)
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class TokenCheck:
-    """The outcome of getMe: `username` when the token works, else `problem` (one sentence)."""
-
-    username: str | None = None
-    problem: str | None = None
-    rejected: bool = False
-
-
-def _redact(text: str, token: str) -> str:
-    return text.replace(token, "<token>") if token else text
-
-
-def check_token(api_base_url: str, token: str, timeout: float = GETME_TIMEOUT) -> TokenCheck:
-    """Call getMe; a rejected token or an unreachable API becomes one sentence naming the fix."""
-    base = api_base_url.rstrip("/")
-    url = f"{base}/bot{token}/getMe"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            body = json.loads(resp.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        code = exc.code
-        if code in (401, 404):
-            return TokenCheck(
-                problem=f"the token was rejected by Telegram ({code}): "
-                "copy it again from @BotFather",
-                rejected=True,
-            )
-        return TokenCheck(
-            problem=f"the Telegram Bot API at {base} answered getMe with HTTP {code}: "
-            "try again in a minute, or check telegram.api_base_url"
-        )
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        return TokenCheck(
-            problem=_redact(
-                f"cannot reach the Telegram Bot API at {base} ({reason}): "
-                "check the network connection and telegram.api_base_url",
-                token,
-            )
-        )
-    result = body.get("result") if isinstance(body, dict) else None
-    if not (isinstance(body, dict) and body.get("ok") and isinstance(result, dict)):
-        return TokenCheck(
-            problem=f"the Telegram Bot API at {base} gave an unexpected answer to getMe: "
-            "check telegram.api_base_url"
-        )
-    return TokenCheck(username=str(result.get("username") or result.get("first_name") or "?"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,13 +64,6 @@ def cli_environment(cfg: Config, config_path: Path) -> dict[str, str]:
     env.update(cfg.claude.env)
     env.pop(cfg.telegram.token_env, None)
     return env
-
-
-def resolve_binary(binary: str, env: dict[str, str]) -> str | None:
-    if "/" in binary:
-        p = Path(binary).expanduser()
-        return str(p) if p.is_file() and os.access(p, os.X_OK) else None
-    return shutil.which(binary, path=env.get("PATH", os.defpath))
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -188,7 +120,7 @@ def _private_dir_check(name: str, field: str, path: Path) -> Check:
 def check_cli(cfg: Config, env: dict[str, str]) -> tuple[list[Check], str | None]:
     """The binary is there and runs; its version against the pinned one. Returns the path."""
     binary = cfg.claude.binary
-    path = resolve_binary(binary, env)
+    path = find_binary(binary, env.get("PATH", os.defpath))
     if path is None:
         return [Check(
             "claude-cli", FAIL, f"'{binary}' was not found",
@@ -306,20 +238,6 @@ def check_dirs(cfg: Config) -> list[Check]:
     return checks
 
 
-def find_token(cfg: Config, config_path: Path) -> tuple[str | None, str, Path | None]:
-    """The token, where it came from (config, environment or env file) and the file holding it."""
-    if cfg.telegram.token:
-        return cfg.telegram.token, "telegram.token in the config", config_path
-    var = cfg.telegram.token_env
-    if os.environ.get(var):
-        return os.environ[var], f"{var} in the environment", None
-    env_file = env_file_path(config_path)
-    value = read_env_file(env_file).get(var)
-    if value:
-        return value, f"{var} in {env_file}", env_file
-    return None, "", None
-
-
 def check_secret_file(name: str, path: Path) -> Check | None:
     """A file holding the token must not be readable by anyone else."""
     try:
@@ -338,8 +256,8 @@ def check_telegram(cfg: Config, config_path: Path) -> list[Check]:
     if not t.enabled:
         return [Check("telegram", OK, "the bot is disabled (telegram.enabled = false)")]
     checks: list[Check] = []
-    token, source, holder = find_token(cfg, config_path)
-    if token is None:
+    found = cfg.token_source()
+    if found is None:
         env_file = env_file_path(config_path)
         checks.append(Check(
             "token", FAIL, f"no bot token (telegram.token is unset and so is {t.token_env})",
@@ -347,7 +265,8 @@ def check_telegram(cfg: Config, config_path: Path) -> list[Check]:
             "or run `switchboard init`",
         ))
     else:
-        leak = check_secret_file("token-file", holder) if holder else None
+        token, source = found.value, found.source
+        leak = check_secret_file("token-file", found.file) if found.file else None
         if leak:
             checks.append(leak)
         result = check_token(t.api_base_url, token)
@@ -372,19 +291,31 @@ def check_telegram(cfg: Config, config_path: Path) -> list[Check]:
 
 
 def check_personas(cfg: Config) -> Check:
+    """The personas as `run` loads them (supervisor.personas.load_for): what it refuses FAILs
+    here with the same sentence; doctor also wants at least one file and the default in one."""
     d = cfg.personas_path
     if not d.is_dir():
         return Check("personas", FAIL, f"{d} does not exist",
                      "set personas_dir to a directory of persona *.json files")
-    names = sorted(p.stem for p in d.glob("*.json"))
-    if not names:
+    files = sorted(d.glob("*.json"))
+    if not files:
         return Check("personas", FAIL, f"no *.json persona in {d}",
                      f"add a persona file to {d} or set personas_dir to one that has them")
-    if cfg.claude.default_persona not in names:
-        return Check("personas", WARN, f"{len(names)} in {d}, but not the default "
+    try:
+        personas = load_for(cfg)
+    except PersonaError as exc:
+        return Check("personas", FAIL, str(exc),
+                     "correct the field named in that persona file (`switchboard run` refuses "
+                     "to start until it is right)")
+    except ConfigError as exc:
+        return Check("personas", FAIL, "; ".join(exc.problems),
+                     f"add {cfg.claude.default_persona}.json to {d} or set "
+                     "claude.default_persona to one of the personas there")
+    if personas[cfg.claude.default_persona] is DEFAULT:
+        return Check("personas", WARN, f"{len(files)} in {d}, but not the default "
                      f"'{cfg.claude.default_persona}'",
                      f"add {cfg.claude.default_persona}.json or set claude.default_persona")
-    return Check("personas", OK, f"{len(names)} in {d}")
+    return Check("personas", OK, f"{len(files)} in {d}")
 
 
 def run_checks(config_path: Path) -> list[Check]:
@@ -453,11 +384,8 @@ command("doctor", "check the installation and say what to fix for each problem",
         add_arguments)(run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="switchboard doctor")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+main = subcommand_main("doctor")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

@@ -7,6 +7,10 @@ getMe before writing anything, and writes:
   <config dir>/switchboard.service  the user unit with this machine's paths
 then creates the state dir 0700 and prints the commands that install and start the unit.
 It never prints the token, and it refuses to overwrite an existing config without --force.
+
+A little over 400 lines: the pure renderers and the prompts are one conversation, read top to
+bottom; the token and binary lookups, the getMe call and the config checks are borrowed
+(supervisor.bot_token, wire.binaries, supervisor.getme, supervisor.config).
 """
 from __future__ import annotations
 
@@ -16,28 +20,21 @@ import json
 import os
 import re
 import shlex
-import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from supervisor.cli import command
-from supervisor.config import (
-    DEFAULT_API_BASE,
-    ConfigError,
-    default_config_path,
-    default_state_dir,
-    env_file_path,
-    load,
-    parse,
-)
-from supervisor.doctor import check_token
+from supervisor.bot_token import DEFAULT_TOKEN_ENV, env_file_path, find_token
+from supervisor.cli import command, subcommand_main
+from supervisor.config import ConfigError, default_config_path, default_state_dir, load, parse
+from supervisor.getme import check_token
+from wire.binaries import DEFAULT_CLAUDE_BINARY, find_binary, is_path
 from wire.files import atomic_write
+from wire.settings import DEFAULT_API_BASE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 UNIT_TEMPLATE = PROJECT_ROOT / "systemd" / "switchboard.service"
 UNIT_NAME = "switchboard.service"
-DEFAULT_TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 TOKEN_RE = re.compile(r"^[0-9]+:[A-Za-z0-9_-]+$")
 PROMPT_TRIES = 3
 
@@ -168,21 +165,19 @@ def switchboard_executable() -> Path | None:
     beside = Path(os.path.abspath(sys.executable)).parent / "switchboard"
     if beside.is_file() and os.access(beside, os.X_OK):
         return beside
-    found = shutil.which("switchboard")
-    return Path(os.path.abspath(found)) if found else None
+    found = find_binary("switchboard")
+    return Path(found) if found else None
 
 
 def resolve_claude_binary(value: str | None) -> tuple[str, str | None]:
     """A full path for the config (systemd does not see the shell's PATH), or a warning."""
-    name = value or "claude"
-    if "/" in name:
-        p = Path(name).expanduser()
-        if not (p.is_file() and os.access(p, os.X_OK)):
-            return str(p.absolute()), f"{p} is not an executable file"
-        return str(p.absolute()), None
-    found = shutil.which(name)
+    name = value or DEFAULT_CLAUDE_BINARY
+    found = find_binary(name)
     if found:
-        return os.path.abspath(found), None
+        return found, None
+    if is_path(name):
+        p = Path(name).expanduser()
+        return str(p.absolute()), f"{p} is not an executable file"
     return name, f"'{name}' is not on PATH"
 
 
@@ -269,9 +264,10 @@ def gather(args: argparse.Namespace) -> Answers:
         state_dir = default_state_dir()
     state_dir = Path(os.path.abspath(state_dir))
 
-    token = args.token or os.environ.get(token_env)
-    if token:
-        token = token.strip()
+    # No config file yet, so no env file beside it: the flag, else the environment.
+    found = find_token(args.token, token_env, None)
+    if found:
+        token = found.value.strip()
         check_token_format(token)
         username = _verify_token(api_base_url, token)
     elif interactive:
@@ -413,11 +409,8 @@ command("init", "write a config for this machine: check the bot token, write swi
         "print how to start the unit", add_arguments)(run)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="switchboard init")
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+main = subcommand_main("init")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(None))

@@ -13,8 +13,9 @@ import msgspec
 
 from supervisor.config import Config, ConfigError
 from wire.messages import Persona
+from wire.settings import DEFAULT_PERSONA
 
-DEFAULT = Persona(name="default", description="Claude Code with its own defaults")
+DEFAULT = Persona(name=DEFAULT_PERSONA, description="Claude Code with its own defaults")
 _PERMISSION_MODES = {"default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"}
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from supervisor.backoff import Backoff, Policy
 from supervisor.states import State, change_state
+from wire.exits import describe_exit
 from wire.messages import StateChange
 
 
@@ -51,17 +52,6 @@ class ProgramConfig:
     startsecs: float = 1.0
     stopwaitsecs: float = 10.0
     policy: Policy = field(default_factory=Policy)
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "unknown exit"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
 
 
 class Program:

@@ -9,6 +9,10 @@ What it owns, as a tree (every task has an owner that cancels it at shutdown):
 Programs are `bot` (when telegram is enabled) and `session:<name>` for each registered session.
 The commands themselves live in supervisor.commands. This module never blocks the loop: stops
 and starts are state machine steps plus awaits on state changes.
+
+Over 400 lines because it is one idea with many hands: the owner of every program, socket and
+task of the loop. What can be pure has left it (states, backoff, program, child_settings,
+preflight, watcher), and what is left shares the Supervisor's state.
 """
 from __future__ import annotations
 
@@ -24,9 +28,8 @@ from pathlib import Path
 
 import zmq.asyncio
 
-from supervisor import config as config_mod
+from supervisor import child_settings, preflight, process
 from supervisor import personas as personas_mod
-from supervisor import process
 from supervisor.backoff import Policy
 from supervisor.config import Config
 from supervisor.control import ControlServer, EventPublisher
@@ -40,10 +43,9 @@ from wire import names, settings
 from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
 from wire.logs import log_path
+from wire.settings import MB
 
 log = logging.getLogger(__name__)
-
-MB = 1024 * 1024
 
 
 class LoopClock:
@@ -69,13 +71,6 @@ class Health:
     stats: m.WorkerStats | None = None
     stats_at: float = 0.0
     usage: Usage = field(default_factory=Usage)
-
-
-def child_env(base: dict[str, str], cfg: Config) -> dict[str, str]:
-    """A copy of our environment without the bot token or anything that could carry it."""
-    drop = {cfg.telegram.token_env, settings.TOKEN_ENV, settings.WORKER_SETTINGS_ENV,
-            settings.BOT_SETTINGS_ENV, names.MARKER_ENV}
-    return {k: v for k, v in base.items() if k not in drop and not k.startswith("TELEGRAM_")}
 
 
 def program_config(cfg: Config) -> ProgramConfig:
@@ -241,16 +236,10 @@ class Supervisor:
 
     def _on_sighup(self) -> None:
         try:
-            cfg = config_mod.load(self.cfg.path)
-            personas = personas_mod.load_for(cfg)
-        except (config_mod.ConfigError, personas_mod.PersonaError) as exc:
-            log.error("event=reload_refused error=%r", str(exc))
-            return
-        if cfg.telegram.enabled and not cfg.token():
-            # `run` refuses to start like this; a reload must not start a bot that cannot log in.
-            log.error("event=reload_refused error=%r",
-                      f"{cfg.path}: telegram.token_env: ${cfg.telegram.token_env} is not set and"
-                      " telegram.token is empty")
+            # What `run` refuses, a reload refuses: never a bot that cannot log in.
+            cfg, personas = preflight.load(self.cfg.path, to_run=True)
+        except preflight.Refused as exc:
+            log.error("event=reload_refused error=%r", exc.detail)
             return
         for key in ("state_dir", "runtime_dir"):
             if getattr(cfg, key) != getattr(self.cfg, key):
@@ -290,18 +279,20 @@ class Supervisor:
         self.health.pop(name, None)
 
     def _spawner(self, prog: Program) -> Child:
-        env = child_env(dict(os.environ), self.cfg)
+        env = child_settings.child_env(dict(os.environ), self.cfg)
         kind, session = names.parse_program(prog.name)
         if kind == "bot":
             module, cwd = "bot", self.cfg.state_path
-            env[settings.BOT_SETTINGS_ENV] = settings.dump(self.bot_settings())
+            env[settings.BOT_SETTINGS_ENV] = settings.dump(
+                child_settings.bot_settings(self.cfg, os.getpid()))
             token = self.cfg.token()
             if token:
                 env[settings.TOKEN_ENV] = token
         else:
             assert session is not None
             module, cwd = "session_worker", self.cfg.state_path / "sessions" / session
-            env[settings.WORKER_SETTINGS_ENV] = settings.dump(self.worker_settings(session))
+            env[settings.WORKER_SETTINGS_ENV] = settings.dump(child_settings.worker_settings(
+                self.cfg, session, self.persona_of(session), os.getpid()))
         stdio = log_path(self.cfg.state_path, prog.name).with_suffix(".stdio")
         child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
                               on_exit=prog.child_exited, loop=self._loop)
@@ -313,44 +304,6 @@ class Supervisor:
         name = rec.persona if rec else self.cfg.claude.default_persona
         return self.personas.get(name) or self.personas.get(
             self.cfg.claude.default_persona) or personas_mod.DEFAULT
-
-    def worker_settings(self, session: str) -> settings.WorkerSettings:
-        c, s = self.cfg.claude, self.cfg.supervisor
-        step = min(3.0, s.stopwaitsecs / 4)  # the worker's own stop fits inside stopwaitsecs
-        return settings.WorkerSettings(
-            session=session,
-            state_dir=self.cfg.state_dir,
-            runtime_dir=self.cfg.runtime_dir,
-            persona=self.persona_of(session),
-            claude_binary=c.binary,
-            claude_env=dict(c.env),
-            extra_args=list(c.extra_args),
-            idle_suspend_seconds=c.idle_suspend_seconds,
-            permission_timeout_seconds=c.permission_timeout_seconds,
-            recycle_rss_bytes=c.recycle_rss_mb * MB,
-            recycle_turns=c.recycle_turns,
-            hang_timeout_seconds=c.hang_timeout_seconds,
-            interrupt_timeout_seconds=c.interrupt_timeout_seconds,
-            stop_close_wait_seconds=step,
-            stop_term_wait_seconds=step,
-            stop_kill_wait_seconds=step,
-            supervisor_pid=os.getpid(),
-        )
-
-    def bot_settings(self) -> settings.BotSettings:
-        t = self.cfg.telegram
-        return settings.BotSettings(
-            state_dir=self.cfg.state_dir,
-            runtime_dir=self.cfg.runtime_dir,
-            api_base_url=t.api_base_url,
-            allowed_user_ids=list(t.allowed_user_ids),
-            default_persona=self.cfg.claude.default_persona,
-            edit_interval_seconds=t.edit_interval_seconds,
-            file_threshold_chars=t.file_threshold_chars,
-            preview_over_chars=t.preview_over_chars,
-            poll_timeout_seconds=t.poll_timeout_seconds,
-            supervisor_pid=os.getpid(),
-        )
 
     def _on_change(self, prog: Program, event: m.StateChange) -> None:
         log.info("event=state program=%s from=%s to=%s pid=%s exit_code=%s reason=%r",

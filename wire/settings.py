@@ -3,6 +3,10 @@
 The settings travel as JSON in one environment variable; secrets travel in their own variable
 (`SWITCHBOARD_TELEGRAM_TOKEN` for the bot), which the child removes from its environment at once
 so that nothing it starts can inherit it.
+
+The fields a child takes straight from the config (CliTuning, BotTuning) and their defaults are
+defined here and only here: supervisor.config builds its sections on them, because wire/ must
+not import a role. Nothing here reads the config file.
 """
 from __future__ import annotations
 
@@ -11,47 +15,70 @@ from typing import TypeVar
 
 import msgspec
 
+from wire.binaries import DEFAULT_CLAUDE_BINARY
 from wire.messages import Persona
 
 WORKER_SETTINGS_ENV = "SWITCHBOARD_WORKER_SETTINGS"
 BOT_SETTINGS_ENV = "SWITCHBOARD_BOT_SETTINGS"
 TOKEN_ENV = "SWITCHBOARD_TELEGRAM_TOKEN"
 
+MB = 1024 * 1024
+DEFAULT_API_BASE = "https://api.telegram.org"
+DEFAULT_PERSONA = "default"
+DEFAULT_RECYCLE_RSS_MB = 600
+
 S = TypeVar("S", bound=msgspec.Struct)
 
 
-class WorkerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class CliTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How a worker runs its CLI: the `[claude]` fields that reach the worker as they are.
+
+    The config's ClaudeConfig and WorkerSettings both extend this, so each field and its default
+    is written here once; the supervisor copies them across by name (supervisor.child_settings).
+    """
+
+    extra_args: list[str] = []
+    idle_suspend_seconds: float = 600.0
+    permission_timeout_seconds: float = 300.0
+    recycle_turns: int = 200
+    hang_timeout_seconds: float = 600.0  # no CLI output for this long during a turn = hung
+    interrupt_timeout_seconds: float = 10.0
+
+
+class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How the bot talks to Telegram: the `[telegram]` fields that reach the bot as they are.
+
+    The config's TelegramConfig and BotSettings both extend this (see CliTuning).
+    """
+
+    api_base_url: str = DEFAULT_API_BASE
+    allowed_user_ids: list[int] = []
+    edit_interval_seconds: float = 1.5
+    file_threshold_chars: int = 12000
+    preview_over_chars: int = 120000
+    poll_timeout_seconds: int = 25
+
+
+class WorkerSettings(CliTuning, kw_only=True, forbid_unknown_fields=True):
     session: str
     state_dir: str
     runtime_dir: str
     persona: Persona
     work_dir: str | None = None  # default <state_dir>/sessions/<name>/work
-    claude_binary: str = "claude"
+    claude_binary: str = DEFAULT_CLAUDE_BINARY
     claude_env: dict[str, str] = {}
-    extra_args: list[str] = []
-    idle_suspend_seconds: float = 600.0
-    permission_timeout_seconds: float = 300.0
-    recycle_rss_bytes: int = 600 * 1024 * 1024
-    recycle_turns: int = 200
-    hang_timeout_seconds: float = 600.0  # no CLI output for this long during a turn = hung
-    interrupt_timeout_seconds: float = 10.0
+    recycle_rss_bytes: int = DEFAULT_RECYCLE_RSS_MB * MB
     stop_close_wait_seconds: float = 3.0
     stop_term_wait_seconds: float = 3.0
     stop_kill_wait_seconds: float = 3.0
     supervisor_pid: int | None = None  # exit when this parent is gone
 
 
-class BotSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class BotSettings(BotTuning, kw_only=True, forbid_unknown_fields=True):
     state_dir: str
     runtime_dir: str
-    api_base_url: str = "https://api.telegram.org"
-    allowed_user_ids: list[int] = []
-    default_persona: str = "default"
-    edit_interval_seconds: float = 1.5
+    default_persona: str = DEFAULT_PERSONA
     typing_interval_seconds: float = 4.0
-    file_threshold_chars: int = 12000
-    preview_over_chars: int = 120000
-    poll_timeout_seconds: int = 25
     worker_timeout_seconds: float = 10.0
     supervisor_pid: int | None = None
 

@@ -277,6 +277,33 @@ def test_no_personas(inst: Install) -> None:
     assert_only_failure(doctor(inst), "personas", "*.json", "personas_dir")
 
 
+def check_config(inst: Install) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SWITCHBOARD), "check-config", "-c", str(inst.config)],
+        env=inst.environ(), cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=RUN_TIMEOUT, check=False,
+    )
+
+
+@pytest.mark.parametrize("files, default, field", [
+    ({"bad.json": '{"name": "bad", "permission_mode": "yolo"}'}, None, "permission_mode"),
+    ({"a.json": '{"name": "twin"}', "b.json": '{"name": "twin"}'}, None, "repeats 'twin'"),
+    ({"x.json": '{"name": "not-json"'}, None, "not valid JSON"),
+    ({}, "nope", "claude.default_persona"),
+    ({"planner.json": '{"name": "reviewer"}'}, "planner", "claude.default_persona"),
+])
+def test_a_persona_run_refuses_fails_doctor_too(inst: Install, files: dict[str, str],
+                                                default: str | None, field: str) -> None:
+    for name, text in files.items():
+        (inst.personas / name).write_text(text)
+    if default is not None:
+        inst.claude["default_persona"] = default
+    inst.write()
+    refused = check_config(inst)
+    assert refused.returncode == 2 and field in refused.stderr, refused.stdout + refused.stderr
+    assert_only_failure(doctor(inst), "personas", field)
+
+
 def test_broken_config(inst: Install) -> None:
     inst.telegram["allowed_user_ids"] = "me"
     inst.telegram["tokn"] = "x"

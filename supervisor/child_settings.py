@@ -1,0 +1,60 @@
+"""What each child is handed, derived from the config in one place: one function per kind.
+
+`switchboard run` and every SIGHUP reload spawn through these, so a field of the config reaches
+its child the same way every time. The fields a child takes as they are (wire.settings'
+CliTuning and BotTuning) are copied by name, so a new one needs no line here; only the fields
+that change shape on the way (MB to bytes, the stop budget) are written out. Pure: it reads no
+file and never puts the bot token in a settings struct (it travels alone, see wire.settings).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import msgspec
+
+from supervisor.config import Config
+from wire import names, settings
+from wire.messages import Persona
+
+
+def _shared(source: msgspec.Struct, part: type[msgspec.Struct]) -> dict[str, Any]:
+    """The fields of `part` as `source` has them (copied: a child's list is not the config's)."""
+    return {f: copy.copy(getattr(source, f)) for f in part.__struct_fields__}
+
+
+def child_env(base: dict[str, str], cfg: Config) -> dict[str, str]:
+    """A copy of our environment without the bot token or anything that could carry it."""
+    drop = {cfg.telegram.token_env, settings.TOKEN_ENV, settings.WORKER_SETTINGS_ENV,
+            settings.BOT_SETTINGS_ENV, names.MARKER_ENV}
+    return {k: v for k, v in base.items() if k not in drop and not k.startswith("TELEGRAM_")}
+
+
+def worker_settings(cfg: Config, session: str, persona: Persona,
+                    supervisor_pid: int) -> settings.WorkerSettings:
+    c = cfg.claude
+    step = min(3.0, cfg.supervisor.stopwaitsecs / 4)  # the worker's stop fits in stopwaitsecs
+    return settings.WorkerSettings(
+        **_shared(c, settings.CliTuning),
+        session=session,
+        state_dir=cfg.state_dir,
+        runtime_dir=cfg.runtime_dir,
+        persona=persona,
+        claude_binary=c.binary,
+        claude_env=dict(c.env),
+        recycle_rss_bytes=c.recycle_rss_mb * settings.MB,
+        stop_close_wait_seconds=step,
+        stop_term_wait_seconds=step,
+        stop_kill_wait_seconds=step,
+        supervisor_pid=supervisor_pid,
+    )
+
+
+def bot_settings(cfg: Config, supervisor_pid: int) -> settings.BotSettings:
+    return settings.BotSettings(
+        **_shared(cfg.telegram, settings.BotTuning),
+        state_dir=cfg.state_dir,
+        runtime_dir=cfg.runtime_dir,
+        default_persona=cfg.claude.default_persona,
+        supervisor_pid=supervisor_pid,
+    )
