@@ -70,7 +70,7 @@ class Backoff:
         return self.policy.give_up and self.count(now) > self.policy.retries
 
     def past_limit(self, now: float) -> bool:
-        """More failures than `retries` allow: FATAL for a program, the long wait for the lifeline."""
+        """More failures than `retries` allow: FATAL for a program, the lifeline waits long."""
         return self.count(now) > self.policy.retries or (
             not self.policy.give_up and self.streak_failures > self.policy.retries)
 

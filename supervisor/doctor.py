@@ -30,11 +30,14 @@ from supervisor.config import (
     load,
     read_env_file,
 )
-from wire.endpoints import CONTROL, MAX_SOCKET_PATH
+from wire import messages as m
+from wire.endpoints import CONTROL, MAX_SOCKET_PATH, Endpoints
+from wire.names import BOT_PROGRAM
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GETME_TIMEOUT = 10.0
+STATUS_TIMEOUT = 2.0
 CLI_TIMEOUT = 30.0
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 
@@ -371,6 +374,33 @@ def check_telegram(cfg: Config, config_path: Path) -> list[Check]:
     return checks
 
 
+def check_running_bot(cfg: Config) -> Check | None:
+    """With a supervisor running and the bot being retried, since when and why; else None.
+
+    The bot is never given up: when it cannot start (Telegram unreachable, a refused token) the
+    supervisor keeps retrying it and its status line says since when and why."""
+    if not cfg.telegram.enabled:
+        return None
+    from wire import rpc
+
+    try:
+        reply = rpc.request_sync(Endpoints(cfg.runtime_path).control,
+                                 m.Status(id=m.new_id(), names=[BOT_PROGRAM]), STATUS_TIMEOUT)
+    except rpc.RpcTimeout:
+        return None
+    if not isinstance(reply, m.Ok) or not isinstance(reply.result, m.StatusResult):
+        return None
+    row = next((p for p in reply.result.programs if p.name == BOT_PROGRAM), None)
+    if row is None:
+        return None
+    at = row.description.find("retrying since")
+    if at < 0:
+        return None
+    return Check("bot", WARN, f"{row.state}, {row.description[at:]}",
+                 "the supervisor keeps retrying it by itself; `switchboardctl tail bot`"
+                 " shows the detail")
+
+
 def check_personas(cfg: Config) -> Check:
     d = cfg.personas_path
     if not d.is_dir():
@@ -404,6 +434,9 @@ def run_checks(config_path: Path) -> list[Check]:
     checks.append(check_login(cfg, config_path, env, cli_path))
     checks += check_dirs(cfg)
     checks += check_telegram(cfg, config_path)
+    running = check_running_bot(cfg)
+    if running is not None:
+        checks.append(running)
     checks.append(check_personas(cfg))
     return checks
 
