@@ -70,6 +70,7 @@ class Health:
     stats: m.WorkerStats | None = None
     stats_at: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    stdio_since: int = 0  # where this run's output starts in its .stdio file
 
 
 def child_env(base: dict[str, str], cfg: Config) -> dict[str, str]:
@@ -91,12 +92,20 @@ def program_config(cfg: Config, *, lifeline: bool = False) -> ProgramConfig:
     )
 
 
-def last_words(stdio: Path) -> str:
-    """The one sentence a child printed last on stdout/stderr, if any (from the file's tail)."""
+def stdio_size(stdio: Path) -> int:
+    try:
+        return stdio.stat().st_size
+    except OSError:
+        return 0
+
+
+def last_words(stdio: Path, since: int = 0) -> str:
+    """The one sentence a child printed last on stdout/stderr, if any: from the file's tail, and
+    only what was written after offset `since` (the file is appended to by every run)."""
     try:
         with open(stdio, "rb") as f:
             size = f.seek(0, os.SEEK_END)
-            f.seek(max(0, size - 4096))
+            f.seek(max(since, size - 4096))
             return last_sentence(f.read().decode(errors="replace"))
     except OSError:
         return ""
@@ -320,10 +329,12 @@ class Supervisor:
             module, cwd = "session_worker", self.cfg.state_path / "sessions" / session
             env[settings.WORKER_SETTINGS_ENV] = settings.dump(self.worker_settings(session))
         stdio = self._stdio(prog.name)
+        since = stdio_size(stdio)  # this run's words only
         child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
-                              on_exit=lambda code: prog.child_exited(code, last_words(stdio)),
+                              on_exit=lambda code: prog.child_exited(code,
+                                                                     last_words(stdio, since)),
                               loop=self._loop)
-        self.health[prog.name] = Health(last_seen=time.monotonic())
+        self.health[prog.name] = Health(last_seen=time.monotonic(), stdio_since=since)
         return child
 
     def _stdio(self, program: str) -> Path:
@@ -332,7 +343,7 @@ class Supervisor:
     def _note_bot_trouble(self, prog: Program, h: Health) -> None:
         """A live bot that has not registered is still trying to reach Telegram, and says why on
         stderr: keep that sentence so `status` and STATUS= show the lifeline retrying."""
-        trouble = "" if h.registered else last_words(self._stdio(prog.name))
+        trouble = "" if h.registered else last_words(self._stdio(prog.name), h.stdio_since)
         if trouble != prog.live_trouble:
             prog.live_trouble = trouble
             if self.ready.is_set():
