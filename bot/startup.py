@@ -90,7 +90,7 @@ async def call(what: str, fn: Callable[[], Awaitable[T]], *, delays: Delays = De
         wait = delays.delay(failures, rng(), retry_after)
         log.warning("event=telegram_unreachable call=%s error=%r failures=%d retry_in=%.1f",
                     what, why, failures, wait)
-        print(f"Telegram is not answering {what} ({why}): trying again in {wait:.0f}s.",
+        print(f"Telegram is not answering {what} ({why}): trying again in {wait:.1f}s.",
               file=sys.stderr, flush=True)
         await sleep(wait)
 

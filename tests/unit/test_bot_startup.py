@@ -94,7 +94,7 @@ async def test_each_failure_is_one_sentence_on_stderr_without_the_token(
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("Telegram is not answering getMe (Bad Gateway")
-    assert "ABCDEFGHIJ" not in lines[0] and lines[0].endswith("trying again in 0s.")
+    assert "ABCDEFGHIJ" not in lines[0] and lines[0].endswith("trying again in 0.5s.")
 
 
 async def test_unless_stopped_returns_the_value_or_stops_at_once() -> None:
