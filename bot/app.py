@@ -27,7 +27,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import callbacks
+from bot import callbacks, startup
 from bot.chat import ChatServer
 from bot.command_table import menu
 from bot.commands import CHAT_COMMANDS, Commands
@@ -66,7 +66,7 @@ def main() -> int:
     logs.setup("bot", settings.state_dir)
     try:
         asyncio.run(run(settings, token))
-    except RuntimeDirError as exc:
+    except (RuntimeDirError, startup.TokenRefused) as exc:
         raise SystemExit(str(exc)) from None
     return 0
 
@@ -109,10 +109,15 @@ async def run(settings: BotSettings, token: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     poller = Poller(app, journal, gate, settings.poll_timeout_seconds)
     try:
+        supervisor.rpc.start()  # answer the heartbeat while Telegram is still out of reach
+        # `async with app` then finds it initialized (getMe done).
+        await startup.unless_stopped(stop, startup.call("getMe", app.initialize))
         async with app:
-            await app.bot.delete_webhook()
-            await app.bot.set_my_commands([BotCommand(n, d) for n, d in menu(CHAT_COMMANDS)])
-            await supervisor.register()
+            await startup.unless_stopped(stop, startup.call("deleteWebhook",
+                                                            app.bot.delete_webhook))
+            await startup.unless_stopped(stop, startup.call("setMyCommands", lambda: (
+                app.bot.set_my_commands([BotCommand(n, d) for n, d in menu(CHAT_COMMANDS)]))))
+            await supervisor.register()  # through to Telegram: no longer retrying
             log.info("event=bot_started pid=%d allowed_users=%d", os.getpid(),
                      len(gate.allowed_ids))
             couriers.resume()
@@ -122,7 +127,7 @@ async def run(settings: BotSettings, token: str) -> None:
                 tg.create_task(delivery.sync_loop(), name="replay-sync")
                 tg.create_task(events.run(), name="events")
                 tg.create_task(watch(stop, settings.supervisor_pid), name="watch")
-    except* Stopping:
+    except* (Stopping, startup.Stopped):
         log.info("event=bot_stopping")
     finally:
         await couriers.close()

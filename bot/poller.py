@@ -17,9 +17,10 @@ import logging
 from typing import Any
 
 from telegram import Update
-from telegram.error import Conflict, InvalidToken, NetworkError, TelegramError
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
+from bot import startup
 from bot.gate import Gate
 from bot.journal import Journal
 
@@ -96,7 +97,12 @@ class Poller:
                     await asyncio.sleep(backoff)
                     backoff = min(MAX_BACKOFF, backoff * 2)
                     continue
-                except (NetworkError, TelegramError) as exc:
+                except RetryAfter as exc:  # Telegram said how long: wait exactly that
+                    wait = startup.retry_after_seconds(exc)
+                    log.warning("event=poll_flood_control delay=%.1f", wait)
+                    await asyncio.sleep(wait)
+                    continue
+                except (NetworkError, TelegramError) as exc:  # refused, timed out, 5xx: back off
                     log.warning("event=poll_failed error=%r delay=%.1f", str(exc), backoff)
                     await asyncio.sleep(backoff)
                     backoff = min(MAX_BACKOFF, backoff * 2)

@@ -103,17 +103,26 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
         start_timeout: float = START_DEADLINE_S,
         has_topics_enabled: bool = False,
         allows_users_to_create_topics: bool = False,
+        port: int = 0,
+        unavailable_seconds: float = 0.0,
     ) -> None:
         super().__init__(start_timeout)
         self.has_topics_enabled = has_topics_enabled
         self.allows_users_to_create_topics = allows_users_to_create_topics
+        self.port = port  # 0: any free port; else this one (a Telegram that comes back there)
+        self.unavailable_seconds = unavailable_seconds
         self.tokens = list(tokens) if tokens else [token]
         self.token = self.tokens[0]
         self.bot_username = bot_username
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def server_args(self) -> list[str]:
-        args = ["--bot-username", self.bot_username] if self.bot_username else []
+        # After the base class's `--port 0`: argparse keeps the last one.
+        args = ["--port", str(self.port)] if self.port else []
+        if self.unavailable_seconds > 0:
+            args += ["--unavailable-seconds", str(self.unavailable_seconds)]
+        if self.bot_username:
+            args += ["--bot-username", self.bot_username]
         if self.has_topics_enabled:
             args.append("--topics-enabled")
         if self.allows_users_to_create_topics:
@@ -280,13 +289,15 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
         delay: float | None = None,
         status: int | None = None,
         description: str | None = None,
+        seconds: float | None = None,
     ) -> dict[str, Any]:
         """Inject a fault: kind is "429", "5xx" (any error `status` but 401/404/409/429, with an
-        optional `description`), "slow", "drop_before" or "drop_after"."""
+        optional `description`), "slow", "drop_before" or "drop_after"; `count` times, or with
+        `seconds` every matching call for that long."""
         body = {
             "kind": kind, "method": method, "chat_id": chat_id, "count": count,
             "retry_after": retry_after, "delay": delay, "status": status,
-            "description": description,
+            "description": description, "seconds": seconds,
         }  # fmt: skip
         return self._request("POST", "faults", body)
 
@@ -375,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         "--token", action="append", default=[], help=f"bot token (repeatable; or ${TOKENS_ENV})"
     )
     parser.add_argument("--bot-username", default="sandbox_bot")
+    parser.add_argument("--unavailable-seconds", type=float, default=0.0,
+                        help="every Bot API method answers 502 for this long from the start")
     parser.add_argument(
         "--topics-enabled", action="store_true", help="getMe: has_topics_enabled (private topics)"
     )
@@ -413,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             args.bot_username,
             args.port,
             stop,
+            args.unavailable_seconds,
             has_topics_enabled=args.topics_enabled,
             allows_users_to_create_topics=args.users_create_topics,
         )

@@ -40,7 +40,9 @@ MAX_CALLS = 100_000
 
 class Faults:
     """Rules a test switches on: each matches a method (or any) and a chat (or any), ``count``
-    times. The method name "download" matches file downloads."""
+    times, or with ``seconds`` every time for that long (a Telegram behind a proxy that answers
+    502 for a while: ``{"kind": "5xx", "seconds": 60}``). The method name "download" matches
+    file downloads."""
 
     def __init__(self) -> None:
         self.rules: list[dict[str, Any]] = []
@@ -53,10 +55,11 @@ class Faults:
         try:
             count, retry_after = int(body.get("count", 1)), int(body.get("retry_after", 1))
             delay, status = float(body.get("delay", 1.0)), int(body.get("status", 502))
+            seconds = float(body.get("seconds", 0))
         except (TypeError, ValueError) as exc:
             raise ApiError(400, f"bad fault: {exc}") from None
-        if count < 1 or retry_after < 1 or delay < 0:
-            raise ApiError(400, "count and retry_after must be >= 1, delay >= 0")
+        if count < 1 or retry_after < 1 or delay < 0 or seconds < 0:
+            raise ApiError(400, "count and retry_after must be >= 1, delay and seconds >= 0")
         if not 400 <= status <= 599 or status in (401, 404, 409, 429):
             raise ApiError(400, "status must be 5xx, or a 4xx that is not 401/404/409/429")
         rule = {
@@ -69,6 +72,9 @@ class Faults:
             "delay": delay,
             "status": status,
             "description": str(body.get("description") or ""),
+            "seconds": seconds,
+            # monotonic end of a timed rule (count is ignored then); None: a counted rule
+            "until": time.monotonic() + seconds if seconds > 0 else None,
         }
         self.next_id += 1
         self.rules.append(rule)
@@ -80,6 +86,11 @@ class Faults:
                 continue
             if rule["chat_id"] is not None and rule["chat_id"] != str(chat_id):
                 continue
+            if rule["until"] is not None:
+                if time.monotonic() >= rule["until"]:
+                    self.rules.remove(rule)  # its time is over: like no rule at all
+                    return self.take(method, chat_id)
+                return dict(rule)
             rule["count"] -= 1
             if rule["count"] <= 0:
                 self.rules.remove(rule)
@@ -378,17 +389,21 @@ async def serve(
     bot_username: str,
     port: int,
     stop: asyncio.Event,
+    unavailable_seconds: float = 0.0,
     *,
     has_topics_enabled: bool = False,
     allows_users_to_create_topics: bool = False,
 ) -> None:
-    """Serve until ``stop`` is set; print the LISTENING line once bound."""
+    """Serve until ``stop`` is set; print the LISTENING line once bound. With
+    ``unavailable_seconds`` every Bot API method answers 502 for that long from the start."""
     server = TelegramServer(
         tokens,
         bot_username,
         has_topics_enabled=has_topics_enabled,
         allows_users_to_create_topics=allows_users_to_create_topics,
     )
+    if unavailable_seconds > 0:
+        server.faults.add({"kind": "5xx", "status": 502, "seconds": unavailable_seconds})
     runner = web.AppRunner(
         server.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
     )

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from supervisor.lifeline import retrying_line
 from supervisor.program import Program
 from supervisor.states import RUNNING_STATES, STARTABLE_STATES, State
 from wire import messages as m
@@ -46,11 +47,16 @@ def version() -> str:
 
 
 def describe(prog: Program, now: float) -> str:
-    """supervisord's description column, exactly as its rpcinterface words it."""
+    """supervisord's description column, exactly as its rpcinterface words it; the bot being
+    retried (never FATAL) says since when and why instead."""
     st = prog.state
+    retry = prog.retrying()
     if st is State.RUNNING:
         up = prog.uptime() or 0.0
-        return f"pid {prog.pid}, uptime {datetime.timedelta(seconds=int(up))}"
+        desc = f"pid {prog.pid}, uptime {datetime.timedelta(seconds=int(up))}"
+        return desc + (f"; {retrying_line(*retry)}" if retry else "")
+    if retry is not None:
+        return retrying_line(*retry)
     if st in (State.BACKOFF, State.FATAL):
         return prog.reason or f'unknown error (try "tail {prog.name}")'
     if st in (State.STOPPED, State.EXITED):

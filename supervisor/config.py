@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from supervisor.backoff import LIFELINE_MAX_SECONDS
 from supervisor.bot_token import DEFAULT_TOKEN_ENV, FoundToken, find_token
 from wire.binaries import DEFAULT_CLAUDE_BINARY, is_path
 from wire.endpoints import CONTROL, MAX_SOCKET_PATH, default_runtime_dir
@@ -67,6 +68,7 @@ class SupervisorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     retry_window_seconds: float = 60.0
     backoff_initial_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
+    bot_max_backoff_seconds: float = 60.0  # the bot is never given up: its wait past the limit
     stopwaitsecs: float = 10.0
     heartbeat_interval_seconds: float = 2.0
     heartbeat_timeout_seconds: float = 15.0
@@ -197,6 +199,9 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
             "supervisor.backoff_initial_seconds must be positive and at most"
             " supervisor.backoff_max_seconds"
         )
+    if not 0 < s.bot_max_backoff_seconds <= LIFELINE_MAX_SECONDS:
+        problems.append(f"supervisor.bot_max_backoff_seconds must be positive and at most"
+                        f" {LIFELINE_MAX_SECONDS:g} (the bot is the only way in)")
     for name in ("stopwaitsecs", "heartbeat_interval_seconds", "heartbeat_timeout_seconds",
                  "sweep_interval_seconds", "retry_window_seconds"):
         if getattr(s, name) <= 0:

@@ -24,11 +24,14 @@ from supervisor.config import Config, ConfigError, default_config_path, load
 from supervisor.getme import check_token
 from supervisor.getme import redact as _redact
 from supervisor.personas import DEFAULT, PersonaError, load_for
+from wire import messages as m
 from wire.binaries import find_binary
-from wire.endpoints import CONTROL, MAX_SOCKET_PATH
+from wire.endpoints import CONTROL, MAX_SOCKET_PATH, Endpoints
+from wire.names import BOT_PROGRAM
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+STATUS_TIMEOUT = 2.0
 CLI_TIMEOUT = 30.0
 CLI_PACKAGE = "@anthropic-ai/claude-code"
 
@@ -290,6 +293,33 @@ def check_telegram(cfg: Config, config_path: Path) -> list[Check]:
     return checks
 
 
+def check_running_bot(cfg: Config) -> Check | None:
+    """With a supervisor running and the bot being retried, since when and why; else None.
+
+    The bot is never given up: when it cannot start (Telegram unreachable, a refused token) the
+    supervisor keeps retrying it and its status line says since when and why."""
+    if not cfg.telegram.enabled:
+        return None
+    from wire import rpc
+
+    try:
+        reply = rpc.request_sync(Endpoints(cfg.runtime_path).control,
+                                 m.Status(id=m.new_id(), names=[BOT_PROGRAM]), STATUS_TIMEOUT)
+    except rpc.RpcTimeout:
+        return None
+    if not isinstance(reply, m.Ok) or not isinstance(reply.result, m.StatusResult):
+        return None
+    row = next((p for p in reply.result.programs if p.name == BOT_PROGRAM), None)
+    if row is None:
+        return None
+    at = row.description.find("retrying since")
+    if at < 0:
+        return None
+    return Check("bot", WARN, f"{row.state}, {row.description[at:]}",
+                 "the supervisor keeps retrying it by itself; `switchboardctl tail bot`"
+                 " shows the detail")
+
+
 def check_personas(cfg: Config) -> Check:
     """The personas as `run` loads them (supervisor.personas.load_for): what it refuses FAILs
     here with the same sentence; doctor also wants at least one file and the default in one."""
@@ -335,6 +365,9 @@ def run_checks(config_path: Path) -> list[Check]:
     checks.append(check_login(cfg, config_path, env, cli_path))
     checks += check_dirs(cfg)
     checks += check_telegram(cfg, config_path)
+    running = check_running_bot(cfg)
+    if running is not None:
+        checks.append(running)
     checks.append(check_personas(cfg))
     return checks
 

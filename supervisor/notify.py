@@ -3,7 +3,7 @@
 With `Type=notify` systemd waits for READY=1; STATUS= shows in `systemctl status`; STOPPING=1
 announces a clean shutdown; with `WatchdogSec=` the service must send WATCHDOG=1 more often than
 that, from the event loop itself, so a wedged loop is restarted. Outside systemd (no
-NOTIFY_SOCKET) every call is a cheap no-op.
+NOTIFY_SOCKET) every call is a cheap no-op. Never blocks: a message that does not fit is dropped.
 """
 from __future__ import annotations
 
@@ -52,6 +52,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # A reader that is slow or gone must never stall the loop (and so the lifeline):
+                # a full queue drops this message, logged, instead of blocking.
+                self._sock.setblocking(False)
             self._sock.sendto(payload, self._addr)
             return True
         except OSError as exc:

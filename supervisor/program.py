@@ -6,6 +6,9 @@ the spawner are injected, so unit tests run whole crash loops in microseconds wi
 
 Exits arrive as calls to `child_exited(code)` (code negative for a signal) the moment the OS
 reports them; nothing here polls. Never blocks, never sleeps.
+
+A program whose policy says `give_up=False` (the bot: the lifeline) is never made FATAL; past
+the limit it waits in BACKOFF and `retrying()` says since when and why.
 """
 from __future__ import annotations
 
@@ -81,12 +84,34 @@ class Program:
         self._timer: Timer | None = None
         self._kill_reason = ""
         self._start_after_stop = False
+        self.retry_since: float | None = None  # wall time of the current streak's first failure
+        self.retry_why = ""  # the last failure: the program's own sentence, or its exit described
+        self.live_trouble = ""  # set by the shell: alive but not through (the bot and Telegram)
 
     # ------------------------------------------------------------------ queries
 
     def uptime(self) -> float | None:
         if self.state is State.RUNNING and self.start_mono is not None:
             return max(0.0, self.clock.monotonic() - self.start_mono)
+        return None
+
+    @property
+    def lifeline(self) -> bool:
+        return not self.config.policy.give_up
+
+    def retrying(self) -> tuple[float, str] | None:
+        """(since, why) while the lifeline is being retried: waiting past its limit in BACKOFF,
+        or alive but not through yet (`live_trouble`); None otherwise."""
+        if not self.lifeline:
+            return None
+        now = self.clock.monotonic()
+        if self.state is State.BACKOFF and self.backoff.past_limit(now):
+            return (self.retry_since or self.clock.wall(), self.retry_why)
+        if self.live_trouble and self.state in (State.STARTING, State.RUNNING):
+            since = self.start_wall or self.clock.wall()
+            if self.retry_since is not None and self.backoff.in_streak(now):
+                since = min(since, self.retry_since)
+            return (since, self.live_trouble)
         return None
 
     # ------------------------------------------------------------------ commands
@@ -146,9 +171,12 @@ class Program:
 
     # ------------------------------------------------------------------ events from the OS
 
-    def child_exited(self, code: int) -> None:
-        """The process is gone and reaped; `code` is negative for a signal."""
+    def child_exited(self, code: int, last_words: str = "") -> None:
+        """The process is gone and reaped; `code` is negative for a signal. `last_words` is the
+        one sentence it printed last on stderr, if any (kept as the why of a lifeline's retry
+        when it stopped itself with an error)."""
         self.child = None
+        self.live_trouble = ""
         self._cancel_timer()
         self.exit_code = code
         now = self.clock.monotonic()
@@ -156,6 +184,8 @@ class Program:
         kill_reason, self._kill_reason = self._kill_reason, ""
         if kill_reason:
             desc = f"{kill_reason} ({desc})"
+        # A program that stopped itself with an error and one sentence said why in its own words.
+        own = last_words if code > 0 and last_words and not kill_reason else ""
         if self.state is State.STOPPING:
             self.stop_wall = self.clock.wall()
             self._set(State.STOPPED, exit_code=code, reason=desc)
@@ -164,14 +194,15 @@ class Program:
                 self.start()
             return
         if self.state is State.STARTING:
-            self._failed(now, f"exited too quickly ({desc})", exit_code=code, after_running=False)
+            self._failed(now, f"exited too quickly ({desc})", why=own, exit_code=code,
+                         after_running=False)
             return
         if self.state is State.RUNNING:
             self.stop_wall = self.clock.wall()
             self._set(State.EXITED, exit_code=code, reason=desc)
             if code == 0 and not kill_reason:
                 return  # an expected exit: stays EXITED until started (or written to)
-            self._failed(now, desc, exit_code=code, after_running=True)
+            self._failed(now, desc, why=own, exit_code=code, after_running=True)
             return
         # An exit in any other state means we lost track of a process: record it, change nothing.
         self.reason = f"unexpected exit in {self.state} ({desc})"
@@ -202,9 +233,12 @@ class Program:
         if self.state is State.STARTING:
             self._set(State.RUNNING, reason=f"stayed up for {self.config.startsecs:g}s")
 
-    def _failed(self, now: float, desc: str, *, exit_code: int | None = None,
+    def _failed(self, now: float, desc: str, *, why: str = "", exit_code: int | None = None,
                 after_running: bool) -> None:
         n = self.backoff.record_failure(now)
+        if self.backoff.streak_failures == 1:
+            self.retry_since = self.clock.wall()
+        self.retry_why = why or desc
         retries = self.config.policy.retries
         if self.backoff.should_give_up(now):
             window = self.config.policy.window
@@ -215,8 +249,13 @@ class Program:
         if after_running and delay == 0:
             self._spawn()
             return
-        self._set(State.BACKOFF, exit_code=exit_code,
-                  reason=f"{desc}; retry {n} of {retries} in {delay:.2f}s")
+        if self.lifeline and self.backoff.past_limit(now):
+            # Never FATAL: the bot is the only way the user can reach anything.
+            reason = (f"{desc}; still retrying after {self.backoff.streak_failures} failures,"
+                      f" next in {delay:.2f}s")
+        else:
+            reason = f"{desc}; retry {n} of {retries} in {delay:.2f}s"
+        self._set(State.BACKOFF, exit_code=exit_code, reason=reason)
         self._timer = self.clock.call_later(delay, self._retry)
 
     def _retry(self) -> None:

@@ -33,6 +33,7 @@ from supervisor import personas as personas_mod
 from supervisor.backoff import Policy
 from supervisor.config import Config
 from supervisor.control import ControlServer, EventPublisher
+from supervisor.lifeline import last_sentence, retrying_line
 from supervisor.notify import Notifier
 from supervisor.program import Child, Program, ProgramConfig, Timer
 from supervisor.registry import Registry
@@ -71,16 +72,38 @@ class Health:
     stats: m.WorkerStats | None = None
     stats_at: float = 0.0
     usage: Usage = field(default_factory=Usage)
+    stdio_since: int = 0  # where this run's output starts in its .stdio file
 
 
-def program_config(cfg: Config) -> ProgramConfig:
+def program_config(cfg: Config, *, lifeline: bool = False) -> ProgramConfig:
+    """The same numbers for every program; the bot (`lifeline`) is never given up."""
     s = cfg.supervisor
     return ProgramConfig(
         startsecs=s.startsecs,
         stopwaitsecs=s.stopwaitsecs,
         policy=Policy(retries=s.startretries, window=s.retry_window_seconds,
-                      initial=s.backoff_initial_seconds, cap=s.backoff_max_seconds),
+                      initial=s.backoff_initial_seconds, cap=s.backoff_max_seconds,
+                      give_up=not lifeline, lifeline_cap=s.bot_max_backoff_seconds),
     )
+
+
+def stdio_size(stdio: Path) -> int:
+    try:
+        return stdio.stat().st_size
+    except OSError:
+        return 0
+
+
+def last_words(stdio: Path, since: int = 0) -> str:
+    """The one sentence a child printed last on stdout/stderr, if any: from the file's tail, and
+    only what was written after offset `since` (the file is appended to by every run)."""
+    try:
+        with open(stdio, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(since, size - 4096))
+            return last_sentence(f.read().decode(errors="replace"))
+    except OSError:
+        return ""
 
 
 def prepare_state_dir(state: Path) -> list[Path]:
@@ -210,7 +233,11 @@ class Supervisor:
         for n, p in self.programs.items():
             if n != names.BOT_PROGRAM:
                 counts[p.state] = counts.get(p.state, 0) + 1
-        parts = [f"bot {bot.state}"] if bot is not None else ["no bot"]
+        retry = bot.retrying() if bot is not None else None
+        if retry is not None:
+            parts = [f"bot: {retrying_line(*retry)}"]  # the lifeline: why the user cannot get in
+        else:
+            parts = [f"bot {bot.state}"] if bot is not None else ["no bot"]
         total = sum(counts.values())
         detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         parts.append(f"{total} session{'s' if total != 1 else ''}"
@@ -248,9 +275,8 @@ class Supervisor:
         if not cfg.telegram.enabled and names.BOT_PROGRAM in self.programs and self._tasks:
             self._tasks.create_task(self._retire_bot(), name="retire-bot")
         self.cfg, self.personas = cfg, personas
-        pc = program_config(cfg)
-        for p in self.programs.values():
-            p.set_config(pc)
+        for n, p in self.programs.items():
+            p.set_config(program_config(cfg, lifeline=n == names.BOT_PROGRAM))
         if cfg.telegram.enabled and names.BOT_PROGRAM not in self.programs:
             self.add_program(names.BOT_PROGRAM).start()
         log.info("event=reloaded personas=%d", len(personas))
@@ -268,8 +294,8 @@ class Supervisor:
     # ------------------------------------------------------------------ programs
 
     def add_program(self, name: str) -> Program:
-        prog = Program(name, program_config(self.cfg), self._clock, self._spawner,
-                       self._on_change)
+        prog = Program(name, program_config(self.cfg, lifeline=name == names.BOT_PROGRAM),
+                       self._clock, self._spawner, self._on_change)
         self.programs[name] = prog
         self.health[name] = Health()
         return prog
@@ -293,11 +319,26 @@ class Supervisor:
             module, cwd = "session_worker", self.cfg.state_path / "sessions" / session
             env[settings.WORKER_SETTINGS_ENV] = settings.dump(child_settings.worker_settings(
                 self.cfg, session, self.persona_of(session), os.getpid()))
-        stdio = log_path(self.cfg.state_path, prog.name).with_suffix(".stdio")
+        stdio = self._stdio(prog.name)
+        since = stdio_size(stdio)  # this run's words only
         child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
-                              on_exit=prog.child_exited, loop=self._loop)
-        self.health[prog.name] = Health(last_seen=time.monotonic())
+                              on_exit=lambda code: prog.child_exited(code,
+                                                                     last_words(stdio, since)),
+                              loop=self._loop)
+        self.health[prog.name] = Health(last_seen=time.monotonic(), stdio_since=since)
         return child
+
+    def _stdio(self, program: str) -> Path:
+        return log_path(self.cfg.state_path, program).with_suffix(".stdio")
+
+    def _note_bot_trouble(self, prog: Program, h: Health) -> None:
+        """A live bot that has not registered is still trying to reach Telegram, and says why on
+        stderr: keep that sentence so `status` and STATUS= show the lifeline retrying."""
+        trouble = "" if h.registered else last_words(self._stdio(prog.name), h.stdio_since)
+        if trouble != prog.live_trouble:
+            prog.live_trouble = trouble
+            if self.ready.is_set():
+                self.notifier.status(self.summary())
 
     def persona_of(self, session: str) -> m.Persona:
         rec = self.registry.sessions.get(session)
@@ -383,6 +424,8 @@ class Supervisor:
                                 name, prog.pid, silent)
                     prog.kill(f"no heartbeat for {silent:.0f}s")
                     continue
+                if name == names.BOT_PROGRAM and prog.state is State.RUNNING:
+                    self._note_bot_trouble(prog, h)
                 await self.control.send(name.encode(), m.Ping(id=m.new_id()))
 
     # ------------------------------------------------------------------ sweep

@@ -326,3 +326,134 @@ def test_backoff_give_up_counts_only_the_window():
         b.record_failure(t)
     assert b.should_give_up(2.0)
     assert not b.should_give_up(11.5)
+
+
+# ---------------------------------------------------------------- the lifeline (the bot)
+
+
+def make_lifeline(retries: int = 3, window: float = 60.0, initial: float = 0.5, cap: float = 30.0,
+                  lifeline_cap: float = 60.0, startsecs: float = 1.0, rng: float = 1.0):
+    clock, spawner = FakeClock(), FakeSpawner()
+    events: list = []
+    cfg = ProgramConfig(startsecs=startsecs, policy=Policy(
+        retries=retries, window=window, initial=initial, cap=cap, give_up=False,
+        lifeline_cap=lifeline_cap))
+    prog = Program("bot", cfg, clock, spawner, lambda p, e: events.append(e), rng=lambda: rng)
+    return prog, clock, spawner, events
+
+
+def run_until_spawned(prog: Program, clock: FakeClock, step: float = 0.05,
+                      limit: float = 120.0) -> float:
+    """Advance through BACKOFF until the next spawn; the simulated seconds it took."""
+    t0 = clock.now
+    while prog.state is S.BACKOFF:
+        assert clock.now - t0 <= limit, "stuck in BACKOFF"
+        clock.advance(step)
+    return clock.now - t0
+
+
+@pytest.mark.parametrize("kind", ["start_failure", "crash_after_running", "spawn_error"])
+@pytest.mark.parametrize("rng", [0.0, 1.0])
+def test_a_lifeline_crash_loop_runs_for_hours_and_never_goes_fatal(kind, rng):
+    prog, clock, spawner, events = make_lifeline(retries=3, window=60, lifeline_cap=45, rng=rng)
+    if kind == "spawn_error":
+        spawner.fail_with = "no such file"
+    prog.start()
+    while clock.now < 1000.0 + 3 * 3600:  # three simulated hours
+        clock.advance(0.25)
+        if kind == "start_failure" and prog.state is S.STARTING:
+            prog.child_exited(1)
+        elif kind == "crash_after_running" and (prog.uptime() or 0) >= 2:
+            prog.child_exited(-9)
+    assert "FATAL" not in path(events)
+    waits = [b.time for b in events if b.to_state == "BACKOFF"]
+    tries = [e.time for e in events if e.to_state == "STARTING"]
+    delays = [min(t for t in tries if t > w) - w for w in waits[:-1]]
+    assert max(delays) <= 45 + 0.25  # capped (plus one clock step)
+    assert sum(1 for d in delays if d >= 45 * 0.5) > 100  # past the limit: the long wait
+    first_failure = next(e.time for e in events if e.to_state in ("BACKOFF", "EXITED"))
+    assert prog.retry_since == first_failure  # one streak all along, since its first failure
+
+
+@pytest.mark.parametrize("cap,expected", [(60.0, 60.0), (10.0, 10.0), (600.0, 60.0)])
+def test_the_lifeline_delay_past_the_limit_is_capped_at_a_minute(cap, expected):
+    b = Backoff(Policy(retries=2, window=60, give_up=False, lifeline_cap=cap), rng=lambda: 1.0)
+    got = []
+    for t in range(6):
+        b.record_failure(float(t))
+        got.append(b.delay(float(t), after_running=False))
+    assert got[:2] == [0.5, 1.0]  # the usual growth while under the limit
+    assert got[2:] == [expected] * 4
+    assert not b.should_give_up(5.0)
+
+
+def test_sessions_still_go_fatal_with_the_same_policy_numbers():
+    b = Backoff(Policy(retries=2, window=60), rng=lambda: 1.0)
+    for t in range(3):
+        b.record_failure(float(t))
+    assert b.should_give_up(2.0) and b.past_limit(2.0)
+
+
+@pytest.mark.parametrize("uptime,same_streak", [(30.0, True), (59.0, True), (61.0, False),
+                                                (600.0, False)])
+def test_a_streak_ends_only_when_the_program_stayed_up_a_whole_window(uptime, same_streak):
+    b = Backoff(Policy(retries=1, window=60, give_up=False), rng=lambda: 1.0)
+    b.record_failure(0.0)
+    b.record_failure(1.0)
+    wait = b.delay(1.0, after_running=False)
+    b.record_failure(1.0 + wait + uptime)
+    assert (b.streak_start == 0.0) is same_streak
+    assert b.past_limit(1.0 + wait + uptime) is same_streak
+
+
+def test_the_lifeline_past_its_limit_says_since_when_and_why():
+    prog, clock, _spawner, events = make_lifeline(retries=1, lifeline_cap=20)
+    prog.start()
+    first = clock.wall()
+    prog.child_exited(1, "Telegram refused the bot token: check telegram.token.")
+    assert prog.retrying() is None  # under the limit: the usual retry, nothing to report
+    run_until_spawned(prog, clock)
+    clock.advance(0.1)
+    prog.child_exited(1, "Telegram refused the bot token: check telegram.token.")
+    assert prog.state is S.BACKOFF
+    assert prog.retrying() == (first, "Telegram refused the bot token: check telegram.token.")
+    assert "still retrying after 2 failures" in events[-1].reason
+    run_until_spawned(prog, clock)
+    clock.advance(2)
+    prog.child_exited(-9, "an old sentence")  # killed: its exit is the why, not old stderr
+    assert prog.retrying() == (first, "killed by SIGKILL")
+
+
+@pytest.mark.parametrize("code,words,why", [
+    (1, "Telegram refused the bot token.", "Telegram refused the bot token."),
+    (1, "", "exited too quickly (exit status 1)"),
+    (-15, "a sentence", "exited too quickly (killed by SIGTERM)"),
+    (2, "usage: bot", "usage: bot"),
+])
+def test_the_why_of_a_failure_at_start(code, words, why):
+    prog, _clock, _spawner, _events = make_lifeline(retries=0)
+    prog.start()
+    prog.child_exited(code, words)
+    assert prog.retry_why == why
+    assert prog.state is S.BACKOFF and prog.retrying() is not None
+
+
+def test_a_live_lifeline_that_cannot_get_through_is_retrying_since_it_started():
+    prog, clock, _spawner, _events = make_lifeline()
+    prog.start()
+    clock.advance(5)
+    assert prog.state is S.RUNNING and prog.retrying() is None
+    prog.live_trouble = "Telegram is not answering (getMe: connection refused)."
+    assert prog.retrying() == (prog.start_wall, prog.live_trouble)
+    prog.child_exited(-9)
+    assert prog.live_trouble == ""
+
+
+def test_a_stop_of_the_lifeline_is_still_a_stop():
+    prog, clock, spawner, _events = make_lifeline(retries=0)
+    prog.start()
+    prog.child_exited(1)
+    assert prog.state is S.BACKOFF
+    assert prog.stop() is None and prog.state is S.STOPPED
+    clock.advance(1000)
+    assert len(spawner.children) == 1
