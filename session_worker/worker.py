@@ -32,7 +32,8 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from session_worker import notices, procs, stream
+from session_worker import notices, procs
+from session_worker import stream_json as stream
 from session_worker.chat import ChatLink
 from session_worker.claude_process import ClaudeProcess, CliGone, build_argv, build_env
 from session_worker.store import InboxItem, Store, read_json, write_json_atomic

@@ -1,4 +1,4 @@
-"""stream.py: line framing with no size cliff, and every CLI event into its wire body."""
+"""stream_json.py: line framing with no size cliff, and every CLI event into its wire body."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from session_worker import stream
-from session_worker.stream import (
+from session_worker import stream_json as stream
+from session_worker.stream_json import (
     BadLine,
     LineFramer,
     Oversized,
