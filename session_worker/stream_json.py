@@ -290,12 +290,15 @@ def _float(v: Any) -> float:
 
 
 class Translator:
-    """CLI events -> Outcome. Keeps only what the stream itself tells (the known session id,
-    model, the running cost of this CLI process) so that a repeated init is not re-emitted."""
+    """CLI events -> Outcome. Keeps only what the stream itself tells: what the last
+    SessionInit announced (so a warm CLI's repeated init is not re-emitted) and the running cost
+    of this CLI process. The session's id itself is the worker's (state.py): the Outcome only
+    reports it."""
 
-    def __init__(self) -> None:
-        self.session_id: str | None = None
-        self.model = ""
+    def __init__(self, announced_session_id: str | None = None) -> None:
+        # (session id, model) of the last SessionInit sent; a resumed worker starts from the id
+        # it already knows.
+        self._announced: tuple[str | None, str] = (announced_session_id, "")
         self._last_total_cost = 0.0
         self.init_seen = False
 
@@ -333,13 +336,12 @@ class Translator:
                 self.init_seen = True
                 model = _s(ev.get("model"))
                 tools = [x for x in ev.get("tools") or [] if isinstance(x, str)]
-                if isinstance(sid, str) and sid and (sid != self.session_id or model != self.model):
+                if isinstance(sid, str) and sid and (sid, model) != self._announced:
                     out.emits.append(
                         Emit(m.SessionInit(claude_session_id=sid, model=model, tools=tools))
                     )
-                if isinstance(sid, str) and sid:
-                    self.session_id = sid
-                self.model = model
+                known = sid if isinstance(sid, str) and sid else self._announced[0]
+                self._announced = (known, model)
                 return out
             if sub == "api_retry":
                 keys = ("error_status", "attempt", "max_retries")
