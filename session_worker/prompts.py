@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from session_worker import notices, stream_json
-from session_worker.stream_json import PermissionAsk
+from session_worker.translate import PermissionAsk
 from wire import messages as m
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The CLI-output router: every stdout line of the CLI, parsed and sent where it belongs.
 
-`Router.on_line` parses one line (stream_json.parse_line), translates it (stream_json.Translator)
+`Router.on_line` parses one line (stream_json.parse_line), translates it (translate.Translator)
 and routes what it says: events out to the chat, the Claude session id to the session's state,
 permission asks to the prompts, replies to our own control requests to whoever waits on them,
 unsupported control requests back to the CLI as errors, API retries and turn results to the
@@ -16,12 +16,13 @@ import asyncio
 import logging
 from typing import Protocol
 
-from session_worker import notices, stream_json
+from session_worker import notices, stream_json, translate
 from session_worker.emitter import Emitter
 from session_worker.prompts import Prompts, Send
 from session_worker.state import SessionState
 from session_worker.store import InboxItem
-from session_worker.stream_json import ApiRetry, ControlReply, Oversized
+from session_worker.stream_json import Oversized
+from session_worker.translate import ApiRetry, ControlReply
 from wire import messages as m
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ class ControlWaiters:
 class Router:
     def __init__(
         self,
-        translator: stream_json.Translator,
+        translator: translate.Translator,
         state: SessionState,
         emitter: Emitter,
         prompts: Prompts,
@@ -120,7 +121,7 @@ class Router:
         if out.result is not None:
             self._turns.on_result(out.result)
 
-    async def _refuse(self, req: stream_json.OtherControlRequest) -> None:
+    async def _refuse(self, req: translate.OtherControlRequest) -> None:
         log.info("event=control_request_unsupported subtype=%s", req.subtype)
         await self._send(
             stream_json.control_error_line(req.request_id, f"unsupported: {req.subtype}")

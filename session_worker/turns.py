@@ -21,7 +21,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from session_worker import policy, stream_json
+from session_worker import policy, stream_json, translate
 from session_worker.claude_process import ClaudeProcess
 from session_worker.cli_lifecycle import CliLifecycle
 from session_worker.emitter import Emitter
@@ -54,7 +54,7 @@ class TurnRunner:
         settings: WorkerSettings,
         store: Store,
         state: SessionState,
-        translator: stream_json.Translator,
+        translator: translate.Translator,
         cli: CliLifecycle,
         prompts: Prompts,
         waiters: ControlWaiters,
@@ -86,7 +86,7 @@ class TurnRunner:
         else:
             log.warning("event=result_without_turn subtype=%s", result.subtype)
 
-    def on_api_retry(self, retry: stream_json.ApiRetry) -> None:
+    def on_api_retry(self, retry: translate.ApiRetry) -> None:
         turn = self.turn
         if turn is None:
             return

@@ -5,7 +5,8 @@ tasks), serve (until a signal, a lost parent or a failed task), shutdown (the CL
 the tasks, a last sweep, metadata, sockets). The parts, one idea each:
 - state.py: the session's status, Claude session id and cost (metadata.json, kv, usage);
 - cli_lifecycle.py: the warm CLI (start after a marker sweep, suspend, recycle, stop, forget);
-- router.py: every stdout line of the CLI, parsed and routed;
+- router.py: every stdout line of the CLI, parsed (stream_json.py), translated (translate.py)
+  and routed;
 - prompts.py: the permission prompts Claude waits on;
 - turns.py and policy.py: the turns, and every rule for retrying or giving one up;
 - chat.py and emitter.py: the chat socket to the bot, and where events leave.
@@ -39,7 +40,8 @@ from session_worker.prompts import Prompts
 from session_worker.router import ControlWaiters, Router
 from session_worker.state import SessionState, Status
 from session_worker.store import Store
-from session_worker.stream_json import Oversized, Translator
+from session_worker.stream_json import Oversized
+from session_worker.translate import Translator
 from session_worker.turns import TurnRunner
 from wire import messages as m
 from wire import names

@@ -11,7 +11,7 @@ from session_worker import notices
 from session_worker.prompts import Prompts
 from session_worker.state import SessionState, Status
 from session_worker.store import Store, read_json, write_json_atomic
-from session_worker.stream_json import PermissionAsk
+from session_worker.translate import PermissionAsk
 from wire import messages as m
 
 META_FIELDS = {"name", "created", "last_active", "persona", "pid", "status", "claude_session_id"}
