@@ -68,6 +68,8 @@ class Worker:
         self.state = SessionState(
             self.name, settings.persona.name, session_dir / "metadata.json", self.store
         )
+        # The parts call each other through what is bound here (lambdas for the ones built
+        # later), so each knows only what it is given and none reaches into the worker.
         self.out = Emitter(current=lambda: self.turns.current_item())
         self.translator = Translator(announced_session_id=self.state.claude_session_id)
         self.waiters = ControlWaiters()
