@@ -6,8 +6,8 @@ cliff), hands each stdout line to a callback, and stops the process in the docum
 close stdin, wait, SIGTERM, wait, SIGKILL, wait. The CLI gets PR_SET_PDEATHSIG=SIGKILL so it
 never outlives a killed worker.
 
-It must never interpret the CLI's events (that is stream.py) nor decide what a turn is (that is
-worker.py), and never leave the process unwaited (no zombie).
+It must never interpret the CLI's events (that is stream_json.py and router.py) nor decide what a
+turn is (that is turns.py and policy.py), and never leave the process unwaited (no zombie).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import psutil
 
 from session_worker import procs
-from session_worker.stream import LineFramer, Oversized
+from session_worker.stream_json import LineFramer, Oversized
 from wire.messages import Persona
 from wire.names import INSTANCE_ENV, MARKER_ENV
 

@@ -1,4 +1,5 @@
-"""stream.py: line framing with no size cliff, and every CLI event into its wire body."""
+"""stream_json.py: line framing with no size cliff; translate.py: every CLI event into its wire
+body."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from session_worker import stream
-from session_worker.stream import (
+from session_worker import stream_json as stream
+from session_worker import translate
+from session_worker.stream_json import (
     BadLine,
     LineFramer,
     Oversized,
     Repaired,
     Skipped,
-    Translator,
     parse_line,
 )
+from session_worker.translate import Translator
 from wire import messages as m
 
 
@@ -120,7 +122,7 @@ def test_stream_text_delta_is_ephemeral():
         "event": {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "hi"}},
     }
     out = tr(ev)
-    assert out.emits == [stream.Emit(m.TextDelta(text="hi"), ephemeral=True)]
+    assert out.emits == [translate.Emit(m.TextDelta(text="hi"), ephemeral=True)]
     assert tr({"type": "stream_event", "event": {"type": "message_stop"}}).emits == []
 
 
@@ -163,8 +165,8 @@ def test_assistant_blocks():
     ],
 )
 def test_tool_summary_one_compact_line(name, tool_input, summary):
-    got = stream.tool_summary(name, tool_input)
-    assert "\n" not in got and len(got) <= stream.SUMMARY_MAX
+    got = translate.tool_summary(name, tool_input)
+    assert "\n" not in got and len(got) <= translate.SUMMARY_MAX
     if summary is not None:
         assert got == summary
 
@@ -190,7 +192,7 @@ def test_tool_result_preview():
         },
     }
     a, b = [e.body for e in tr(ev).emits]
-    assert a.tool_use_id == "tu1" and len(a.preview) <= stream.TOOL_PREVIEW and not a.is_error
+    assert a.tool_use_id == "tu1" and len(a.preview) <= translate.TOOL_PREVIEW and not a.is_error
     assert b == m.ToolResult(tool_use_id="tu2", is_error=True, preview="denied")
     assert tr({"type": "user", "message": {"content": "[Request interrupted by user]"}}).emits == []
 
@@ -272,9 +274,9 @@ def test_control_messages():
     other = tr(
         {"type": "control_request", "request_id": "r2", "request": {"subtype": "hook_callback"}}
     )
-    assert other.other_request == stream.OtherControlRequest("r2", "hook_callback")
+    assert other.other_request == translate.OtherControlRequest("r2", "hook_callback")
     rep = tr({"type": "control_response", "response": {"subtype": "success", "request_id": "r3"}})
-    assert rep.control_reply == stream.ControlReply("r3", True)
+    assert rep.control_reply == translate.ControlReply("r3", True)
 
 
 def test_unknown_types_pass_on():
@@ -344,7 +346,7 @@ def test_cancel_request_withdraws_a_prompt():
 def test_api_retry_is_ephemeral_and_read():
     out = tr({"type": "system", "subtype": "api_retry", "attempt": 1, "max_retries": 10,
               "error_status": 401, "error": "authentication_failed", "session_id": SID})
-    assert out.api_retry == stream.ApiRetry(status=401, attempt=1, max_retries=10)
+    assert out.api_retry == translate.ApiRetry(status=401, attempt=1, max_retries=10)
     assert [e.ephemeral for e in out.emits] == [True]
     odd = tr({"type": "system", "subtype": "api_retry", "error_status": "x"})
-    assert odd.api_retry == stream.ApiRetry(status=None, attempt=0, max_retries=0)
+    assert odd.api_retry == translate.ApiRetry(status=None, attempt=0, max_retries=0)

@@ -1,16 +1,12 @@
-"""Line framing of the CLI's stdout and the translation of its stream-json events into wire bodies.
+"""The translation of the Claude CLI's stream-json events into what the worker must do.
 
-Pure code: bytes in, typed values out, no I/O and no clock, so every case is a table row in
-tests/unit/test_worker_stream.py.
+Pure code: one parsed event (a dict, from stream_json.parse_line) in, an `Outcome` out: bodies to
+emit (typed wire events the bot renders without knowing the CLI's JSON), the session id the
+CLI reported, a turn that ended, a permission prompt, a control response, an API retry. No I/O
+and no clock, so every case is a table row in tests/unit/test_worker_stream.py.
 
-- `LineFramer` splits a byte stream into lines with no line-size cliff: a 50 MB line is kept as
-  a list of chunks and joined once (memory ~2x the line), and only a line past `max_line` (far
-  beyond anything the CLI prints) is dropped and reported instead of growing without bound.
-- `parse_line` turns one line into a JSON object, a skipped debug line, or a readable error.
-- `Translator` turns one CLI event into what the worker must do: bodies to emit, a session id
-  to store, a turn that ended, a permission prompt, a control response.
-
-It must never raise on any input: the CLI's output is untrusted.
+It must never raise on any input (the CLI's output is untrusted: an unreadable shape becomes an
+Unknown event), and never hold the session's id (state.py owns it; the Outcome reports it).
 """
 
 from __future__ import annotations
@@ -19,143 +15,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from wire import messages as m
 
-DEFAULT_MAX_LINE = 200 * 1024 * 1024
 TOOL_PREVIEW = 200
 SUMMARY_MAX = 120
 RAW_MAX = 64 * 1024
 RESULT_TEXT_MAX = 16 * 1024
-
-
-# --------------------------------------------------------------------------- framing
-
-
-@dataclass(frozen=True)
-class Oversized:
-    """A line longer than max_line: dropped, only its size is kept."""
-
-    size: int
-
-
-class LineFramer:
-    """Feed chunks, get complete lines (without the newline). Search only new bytes for '\\n'."""
-
-    def __init__(self, max_line: int = DEFAULT_MAX_LINE) -> None:
-        self.max_line = max_line
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._dropping = False  # inside an oversized line: discard until its newline
-
-    def feed(self, chunk: bytes) -> list[bytes | Oversized]:
-        out: list[bytes | Oversized] = []
-        start = 0
-        while True:
-            nl = chunk.find(b"\n", start)
-            if nl < 0:
-                rest = chunk[start:]
-                if rest:
-                    self._add(rest)
-                return out
-            piece = chunk[start:nl]
-            if self._dropping or self._size + len(piece) > self.max_line:
-                out.append(Oversized(self._size + len(piece)))
-            elif self._parts:
-                self._parts.append(piece)
-                out.append(b"".join(self._parts))
-            else:
-                out.append(piece)
-            self._parts = []
-            self._size = 0
-            self._dropping = False
-            start = nl + 1
-
-    def _add(self, data: bytes) -> None:
-        self._size += len(data)
-        if self._dropping:
-            return
-        if self._size > self.max_line:
-            self._parts = []
-            self._dropping = True
-            return
-        self._parts.append(data)
-
-    def finish(self) -> list[bytes | Oversized]:
-        """At EOF: a last line without a newline is still a line."""
-        if self._dropping:
-            out: list[bytes | Oversized] = [Oversized(self._size)]
-        elif self._parts:
-            out = [b"".join(self._parts)]
-        else:
-            out = []
-        self._parts, self._size, self._dropping = [], 0, False
-        return out
-
-    @property
-    def pending(self) -> int:
-        return self._size
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A line that is not JSON at all (a debug print): log it and go on."""
-
-    preview: str
-
-
-@dataclass(frozen=True)
-class BadLine:
-    """A line that looks like JSON but cannot be read: becomes a warning Notice."""
-
-    reason: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Repaired:
-    """A JSON object read after replacing bytes that are not UTF-8 (shown as U+FFFD): its text
-    is kept, and the user is told that some characters were lost."""
-
-    obj: dict[str, Any]
-    reason: str
-
-
-_json = msgspec.json.Decoder()
-
-
-def parse_line(line: bytes | Oversized) -> dict[str, Any] | Skipped | BadLine | Repaired:
-    if isinstance(line, Oversized):
-        return BadLine(f"a line of {line.size} bytes is over the size limit", line.size)
-    stripped = line.strip()
-    if not stripped:
-        return Skipped("")
-    if not stripped.startswith(b"{"):
-        return Skipped(_preview_bytes(stripped))
-    repaired = ""
-    try:
-        stripped.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        repaired = f"a line is not valid UTF-8 (byte {exc.start})"
-        stripped = stripped.decode("utf-8", "replace").encode()
-    try:
-        obj = _json.decode(stripped)
-    except msgspec.DecodeError as exc:
-        return BadLine(repaired or f"a line is not valid JSON ({exc})", len(line))
-    if not isinstance(obj, dict):
-        return BadLine("a line is JSON but not an object", len(line))
-    return Repaired(obj, repaired) if repaired else obj
-
-
-def _preview_bytes(data: bytes, limit: int = 200) -> str:
-    return data[:limit].decode("utf-8", "replace")
-
-
-# --------------------------------------------------------------------------- translating
 
 
 @dataclass(frozen=True)
@@ -290,12 +155,15 @@ def _float(v: Any) -> float:
 
 
 class Translator:
-    """CLI events -> Outcome. Keeps only what the stream itself tells (the known session id,
-    model, the running cost of this CLI process) so that a repeated init is not re-emitted."""
+    """CLI events -> Outcome. Keeps only what the stream itself tells: what the last
+    SessionInit announced (so a warm CLI's repeated init is not re-emitted) and the running cost
+    of this CLI process. The session's id itself is the worker's (state.py): the Outcome only
+    reports it."""
 
-    def __init__(self) -> None:
-        self.session_id: str | None = None
-        self.model = ""
+    def __init__(self, announced_session_id: str | None = None) -> None:
+        # (session id, model) of the last SessionInit sent; a resumed worker starts from the id
+        # it already knows.
+        self._announced: tuple[str | None, str] = (announced_session_id, "")
         self._last_total_cost = 0.0
         self.init_seen = False
 
@@ -333,13 +201,12 @@ class Translator:
                 self.init_seen = True
                 model = _s(ev.get("model"))
                 tools = [x for x in ev.get("tools") or [] if isinstance(x, str)]
-                if isinstance(sid, str) and sid and (sid != self.session_id or model != self.model):
+                if isinstance(sid, str) and sid and (sid, model) != self._announced:
                     out.emits.append(
                         Emit(m.SessionInit(claude_session_id=sid, model=model, tools=tools))
                     )
-                if isinstance(sid, str) and sid:
-                    self.session_id = sid
-                self.model = model
+                known = sid if isinstance(sid, str) and sid else self._announced[0]
+                self._announced = (known, model)
                 return out
             if sub == "api_retry":
                 keys = ("error_status", "attempt", "max_retries")
@@ -460,45 +327,3 @@ class Translator:
             return out
         out.emits.append(Emit(m.Unknown(type=t or "untyped", raw_json=_raw(ev))))
         return out
-
-
-# --------------------------------------------------------------------------- lines to the CLI
-
-
-def user_line(text: str) -> bytes:
-    return _encode({"type": "user", "message": {"role": "user", "content": text}})
-
-
-def interrupt_line(request_id: str) -> bytes:
-    return _encode(
-        {"type": "control_request", "request_id": request_id, "request": {"subtype": "interrupt"}}
-    )
-
-
-def permission_line(
-    request_id: str, allow: bool, tool_input: dict[str, Any], message: str
-) -> bytes:
-    answer: dict[str, Any] = (
-        {"behavior": "allow", "updatedInput": tool_input}
-        if allow
-        else {"behavior": "deny", "message": message or "The user denied this."}
-    )
-    return _encode(
-        {
-            "type": "control_response",
-            "response": {"subtype": "success", "request_id": request_id, "response": answer},
-        }
-    )
-
-
-def control_error_line(request_id: str, error: str) -> bytes:
-    return _encode(
-        {
-            "type": "control_response",
-            "response": {"subtype": "error", "request_id": request_id, "error": error},
-        }
-    )
-
-
-def _encode(obj: dict[str, Any]) -> bytes:
-    return msgspec.json.encode(obj) + b"\n"
