@@ -6,7 +6,7 @@ queued. After an event's Telegram calls succeeded, bot.db records its seq, so a 
 asks for exactly what Telegram has not shown yet (at most one event is shown twice, none lost).
 
 While a turn runs: a typing indicator every few seconds, and text deltas (seq 0) streamed into a
-draft edited in place (bot.stream), throttled per chat. The durable `AssistantText` then replaces
+draft edited in place (bot.draft), throttled per chat. The durable `AssistantText` then replaces
 the draft with the final, formatted text. A session that is not the chat's active one streams
 nothing: its answers come labelled with its name, and its finished turn and permission prompts
 come with a button to switch to it.
@@ -29,7 +29,7 @@ from bot.chat import ChatServer
 from bot.journal import Journal
 from bot.ratelimit import retry_seconds
 from bot.render import Chunk
-from bot.stream import Draft, Send, Throttle
+from bot.draft import Draft, Send, Throttle
 from bot.telegram_out import Gone, TelegramOut, reliably
 from wire import messages as m
 from wire.aio import wait_event
