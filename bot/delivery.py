@@ -26,10 +26,10 @@ from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot import render
 from bot.chat import ChatServer
+from bot.draft import Draft, Send, Throttle
 from bot.journal import Journal
 from bot.ratelimit import retry_seconds
 from bot.render import Chunk
-from bot.draft import Draft, Send, Throttle
 from bot.telegram_out import Gone, TelegramOut, reliably
 from wire import messages as m
 from wire.aio import wait_event
