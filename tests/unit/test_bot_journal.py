@@ -63,6 +63,8 @@ def test_active_sessions_are_remembered_across_a_reopen(tmp_path: Path) -> None:
     j.set_active(2, "b")
     j.set_active(2, None)
     j.close()
+    # Answered with the connection closed: no SQL behind active() or chats_of().
+    assert j.active(3) == "a" and j.active(2) is None and j.chats_of("a") == [1, 3]
     again = Journal(tmp_path / "bot.db")
     assert [again.active(c) for c in (1, 2, 3)] == ["a", None, "a"]
     assert again.chats_of("a") == [1, 3] and again.chats_of("b") == []
