@@ -1,15 +1,21 @@
 """Outbound: each session's events, in order, into its chat; the seq recorded once Telegram took it.
 
-One `SessionLine` per session owns a queue and a task. Durable events (seq > 0) are taken in
-exact sequence: a duplicate is dropped, a gap asks the worker for a `Replay` from the last seq
-queued. After an event's Telegram calls succeeded, bot.db records its seq, so a restarted bot
-asks for exactly what Telegram has not shown yet (at most one event is shown twice, none lost).
+The shell around two pure parts. One `SessionLine` per session owns a queue and a task; what to
+do with each arrival is bot.sequencer's decision (durable events, seq > 0, in exact sequence: a
+duplicate is dropped, a gap asks the worker for a `Replay` after the last seq taken), and this
+module sends the replay requests it asks for. Each event taken off the queue is given its
+`Target` once (its chat, and whether the session is that chat's active one: from memory, no
+SQL), and bot.view's table picks the method below that shows its body. After an event's
+Telegram calls succeeded, bot.db records its seq, so a restarted bot asks for exactly what
+Telegram has not shown yet (at most one event is shown twice, none lost).
 
 While a turn runs: a typing indicator every few seconds, and text deltas (seq 0) streamed into a
-draft edited in place (bot.stream), throttled per chat. The durable `AssistantText` then replaces
-the draft with the final, formatted text. A session that is not the chat's active one streams
-nothing: its answers come labelled with its name, and its finished turn and permission prompts
-come with a button to switch to it.
+draft edited in place (bot.live_draft around bot.draft), throttled per chat. The durable
+`AssistantText` then replaces the draft with the final, formatted text (bot.render). A session
+that is not the chat's active one streams nothing: its answers come labelled with its name, and
+its finished turn and permission prompts come with a button to switch to it.
+
+It must never record a seq before its event's Telegram calls are over, nor decide order itself.
 """
 from __future__ import annotations
 
@@ -17,28 +23,26 @@ import asyncio
 import gzip
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from telegram import InlineKeyboardMarkup
-from telegram.error import BadRequest, NetworkError, RetryAfter
 
-from bot import render
+from bot import render, view
 from bot.callbacks import permission_markup, switch_button
 from bot.chat import ChatServer
+from bot.draft import Throttle
 from bot.journal import Journal
-from bot.ratelimit import retry_seconds
+from bot.live_draft import DraftStreamer
 from bot.render import Chunk
-from bot.stream import Draft, Send, Throttle
-from bot.telegram_out import Gone, TelegramOut, reliably
+from bot.sequencer import Sequencer, Verdict
+from bot.telegram_out import TelegramOut, reliably
+from bot.view import Target
 from wire import messages as m
-from wire.aio import wait_event
 from wire.settings import BotSettings
 
 log = logging.getLogger(__name__)
 
-REPLAY_RETRY_SECONDS = 5.0
 RENDER_IN_THREAD_CHARS = 20_000
 GZIP_OVER_BYTES = 10 * 1024 * 1024  # Telegram takes documents up to 50 MB from a bot
 
@@ -52,78 +56,6 @@ def answer_file(session: str, text: str) -> tuple[str, bytes]:
 MAX_TYPING_SECONDS = 30 * 60.0
 
 
-class DraftStreamer:
-    """One streamed answer in one chat: deltas in, throttled sends/edits out (all droppable)."""
-
-    def __init__(self, out: TelegramOut, chat_id: int, throttle: Throttle,
-                 on_ids: Callable[[list[int]], None], earlier: list[int] | None = None) -> None:
-        """`earlier`: the draft messages a previous bot process left (the last one is reused)."""
-        self.out = out
-        self.chat_id = chat_id
-        self.throttle = throttle
-        self.prefix = list(earlier or [])[:-1]
-        self._on_ids = on_ids
-        self.draft = Draft()
-        if earlier:
-            self.draft.current.message_id = earlier[-1]
-        self._changed = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"draft-{chat_id}")
-
-    def feed(self, text: str) -> None:
-        self.draft.append(text)
-        self._changed.set()
-
-    async def _pause(self, seconds: float) -> None:
-        if seconds > 0:
-            await wait_event(self._stop, seconds)
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            await self._changed.wait()
-            self._changed.clear()
-            while not self._stop.is_set():
-                await self._pause(self.throttle.delay(time.monotonic()))
-                if self._stop.is_set():
-                    return
-                action = self.draft.next_action()
-                if action is None:
-                    break
-                try:
-                    if isinstance(action, Send):
-                        mid = await self.out.send(self.chat_id, Chunk(action.text), droppable=True)
-                        self.draft.done(action, mid)
-                        self._on_ids(self.prefix + self.draft.message_ids())
-                    else:
-                        await self.out.edit(self.chat_id, action.message_id, Chunk(action.text),
-                                            droppable=True)
-                        self.draft.done(action)
-                except Gone:
-                    self.draft.lost()
-                except RetryAfter as exc:
-                    await self._pause(min(retry_seconds(exc), 60.0))
-                except (NetworkError, BadRequest) as exc:
-                    log.info("event=draft_skipped chat_id=%s error=%r", self.chat_id, str(exc))
-                    await self._pause(self.throttle.interval)
-                self.throttle.mark(time.monotonic())
-
-    async def finish(self) -> list[tuple[int, str]]:
-        """Stop streaming; the draft's messages as (message_id, text shown)."""
-        self._stop.set()
-        self._changed.set()
-        try:
-            await self._task
-        except Exception:
-            log.exception("event=draft_failed chat_id=%s", self.chat_id)
-        shown = [(s.message_id, s.shown) for s in self.draft.messages if s.message_id is not None]
-        return [(mid, "") for mid in self.prefix] + shown
-
-    async def cancel(self) -> None:
-        self._task.cancel()
-        try:
-            await self._task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001, S110 - ending anyway
-            pass
 
 
 @dataclass
@@ -134,13 +66,13 @@ class Answer:
 
 
 class SessionLine:
+    """One session's events into its chat: the order from bot.sequencer, each body shown by the
+    method bot.view picks, and bot.db's delivered seq written once Telegram accepted it."""
+
     def __init__(self, session: str, delivery: Delivery) -> None:
         self.session = session
         self.d = delivery
-        self.expected = delivery.journal.delivered(session) + 1
-        self.max_seen = 0
-        self.synced = False
-        self.replay_sent: float | None = None
+        self.order = Sequencer.after(delivery.journal.delivered(session))
         self.queue: asyncio.Queue[m.Event] = asyncio.Queue()
         self.last_chat: int | None = None
         self.draft: DraftStreamer | None = None
@@ -150,54 +82,49 @@ class SessionLine:
 
     # ----------------------------------------------------------------------- ordering
 
+    @property
+    def synced(self) -> bool:
+        return self.order.synced
+
     def request_replay(self, force: bool = False) -> None:
         now = time.monotonic()
-        if (not force and self.replay_sent is not None
-                and now - self.replay_sent < REPLAY_RETRY_SECONDS):
+        if not self.order.replay_due(now, force):
             return
-        sent = self.d.chat.send(self.session, m.Replay(id=m.new_id(), after_seq=self.expected - 1))
-        self.replay_sent = now if sent else None
+        after = self.order.after_seq
+        sent = self.d.chat.send(self.session, m.Replay(id=m.new_id(), after_seq=after))
+        self.order.replay_requested(now, sent)
         if sent:
-            log.info("event=replay_requested session=%s after_seq=%d", self.session,
-                     self.expected - 1)
+            log.info("event=replay_requested session=%s after_seq=%d", self.session, after)
 
     def hello(self, msg: m.Hello) -> None:
-        if msg.last_seq < self.expected - 1:
-            # The worker's outbox is younger than what we saw: the session was re-created.
+        expected = self.order.expected
+        resync = self.order.hello(msg.last_seq)
+        if resync.reset_delivered is not None:
             log.warning("event=outbox_reset session=%s last_seq=%d expected=%d", self.session,
-                        msg.last_seq, self.expected)
-            self.expected = msg.last_seq + 1
-            self.d.journal.reset_delivered(self.session, msg.last_seq)
+                        msg.last_seq, expected)
+            self.d.journal.reset_delivered(self.session, resync.reset_delivered)
         self.request_replay(force=True)
 
     def replay_done(self, msg: m.ReplayDone) -> None:
-        self.replay_sent = None
-        self.synced = True
-        if self.max_seen >= self.expected:
+        if self.order.replay_done():
             self.request_replay()
 
     def offer(self, ev: m.Event) -> None:
-        if not self.synced:
+        offer = self.order.offer(ev.seq, time.monotonic())
+        if offer.replay:
             self.request_replay()
-        if ev.seq <= 0:
+        if offer.verdict is Verdict.DELIVER:
             self.queue.put_nowait(ev)
-            return
-        self.max_seen = max(self.max_seen, ev.seq)
-        if ev.seq < self.expected:
-            return
-        if ev.seq > self.expected:
-            self.request_replay()
-            return
-        self.expected += 1
-        self.queue.put_nowait(ev)
 
-    # ----------------------------------------------------------------------- rendering
+    # ----------------------------------------------------------------------- showing
 
     async def _run(self) -> None:
         while True:
             ev = await self.queue.get()
             try:
-                await self.handle(ev)
+                target = self.target(ev)
+                if target is not None:
+                    await view.show(self, target, ev.body)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -206,51 +133,46 @@ class SessionLine:
             if ev.seq > 0:
                 self.d.journal.set_delivered(self.session, ev.seq)
 
-    def chat_for(self, ev: m.Event) -> int | None:
+    def target(self, ev: m.Event) -> Target | None:
+        """Where this event goes, decided once as it is taken off the queue (no SQL)."""
+        j = self.d.journal
+        chat = view.choose_chat(ev.chat_id, self.last_chat, j.chats_of(self.session))
         if ev.chat_id is not None:
             self.last_chat = ev.chat_id
-            return ev.chat_id
-        if self.last_chat is not None:
-            return self.last_chat
-        chats = self.d.journal.chats_of(self.session)
-        return chats[0] if chats else None
-
-    async def handle(self, ev: m.Event) -> None:
-        chat = self.chat_for(ev)
         if chat is None:
+            return None
+        return Target(chat, j.active(chat) == self.session)
+
+    async def turn_started(self, t: Target, body: m.TurnStarted) -> None:
+        self.answer = None
+        self.start_typing(t.chat_id)
+
+    async def text_delta(self, t: Target, body: m.TextDelta) -> None:
+        if not t.active:
             return
-        body = ev.body
-        active = self.d.journal.active(chat) == self.session
-        out = self.d.out
-        if isinstance(body, m.TurnStarted):
-            self.answer = None
-            self.start_typing(chat)
-        elif isinstance(body, m.TextDelta):
-            if active:
-                if self.draft is None or self.draft.chat_id != chat:
-                    stored = self.d.journal.draft(self.session)
-                    earlier = stored[1] if stored and stored[0] == chat else None
-                    self.draft = DraftStreamer(out, chat, self.d.throttle(chat),
-                                               lambda ids: self.d.journal.set_draft(
-                                                   self.session, chat, ids), earlier)
-                self.draft.feed(body.text)
-        elif isinstance(body, m.AssistantText):
-            await self.final_text(chat, body.text, active)
-        elif isinstance(body, m.ToolUse):
-            if active:
-                await reliably(lambda: out.send(chat, Chunk(render.tool_line(body))), "tool_line")
-        elif isinstance(body, m.TurnResult):
-            await self.turn_result(chat, body, active)
-        elif isinstance(body, m.PermissionRequest):
-            await self.permission(chat, body, active)
-        elif isinstance(body, m.PermissionResolved):
-            await self.resolved(body)
-        elif isinstance(body, m.Notice):
-            chunks = [Chunk(render.notice(body))]
-            if not active:
-                chunks = render.labelled(self.session, chunks)
-            for c in chunks:
-                await reliably(partial(out.send, chat, c), "notice")
+        chat = t.chat_id
+        if self.draft is None or self.draft.chat_id != chat:
+            stored = self.d.journal.draft(self.session)
+            earlier = stored[1] if stored and stored[0] == chat else None
+            self.draft = DraftStreamer(self.d.out, chat, self.d.throttle(chat),
+                                       lambda ids: self.d.journal.set_draft(
+                                           self.session, chat, ids), earlier)
+        self.draft.feed(body.text)
+
+    async def assistant_text(self, t: Target, body: m.AssistantText) -> None:
+        await self.final_text(t, body.text)
+
+    async def tool_use(self, t: Target, body: m.ToolUse) -> None:
+        if t.active:
+            await reliably(partial(self.d.out.send, t.chat_id, Chunk(render.tool_line(body))),
+                           "tool_line")
+
+    async def notice(self, t: Target, body: m.Notice) -> None:
+        chunks = [Chunk(render.notice(body))]
+        if not t.active:
+            chunks = render.labelled(self.session, chunks)
+        for c in chunks:
+            await reliably(partial(self.d.out.send, t.chat_id, c), "notice")
 
     def start_typing(self, chat: int) -> None:
         self.stop_typing()
@@ -268,7 +190,8 @@ class SessionLine:
             await self.d.out.typing(chat)
             await asyncio.sleep(self.d.settings.typing_interval_seconds)
 
-    async def final_text(self, chat: int, text: str, active: bool) -> None:
+    async def final_text(self, t: Target, text: str) -> None:
+        chat = t.chat_id
         shown: list[tuple[int, str]] = []
         if self.draft is not None:
             shown = await self.draft.finish()
@@ -284,7 +207,7 @@ class SessionLine:
             chunks = await asyncio.to_thread(render.render_markdown, text)
         else:
             chunks = render.render_markdown(text)
-        if not active:
+        if not t.active:
             chunks = render.labelled(self.session, chunks)
         out = self.d.out
         last: int | None = None
@@ -307,12 +230,13 @@ class SessionLine:
             await reliably(lambda: out.document(chat, name, data, "The whole answer as a file."),
                            "answer_file")
 
-    async def turn_result(self, chat: int, body: m.TurnResult, active: bool) -> None:
+    async def turn_result(self, t: Target, body: m.TurnResult) -> None:
+        chat = t.chat_id
         self.stop_typing()
         self.d.journal.clear_draft(self.session)
         if self.draft is not None:
             if not self.answer and body.text:
-                await self.final_text(chat, body.text, active)
+                await self.final_text(t, body.text)
             else:
                 await self.draft.finish()
                 self.draft = None
@@ -327,7 +251,7 @@ class SessionLine:
                 self.answer = Answer(chat, mid, chunks[-1])
         answer = self.answer
         self.answer = None
-        if not active:
+        if not t.active:
             await reliably(
                 lambda: out.send(chat, Chunk(f"Session {self.session} finished a turn ({foot})."),
                                  InlineKeyboardMarkup([[switch_button(self.session)]])),
@@ -340,19 +264,21 @@ class SessionLine:
                 return
         await reliably(lambda: out.send(chat, Chunk(foot)), "footer")
 
-    async def permission(self, chat: int, body: m.PermissionRequest, active: bool) -> None:
+    async def permission_request(self, t: Target, body: m.PermissionRequest) -> None:
+        chat = t.chat_id
         j = self.d.journal
         text = render.permission_text(self.session, body)
         n, _ = j.add_prompt(self.session, body.prompt_id, chat, text)
         prompt = j.prompt(n)
         if prompt is None or prompt.state != "open" or prompt.message_id is not None:
             return
-        markup = permission_markup(n, None if active else self.session)
+        markup = permission_markup(n, None if t.active else self.session)
         mid = await reliably(lambda: self.d.out.send(chat, Chunk(text), markup), "permission")
         if mid is not None:
             j.set_prompt_message(n, mid)
 
-    async def resolved(self, body: m.PermissionResolved) -> None:
+    async def permission_resolved(self, t: Target, body: m.PermissionResolved) -> None:
+        # The prompt's own chat and message, whatever chat this event was routed to.
         j = self.d.journal
         prompt = j.prompt_by_id(self.session, body.prompt_id)
         if prompt is None or not j.close_prompt(prompt.n, "resolved"):

@@ -4,7 +4,9 @@
              marked done once its handler ran (a restart re-runs the ones not done).
 - handoffs:  user turns waiting for their worker's `Accepted`; resent until then.
 - delivered: per session, the last event seq that Telegram accepted; replay resumes after it.
-- active:    per chat, the session plain text goes to.
+- active:    per chat, the session plain text goes to. Also kept in memory (this process is the
+             file's only writer, so the copy cannot go stale): delivery asks on every streamed
+             delta whether its session is the chat's active one, and that must cost no SQL.
 - prompts:   permission prompts shown with buttons; a button's callback data is the row number.
 - drafts:    the messages of a streamed answer in progress, so a restarted bot replaces them.
 
@@ -70,6 +72,9 @@ class Journal:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
         self.path.chmod(0o600)
+        self._active: dict[int, str] = {
+            int(r[0]): str(r[1]) for r in self._db.execute("SELECT chat_id, session FROM active")
+        }
 
     def close(self) -> None:
         self._db.close()
@@ -166,26 +171,30 @@ class Journal:
     def forget_session(self, session: str) -> None:
         for table in ("delivered", "handoffs", "active", "drafts"):
             self._db.execute(f"DELETE FROM {table} WHERE session = ?", (session,))
+        self._active = {c: s for c, s in self._active.items() if s != session}
 
     # ----------------------------------------------------------------------- chats
 
     def active(self, chat_id: int) -> str | None:
-        row = self._one("SELECT session FROM active WHERE chat_id = ?", chat_id)
-        return str(row[0]) if row else None
+        """The chat's active session, from memory (no SQL: this is on the streaming hot path)."""
+        return self._active.get(chat_id)
 
     def set_active(self, chat_id: int, session: str | None) -> None:
+        # The row first, the memory after: a failed write leaves both as they were.
         if session is None:
             self._db.execute("DELETE FROM active WHERE chat_id = ?", (chat_id,))
+            self._active.pop(chat_id, None)
         else:
             self._db.execute(
                 "INSERT INTO active (chat_id, session) VALUES (?, ?) ON CONFLICT(chat_id)"
                 " DO UPDATE SET session = excluded.session",
                 (chat_id, session),
             )
+            self._active[chat_id] = session
 
     def chats_of(self, session: str) -> list[int]:
-        rows = self._db.execute("SELECT chat_id FROM active WHERE session = ?", (session,))
-        return [int(r[0]) for r in rows]
+        """The chats whose active session this is, lowest id first (from memory)."""
+        return sorted(c for c, s in self._active.items() if s == session)
 
     # ----------------------------------------------------------------------- permission prompts
 

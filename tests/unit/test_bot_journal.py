@@ -55,6 +55,24 @@ def test_active_session_per_chat_and_forget(tmp_path: Path) -> None:
     assert j.active(2) is None and j.delivered("a") == 0
 
 
+def test_active_sessions_are_remembered_across_a_reopen(tmp_path: Path) -> None:
+    # active() answers from memory: what a restarted bot loads must be what the rows say.
+    j = Journal(tmp_path / "bot.db")
+    j.set_active(3, "a")
+    j.set_active(1, "a")
+    j.set_active(2, "b")
+    j.set_active(2, None)
+    j.close()
+    # Answered with the connection closed: no SQL behind active() or chats_of().
+    assert j.active(3) == "a" and j.active(2) is None and j.chats_of("a") == [1, 3]
+    again = Journal(tmp_path / "bot.db")
+    assert [again.active(c) for c in (1, 2, 3)] == ["a", None, "a"]
+    assert again.chats_of("a") == [1, 3] and again.chats_of("b") == []
+    again.forget_session("a")
+    again.close()
+    assert Journal(tmp_path / "bot.db").active(1) is None
+
+
 def test_prompts_close_once(tmp_path: Path) -> None:
     j = Journal(tmp_path / "bot.db")
     n, new = j.add_prompt("a", "p1", 1, "text")

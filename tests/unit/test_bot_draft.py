@@ -1,7 +1,7 @@
-"""bot.stream: the edit-in-place draft and the per-chat throttle."""
+"""bot.draft: the edit-in-place draft and the per-chat throttle."""
 from __future__ import annotations
 
-from bot.stream import Draft, Edit, Send, Throttle
+from bot.draft import Draft, Edit, Send, Throttle
 
 
 def _drain(draft: Draft, ids: list[int]) -> list[object]:
