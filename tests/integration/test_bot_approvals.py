@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_helpers import OWNER, Stack, ask, wait_until
+
+from tests.support.stack import OWNER, bot_stack
+from tests.support.waits import wait_until
 
 
 def _prompt_for(tg: Any, session: str, what: str) -> dict[str, Any]:
@@ -34,7 +36,7 @@ def _button(msg: dict[str, Any], label: str) -> str:
 def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_api, claude_bin,
                                                      cli_env) -> None:
     tg = telegram_api
-    with Stack(tmp_path, tg, claude_bin, cli_env,
+    with bot_stack(tmp_path, tg, claude_bin, cli_env,
                claude={"permission_timeout_seconds": 8.0}) as st:
         st.new_session("alpha")
         st.say("#sb:bash=touch from-alpha.txt")
@@ -79,7 +81,7 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         mid = st.say("#sb:bash=touch always2.txt")
         st.wait_text(lambda t: "✓ " in t, after=mid, timeout=30)
         assert (work / "alpha" / "work" / "always2.txt").exists()  # no second prompt
-        assert ask(st, "/switch beta") == "Active session: beta."
+        assert st.ask("/switch beta") == "Active session: beta."
         st.say("#sb:bash=touch too-late.txt")
         pd = _prompt_for(tg, "beta", "touch too-late.txt")
         wait_until(lambda: not _message(tg, pd["message_id"])["reply_markup"], 20, "timeout")
