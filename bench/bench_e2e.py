@@ -25,13 +25,14 @@ from bench.common import (
     USER_SUPERVISOR,
     claude_or_exit,
     close_cli,
-    e2e_stack,
     env_int,
+    harness,
     header,
     ms,
     summary,
     table,
 )
+from tests.support.chat import last_id, message_text, new_session
 
 TURNS = env_int("SWITCHBOARD_BENCH_TURNS", 20)
 WARMUP = 3
@@ -39,15 +40,15 @@ WARMUP = 3
 
 def switchboard_turns(claude: str, model: Any, tg: Any) -> tuple[list[float], list[float]]:
     """(to the first message of the answer, to the complete answer), seconds per turn."""
-    stack = e2e_stack.Stack(tg, model, claude, supervisor=USER_SUPERVISOR, prefix="sb-bench-")
+    stack = harness.Stack(tg, model, claude, supervisor=USER_SUPERVISOR, prefix="sb-bench-")
     first, full = [], []
     try:
         stack.start()
-        user = e2e_stack.OWNER
-        e2e_stack.new_session(tg, user, f"bench-{secrets.token_hex(2)}")
+        user = harness.OWNER
+        new_session(tg, user, f"bench-{secrets.token_hex(2)}")
         for i in range(WARMUP + TURNS):
             text = f"turn {i} tok-{secrets.token_hex(4)}"
-            after = e2e_stack.last_id(tg, user)
+            after = last_id(tg, user)
             t0 = time.perf_counter()
             tg.send(user, text)
             t_first = None
@@ -57,7 +58,7 @@ def switchboard_turns(claude: str, model: Any, tg: Any) -> tuple[list[float], li
                 now = time.perf_counter()
                 if mine and t_first is None:
                     t_first = now
-                if any(f"echo: {text}" in e2e_stack.message_text(m) for m in mine):
+                if any(f"echo: {text}" in message_text(m) for m in mine):
                     break
                 if now - t0 > 60:
                     raise AssertionError(f"no answer to {text!r} in 60 s")

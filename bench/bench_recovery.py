@@ -23,13 +23,14 @@ import psutil
 from bench.common import (
     USER_SUPERVISOR,
     claude_or_exit,
-    e2e_stack,
     env_int,
+    harness,
     header,
     ms,
     summary,
     table,
 )
+from tests.support import chat, procs, waits
 
 ROUNDS = env_int("SWITCHBOARD_BENCH_ROUNDS", 8)
 VICTIM = 8001
@@ -38,12 +39,12 @@ WORDS = 40
 SLOW = f"#sb:slow=25 #sb:words={WORDS}"
 
 
-def worker_pid(stack: e2e_stack.Stack, session: str) -> int | None:
+def worker_pid(stack: harness.Stack, session: str) -> int | None:
     """The session's worker found as the run process's child (cheaper than a ctl call)."""
     assert stack.proc is not None
     try:
         for c in psutil.Process(stack.proc.pid).children():
-            env = e2e_stack.proc_env(c)
+            env = procs.proc_env(c)
             if f'"session":"{session}"' in env.get("SWITCHBOARD_WORKER_SETTINGS", "") \
                     and c.status() != psutil.STATUS_ZOMBIE:
                 return c.pid
@@ -52,7 +53,7 @@ def worker_pid(stack: e2e_stack.Stack, session: str) -> int | None:
     return None
 
 
-def bot_pid(stack: e2e_stack.Stack) -> int | None:
+def bot_pid(stack: harness.Stack) -> int | None:
     assert stack.proc is not None
     try:
         for c in psutil.Process(stack.proc.pid).children():
@@ -67,7 +68,7 @@ def complete(tg: Any, user: int, after: int) -> bool:
     """The slow answer ("w1 w2 ... wN") is in the chat in full, in a message newer than `after`."""
     last = re.compile(rf"\bw{WORDS}\b")
     return any(m.get("from_bot") and m["message_id"] > after and
-               last.search(e2e_stack.message_text(m)) for m in tg.chat(user, content=False))
+               last.search(chat.message_text(m)) for m in tg.chat(user, content=False))
 
 
 class Load(threading.Thread):
@@ -85,15 +86,15 @@ class Load(threading.Thread):
             self.stop.wait(2.5)
 
 
-def one_round(stack: e2e_stack.Stack, tg: Any, session: str, kind: str) -> dict[str, float]:
-    after = e2e_stack.last_id(tg, VICTIM)
+def one_round(stack: harness.Stack, tg: Any, session: str, kind: str) -> dict[str, float]:
+    after = chat.last_id(tg, VICTIM)
     token = f"tok-{secrets.token_hex(4)}"
     old_worker = worker_pid(stack, session)
     tg.send(VICTIM, f"recover {token} {SLOW}")
     # Mid-stream: the first words are in the chat.
-    e2e_stack.wait_until(
+    waits.wait_until(
         lambda: any(m.get("from_bot") and m["message_id"] > after and
-                    "w1 " in e2e_stack.message_text(m) for m in tg.chat(VICTIM, content=False)),
+                    "w1 " in chat.message_text(m) for m in tg.chat(VICTIM, content=False)),
         30, "the stream to start", step=0.005)
     result: dict[str, float] = {}
     if kind == "none":
@@ -111,22 +112,22 @@ def one_round(stack: e2e_stack.Stack, tg: Any, session: str, kind: str) -> dict[
         t0 = time.perf_counter()
         os.kill(pid, signal.SIGKILL)
         if kind == "worker":
-            e2e_stack.wait_until(lambda: (worker_pid(stack, session) or old_worker) != old_worker,
+            waits.wait_until(lambda: (worker_pid(stack, session) or old_worker) != old_worker,
                                  30, "a new worker pid", step=0.002)
             result["new_pid"] = time.perf_counter() - t0
             program = f"session:{session}"
         else:
             program = "bot" if kind == "bot" else f"session:{session}"
         if kind == "bot":
-            e2e_stack.wait_until(lambda: bot_pid(stack) not in (None, pid),
+            waits.wait_until(lambda: bot_pid(stack) not in (None, pid),
                                  30, "a new bot pid", step=0.002)
             result["new_pid"] = time.perf_counter() - t0
         if kind != "cli":
-            e2e_stack.wait_until(
+            waits.wait_until(
                 lambda: (lambda r: r and r["state"] == "RUNNING" and r["pid"] != pid)(
                     stack.row(program)), 60, f"{program} RUNNING", step=0.01)
             result["running"] = time.perf_counter() - t0
-    e2e_stack.wait_until(lambda: complete(tg, VICTIM, after), 120,
+    waits.wait_until(lambda: complete(tg, VICTIM, after), 120,
                          "the interrupted answer, complete", step=0.005)
     result["answer"] = time.perf_counter() - t0
     time.sleep(0.5)
@@ -148,7 +149,7 @@ def main() -> None:
     kinds = ["none", "worker", "cli", "bot"]
     results: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
     with ModelSandbox() as model, TelegramSandbox() as tg:
-        stack = e2e_stack.Stack(
+        stack = harness.Stack(
             tg, model, claude, users=[VICTIM, *LOAD_USERS], prefix="sb-bench-",
             supervisor={**USER_SUPERVISOR, "startsecs": 1.0, "backoff_initial_seconds": 0.5,
                         "startretries": 1000},
@@ -157,10 +158,10 @@ def main() -> None:
         try:
             stack.start()
             session = f"victim-{secrets.token_hex(2)}"
-            e2e_stack.new_session(tg, VICTIM, session)
+            chat.new_session(tg, VICTIM, session)
             for u in LOAD_USERS:
-                e2e_stack.new_session(tg, u, f"load{u}-{secrets.token_hex(2)}")
-            e2e_stack.ask(tg, VICTIM, "warm up tok-00000000")
+                chat.new_session(tg, u, f"load{u}-{secrets.token_hex(2)}")
+            chat.ask(tg, VICTIM, "warm up tok-00000000")
             load.start()
             for _ in range(ROUNDS):
                 for kind in kinds:

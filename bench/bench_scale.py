@@ -23,13 +23,14 @@ from bench.common import (
     USER_SUPERVISOR,
     claude_or_exit,
     close_cli,
-    e2e_stack,
     env_int,
+    harness,
     header,
     ms,
     pct,
     table,
 )
+from tests.support import chat
 
 SESSIONS = env_int("SWITCHBOARD_BENCH_SESSIONS", 50)
 USERS = [7001 + i for i in range(SESSIONS)]
@@ -54,7 +55,7 @@ def tree_memory(pid: int) -> tuple[int, int]:
     return rss, uss
 
 
-def worker_pids(stack: e2e_stack.Stack) -> dict[str, int]:
+def worker_pids(stack: harness.Stack) -> dict[str, int]:
     return {r["name"]: int(r["pid"]) for r in stack.status()
             if r["name"].startswith("session:") and r["state"] == "RUNNING"}
 
@@ -63,7 +64,7 @@ def burst(tg: Any, label: str) -> tuple[list[float], float]:
     """One message to every session at once; (latency to each answer's first message, time
     until every answer is complete)."""
     texts = {u: f"{label} to {u} tok-{secrets.token_hex(4)}" for u in USERS}
-    after = {u: e2e_stack.last_id(tg, u) for u in USERS}
+    after = {u: chat.last_id(tg, u) for u in USERS}
     sent_at: dict[int, float] = {}
 
     def send(u: int) -> None:
@@ -89,7 +90,7 @@ def burst(tg: Any, label: str) -> tuple[list[float], float]:
             now = time.perf_counter()
             if mine and u not in first:
                 first[u] = now - sent_at[u]
-            if any(f"echo: {texts[u]}" in e2e_stack.message_text(m) for m in mine):
+            if any(f"echo: {texts[u]}" in chat.message_text(m) for m in mine):
                 done.add(u)
         time.sleep(0.01)
     return list(first.values()), time.perf_counter() - t0
@@ -138,14 +139,14 @@ def main() -> None:
             "burst = one message to every session, all sent at once (one thread each); "
             "latency = that message's update -> the first message of its answer."])
     with ModelSandbox() as model, TelegramSandbox() as tg:
-        stack = e2e_stack.Stack(tg, model, claude, users=USERS, prefix="sb-bench-",
+        stack = harness.Stack(tg, model, claude, users=USERS, prefix="sb-bench-",
                                 supervisor=USER_SUPERVISOR,
                                 claude_cfg={"idle_suspend_seconds": 3600})
         try:
             stack.start()
             t0 = time.perf_counter()
             for u in USERS:
-                e2e_stack.new_session(tg, u, f"s{u}-{secrets.token_hex(2)}", timeout=120)
+                chat.new_session(tg, u, f"s{u}-{secrets.token_hex(2)}", timeout=120)
             create = time.perf_counter() - t0
             time.sleep(3)
             workers = worker_pids(stack)

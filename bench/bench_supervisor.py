@@ -9,7 +9,7 @@ read from the supervisor's own StateChange events (their `time`), so no polling 
 default). The retry window is shortened so each kill counts as a first crash (otherwise the
 crash-loop backoff would, correctly, slow the restarts down).
 
-The 100-session figures use the stand-in worker of tests/integration/standin (a ~25 MB Python
+The 100-session figures use the stand-in worker of tests/support/standin (a ~25 MB Python
 process that registers and answers heartbeats): 100 real workers do not fit two cores and
 would measure the workers, not the supervisor. Heartbeat and sweep run at their defaults (2 s).
 """
@@ -27,11 +27,11 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from supervisor_harness import Supervisor, wait_until
+sys.path.insert(0, str(ROOT))  # the tests' harnesses (tests/support/)
 
 from supervisor.registry import Registry, SessionRecord
+from tests.support.supervisor import SupervisorHarness
+from tests.support.waits import wait_until
 from wire import messages as m
 
 
@@ -41,7 +41,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_kills(base: Path, kills: int) -> dict[str, float]:
-    sup = Supervisor(base, standin=False, supervisor={
+    sup = SupervisorHarness(base, standin=False, supervisor={
         "startsecs": 1.0, "startretries": 3, "retry_window_seconds": 0.5,
         "heartbeat_interval_seconds": 2.0, "heartbeat_timeout_seconds": 15.0,
         "sweep_interval_seconds": 2.0})
@@ -73,7 +73,7 @@ def bench_kills(base: Path, kills: int) -> dict[str, float]:
 def bench_crash_loop(base: Path, rounds: int = 3) -> float:
     """Seconds from starting an always-crashing program to FATAL, with the default policy
     (startsecs 1, startretries 3, backoff from 0.5 s); supervisord's defaults take ~6 s."""
-    sup = Supervisor(base, standin=True, supervisor={
+    sup = SupervisorHarness(base, standin=True, supervisor={
         "startsecs": 1.0, "startretries": 3, "retry_window_seconds": 60.0,
         "backoff_initial_seconds": 0.5, "backoff_max_seconds": 30.0,
         "heartbeat_interval_seconds": 2.0, "heartbeat_timeout_seconds": 15.0})
@@ -94,7 +94,7 @@ def bench_crash_loop(base: Path, rounds: int = 3) -> float:
 
 
 def bench_hundred(base: Path, sessions: int) -> dict[str, float]:
-    sup = Supervisor(base, standin=True, supervisor={
+    sup = SupervisorHarness(base, standin=True, supervisor={
         "startsecs": 1.0, "heartbeat_interval_seconds": 2.0, "heartbeat_timeout_seconds": 15.0,
         "sweep_interval_seconds": 2.0, "stopwaitsecs": 10.0})
     reg = Registry(sup.state_dir)

@@ -20,7 +20,7 @@
      nobody asks, which is why both ways are shown.
 2. `status` wall time with N programs (default 100): `supervisorctl status` and
    `switchboardctl status`, each a fresh process, median of 10. supervisord runs N Python
-   sleepers, Switchboard N stand-in workers (tests/integration/standin). Then `stop all` once
+   sleepers, Switchboard N stand-in workers (tests/support/standin). Then `stop all` once
    with each ctl, timed the same way, until it returns with every program STOPPED.
 3. An always-crashing program to FATAL with each tool's default policy: supervisord
    `python -c "import sys; sys.exit(1)"` (startsecs 1, startretries 3), Switchboard the stand-in
@@ -62,12 +62,9 @@ from typing import Any, TypeVar
 import psutil
 
 from bench.common import ROOT, env_int, header, ms, pct, table
-
-sys.path.insert(0, str(ROOT / "tests" / "integration"))
-
-from supervisor_harness import TAG_ENV, Supervisor, tagged, wait_until
-
 from supervisor.config import SupervisorConfig
+from tests.support.supervisor import TAG_ENV, SupervisorHarness, tagged
+from tests.support.waits import wait_until
 from wire import messages as m
 
 T = TypeVar("T")
@@ -322,9 +319,9 @@ class Supervisord:
 RUN_TAGS: list[str] = []  # every instance's tag, for the final check that nothing is left
 
 
-def switchboard(base: Path, *, standin: bool, settings: dict[str, Any]) -> Supervisor:
-    """One `switchboard run -c CONFIG` (tests/integration/supervisor_harness.py)."""
-    sup = Supervisor(base, standin=standin, supervisor=settings)
+def switchboard(base: Path, *, standin: bool, settings: dict[str, Any]) -> SupervisorHarness:
+    """One `switchboard run -c CONFIG` (tests/support/supervisor.py)."""
+    sup = SupervisorHarness(base, standin=standin, supervisor=settings)
     RUN_TAGS.append(sup.tag)
     return sup
 
@@ -475,7 +472,7 @@ def status_supervisord(venv: Path, base: Path) -> tuple[list[float], float]:
     return walls, took
 
 
-def switchboardctl(sup: Supervisor, *args: str) -> subprocess.CompletedProcess[str]:
+def switchboardctl(sup: SupervisorHarness, *args: str) -> subprocess.CompletedProcess[str]:
     """`switchboardctl` as a user runs it: the console script, a fresh process."""
     script = Path(sys.executable).parent / "switchboardctl"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "supervisor.ctl"]

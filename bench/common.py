@@ -1,8 +1,8 @@
 """What every benchmark shares: the stack harness, statistics, the table, the run header.
 
-The stack harness lives with the end-to-end tests (tests/e2e/e2e_stack.py) so that the
-benchmarks start Switchboard exactly the way those tests do: `switchboard run -c CONFIG` as a
-subprocess, both sandboxes, and a proof at the end that every process is gone.
+The harnesses are the tests' own (tests/support/) so that the benchmarks start Switchboard
+exactly the way the end-to-end tests do: `switchboard run -c CONFIG` as a subprocess, both
+sandboxes, and a proof at the end that every process is gone.
 """
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+if str(ROOT) not in sys.path:  # `python bench/bench_x.py` as well as `python -m bench`
+    sys.path.insert(0, str(ROOT))
 
-import e2e_stack  # noqa: E402
+from tests.support import stack as harness  # noqa: E402
 
 # Heartbeats as a user has them: a burst of 50 CLI starts on 2 cores must not look like a hang.
 USER_SUPERVISOR = {
@@ -43,14 +44,14 @@ def env_int(name: str, default: int) -> int:
 
 
 def claude_or_exit() -> str:
-    path = e2e_stack.claude_bin()
+    path = harness.claude_bin()
     if path is None:
         raise SystemExit("the Claude Code CLI is not installed: run `make bench` (it installs it)")
     return path
 
 
 def header(name: str, command: str, notes: list[str]) -> None:
-    claude = e2e_stack.claude_bin()
+    claude = harness.claude_bin()
     version = "?"
     if claude:
         out = subprocess.run([claude, "--version"], capture_output=True, text=True, timeout=60)

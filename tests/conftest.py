@@ -1,14 +1,19 @@
 """Shared fixtures: the two sandbox servers and a private environment for the real Claude CLI.
 
-Every fixture that starts a process also proves, on teardown, that the process is gone.
+Every fixture that starts a process also proves, on teardown, that the process is gone. The
+helpers every tier shares are the `tests.support` package: the project root goes on sys.path
+here once, so `from tests.support... import` works however pytest was started.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 
 @pytest.fixture(scope="session")

@@ -10,16 +10,12 @@ The tests act only through the sandbox Telegram server (as the user) and `switch
 from __future__ import annotations
 
 import secrets
-import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from e2e_stack import OWNER, Stack  # noqa: E402
+from tests.support.stack import OWNER, Stack
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -17,21 +17,14 @@ from typing import Any
 
 import msgspec
 import pytest
-import standin_cli
 import zmq
 from conftest import unique
-from e2e_stack import (
-    OWNER,
-    Stack,
-    ask,
-    bot_messages,
-    last_id,
-    message_text,
-    new_session,
-    render_config,
-    wait_text,
-    wait_until,
-)
+
+from tests.support import standin_cli
+from tests.support.chat import ask, bot_messages, last_id, message_text, new_session, wait_text
+from tests.support.config import render_config
+from tests.support.stack import OWNER, Stack
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -184,7 +177,7 @@ def test_a_50_mb_line_from_the_cli_arrives_and_the_stack_keeps_serving(
 
 def test_non_utf8_output_from_the_cli_is_survived(make_stack: Any, tg: Any) -> None:
     stack = make_stack(start=False)
-    stack.sections["claude"]["binary"] = standin_cli.install(stack.tmp)
+    stack.sections["claude"]["binary"] = standin_cli.install(stack.tmp, standin_cli.BADLINE)
     stack.write_config()
     stack.start()
     new_session(tg, OWNER, unique("u8"))
@@ -344,4 +337,4 @@ def test_bad_session_names_are_refused_in_the_chat_and_at_the_terminal(
     assert not (stack.state_dir.parent / "x").exists()
     assert {r["name"] for r in stack.status()} == {"bot"}
     wait_until(lambda: {p.pid for p in stack.tagged()} <= procs_before, 10,
-               "no new process after refused names")
+               "no new process after refused names", step=0.05)

@@ -26,7 +26,10 @@ from typing import Any
 
 import pytest
 from conftest import unique
-from e2e_stack import Stack, message_text, new_session, wait_until
+
+from tests.support.chat import message_text, new_session
+from tests.support.stack import Stack
+from tests.support.waits import wait_until
 
 CHAOS_SECONDS = float(os.environ.get("SWITCHBOARD_CHAOS_SECONDS", "40"))
 SESSIONS = 10
@@ -154,16 +157,16 @@ def test_chaos_nothing_lost(make_stack: Any, tg: Any) -> None:
         rows = {r["name"]: r["state"] for r in stack.try_status() or []}
         return all(rows.get(f"session:{s}") == "RUNNING" for s in sessions) and \
             rows.get("bot") == "RUNNING"
-    wait_until(all_running, 60, "every session and the bot RUNNING")
+    wait_until(all_running, 60, "every session and the bot RUNNING", step=0.05)
     out = stack.ctl("status")
     assert out.returncode == 0, out.stdout + out.stderr
 
     # No zombie of the stack (the sweep reaps them within a few seconds).
-    wait_until(lambda: not stack.zombies(), 15, f"no zombie: {stack.zombies()}")
+    wait_until(lambda: not stack.zombies(), 15, f"no zombie: {stack.zombies()}", step=0.05)
     # No marked process of a session that is not running; then stop two sessions and prove
     # their markers are gone with them.
     def stray_markers(running: set[str]) -> list[str]:
-        from e2e_stack import MARKER_ENV, describe, proc_env
+        from tests.support.procs import MARKER_ENV, describe, proc_env
         return [f"{describe(p)} marker={proc_env(p).get(MARKER_ENV)}" for p in stack.clis()
                 if proc_env(p).get(MARKER_ENV) not in running]
     assert not stray_markers(set(sessions)), stray_markers(set(sessions))
@@ -171,4 +174,4 @@ def test_chaos_nothing_lost(make_stack: Any, tg: Any) -> None:
     res = stack.ctl("stop", *stopped)
     assert res.returncode == 0, res.stdout + res.stderr
     wait_until(lambda: not stray_markers(set(sessions[2:])), 15,
-               "no process with the marker of a stopped session")
+               "no process with the marker of a stopped session", step=0.05)

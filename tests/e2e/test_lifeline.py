@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 from conftest import unique
-from e2e_stack import OWNER, ask, last_id, wait_text
 
 from sandbox.telegram_api import TelegramSandbox
+from tests.support.chat import ask, last_id, wait_text
+from tests.support.stack import OWNER
 
 OUTAGE_SECONDS = 90.0
 REFUSED_SECONDS = 30.0  # then 502 for the rest of the outage

@@ -15,17 +15,10 @@ from typing import Any
 
 import pytest
 from conftest import unique
-from e2e_stack import (
-    OWNER,
-    Stack,
-    ask,
-    bot_messages,
-    last_id,
-    message_text,
-    new_session,
-    wait_text,
-    wait_until,
-)
+
+from tests.support.chat import ask, bot_messages, last_id, message_text, new_session, wait_text
+from tests.support.stack import OWNER, Stack
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -64,7 +57,8 @@ def test_a_strangers_messages_commands_and_taps_change_nothing(
     tg.send(OWNER, f"#sb:bash=touch {marker}", chat_id=GROUP, chat_type="group")
     prompt = wait_text(tg, GROUP, r"asks to use Bash", timeout=60)
     assert any(d.startswith("p:") for d in buttons(prompt)), prompt
-    wait_until(lambda: len(model.requests()) >= 1, 10, "the prompt's model request")
+    wait_until(lambda: len(model.requests()) >= 1, 10, "the prompt's model request",
+               step=0.05)
 
     before = snapshot(stack, model)
     group_before = last_id(tg, GROUP)
@@ -86,13 +80,15 @@ def test_a_strangers_messages_commands_and_taps_change_nothing(
             tg.tap(STRANGER, msg["message_id"], data, chat_id=GROUP)
 
     # Every stranger update has been taken from the server (so the bot has seen it all) ...
-    wait_until(lambda: not tg.pending_updates(), 30, "the bot to confirm every update")
+    wait_until(lambda: not tg.pending_updates(), 30, "the bot to confirm every update",
+               step=0.05)
 
     def stranger_taps() -> list[dict[str, Any]] | None:
         cbs = [c for c in tg.callbacks() if c.get("user_id") == STRANGER]
         return cbs if cbs and all(c.get("answered") for c in cbs) else None
     taps = wait_until(stranger_taps, 20,
-                      "every tap answered (a tap that is not answered spins forever)")
+                      "every tap answered (a tap that is not answered spins forever)",
+                      step=0.05)
     # ... and a message from the owner after them is answered: the bot is done with them.
     ask(tg, OWNER, "owner after the stranger tok-s1")
 

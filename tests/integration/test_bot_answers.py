@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bot_helpers import OWNER, Stack, texts, wait_until
 
 from sandbox.model_scripts import sized_text
+from tests.support.chat import texts
+from tests.support.stack import OWNER, bot_stack
+from tests.support.waits import wait_until
 
 SECOND = 2002
 
@@ -35,7 +37,7 @@ def _calls_to(tg: Any, chat_id: int, status: int) -> list[dict[str, Any]]:
 def test_streaming_markdown_and_long_answers(tmp_path: Path, telegram_api, claude_bin,
                                              cli_env) -> None:
     tg = telegram_api
-    with Stack(tmp_path, tg, claude_bin, cli_env,
+    with bot_stack(tmp_path, tg, claude_bin, cli_env,
                telegram={"file_threshold_chars": 20000, "preview_over_chars": 150000}) as st:
         st.new_session("demo")
 
@@ -95,7 +97,7 @@ def test_streaming_markdown_and_long_answers(tmp_path: Path, telegram_api, claud
 def test_flood_in_one_chat_does_not_stall_another(tmp_path: Path, telegram_api, claude_bin,
                                                    cli_env) -> None:
     tg = telegram_api
-    with Stack(tmp_path, tg, claude_bin, cli_env,
+    with bot_stack(tmp_path, tg, claude_bin, cli_env,
                telegram={"allowed_user_ids": [OWNER, SECOND]}) as st:
         st.new_session("one", OWNER)
         st.new_session("two", SECOND)

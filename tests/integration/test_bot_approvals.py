@@ -8,7 +8,9 @@ from typing import Any
 
 import psutil
 import pytest
-from bot_helpers import OWNER, Stack, ask, wait_until
+
+from tests.support.stack import OWNER, bot_stack
+from tests.support.waits import wait_until
 
 
 def _prompt_for(tg: Any, session: str, what: str) -> dict[str, Any]:
@@ -37,7 +39,7 @@ def _button(msg: dict[str, Any], label: str) -> str:
 def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_api, claude_bin,
                                                      cli_env) -> None:
     tg = telegram_api
-    with Stack(tmp_path, tg, claude_bin, cli_env,
+    with bot_stack(tmp_path, tg, claude_bin, cli_env,
                claude={"permission_timeout_seconds": 8.0}) as st:
         st.new_session("alpha")
         st.say("#sb:bash=touch from-alpha.txt")
@@ -82,7 +84,7 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         mid = st.say("#sb:bash=touch always2.txt")
         st.wait_text(lambda t: "✓ " in t, after=mid, timeout=30)
         assert (work / "alpha" / "work" / "always2.txt").exists()  # no second prompt
-        assert ask(st, "/switch beta") == "Active session: beta."
+        assert st.ask("/switch beta") == "Active session: beta."
         st.say("#sb:bash=touch too-late.txt")
         pd = _prompt_for(tg, "beta", "touch too-late.txt")
         wait_until(lambda: not _message(tg, pd["message_id"])["reply_markup"], 20, "timeout")
@@ -94,7 +96,7 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
 def test_a_tap_on_a_prompt_the_worker_no_longer_has_shows_the_workers_sentence(
         tmp_path: Path, telegram_api, claude_bin, cli_env) -> None:
     tg = telegram_api
-    with Stack(tmp_path, tg, claude_bin, cli_env) as st:
+    with bot_stack(tmp_path, tg, claude_bin, cli_env) as st:
         st.new_session("alpha")
         st.say("#sb:bash=touch never.txt")
         old = _prompt_for(tg, "alpha", "touch never.txt")

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bot_helpers import OWNER, Stack, ask, ask_msg, wait_until
 
 from bot.command_table import menu
 from bot.commands import CHAT_COMMANDS
+from tests.support.stack import OWNER, bot_stack
+from tests.support.waits import wait_until
 
 GROUP = -900
 
@@ -15,59 +16,59 @@ GROUP = -900
 @pytest.mark.timeout(90)
 def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> None:
     tg = telegram_api
-    with Stack(tmp_path, tg, claude_bin, cli_env) as st:
+    with bot_stack(tmp_path, tg, claude_bin, cli_env) as st:
         registered = tg.commands()[0]["commands"]
         assert [c["command"] for c in registered] == [n for n, _ in menu(CHAT_COMMANDS)]
 
-        assert "/new NAME" in ask(st, "/help")
-        assert "/new NAME" in ask(st, "/start")
-        assert "Unknown command /frobnicate" in ask(st, "/frobnicate now")
-        assert "No active session" in ask(st, "hello?")
-        assert "No active session" in ask(st, "/cancel")
-        assert "not a valid session name" in ask(st, "/new Bad*Name")
-        assert "Usage: /new" in ask(st, "/new")
+        assert "/new NAME" in st.ask("/help")
+        assert "/new NAME" in st.ask("/start")
+        assert "Unknown command /frobnicate" in st.ask("/frobnicate now")
+        assert "No active session" in st.ask("hello?")
+        assert "No active session" in st.ask("/cancel")
+        assert "not a valid session name" in st.ask("/new Bad*Name")
+        assert "Usage: /new" in st.ask("/new")
 
-        assert "Session alpha is ready" in ask(st, "/new alpha")
-        assert "exist" in ask(st, "/new alpha").lower()
-        assert "persona" in ask(st, "/new gamma nosuchpersona").lower()
-        assert "Session beta is ready" in ask(st, "/new beta research")
+        assert "Session alpha is ready" in st.ask("/new alpha")
+        assert "exist" in st.ask("/new alpha").lower()
+        assert "persona" in st.ask("/new gamma nosuchpersona").lower()
+        assert "Session beta is ready" in st.ask("/new beta research")
         st.sup.wait_state("session:beta", "RUNNING", 15)
 
-        sessions = ask(st, "/sessions")
+        sessions = st.ask("/sessions")
         lines = sessions.splitlines()
         assert lines[0].startswith("• alpha — RUNNING") and "· persona default · idle" in lines[0]
         assert lines[1].startswith("▶ beta — RUNNING") and "· persona research · idle" in lines[1]
 
-        msg = ask_msg(st, "/status", expect=lambda t: "session:alpha" in t)
+        msg = st.ask_msg("/status", expect=lambda t: "session:alpha" in t)
         status = msg["text"]
         assert msg["entities"] and msg["entities"][0]["type"] == "pre"
         assert "bot" in status and "RUNNING" in status and "pid " in status
 
         # /switch alone: one button per session; a tap switches.
-        picker = ask_msg(st, "/switch", expect=lambda t: "Switch to" in t)
+        picker = st.ask_msg("/switch", expect=lambda t: "Switch to" in t)
         datas = [b["callback_data"] for row in picker["reply_markup"]["inline_keyboard"]
                  for b in row]
         assert datas == ["sw:alpha", "sw:beta"]
         tg.tap(OWNER, picker["message_id"], "sw:alpha")
         st.wait_text(lambda t: t == "Active session: alpha.", after=picker["message_id"])
-        assert "no session zzz" in ask(st, "/switch zzz")
-        assert "Active session: beta." == ask(st, "/switch beta")
+        assert "no session zzz" in st.ask("/switch zzz")
+        assert "Active session: beta." == st.ask("/switch beta")
 
-        personas = ask(st, "/persona")
+        personas = st.ask("/persona")
         assert "▶ research" in personas and "• default" in personas
-        assert "persona" in ask(st, "/persona nosuch").lower()
-        assert "now uses the persona planner" in ask(st, "/persona planner", timeout=30)
+        assert "persona" in st.ask("/persona nosuch").lower()
+        assert "now uses the persona planner" in st.ask("/persona planner", timeout=30)
         wait_until(lambda: st.sup.status()["session:beta"].persona == "planner", 15,
                    "persona planner")
 
-        assert "Total: $" in ask(st, "/cost")
-        assert "beta" in ask(st, "/stop", timeout=30)
+        assert "Total: $" in st.ask("/cost")
+        assert "beta" in st.ask("/stop", timeout=30)
         st.sup.wait_state("session:beta", "STOPPED", 15)
-        assert "alpha" in ask(st, "/restart alpha", timeout=30)
+        assert "alpha" in st.ask("/restart alpha", timeout=30)
         st.sup.wait_state("session:alpha", "RUNNING", 15)
 
         # A message to a stopped session starts it again (EnsureRunning) and is answered.
-        assert ask(st, "wake up", timeout=40, expect=lambda t: "echo: wake up" in t)
+        assert st.ask("wake up", timeout=40, expect=lambda t: "echo: wake up" in t)
         assert st.sup.state("session:beta") == "RUNNING"
 
         # A document and a photo are saved in the session's work folder; Claude is told where.
@@ -93,27 +94,27 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
             "notes.txt", "photo.jpg", "retry.txt"]
 
         # /cancel with nothing running: the worker says so; then it interrupts a running turn.
-        assert ask(st, "/cancel", timeout=30) == (
+        assert st.ask("/cancel", timeout=30) == (
             "Nothing is running, so there is nothing to cancel.")
         slow = st.say("#sb:slow=300 #sb:words=200")
         st.wait_text(lambda t: t.startswith("w1 w2"), after=slow, timeout=30)
-        ask(st, "/cancel", expect=lambda t: "Interrupting" in t)
+        st.ask("/cancel", expect=lambda t: "Interrupting" in t)
         st.wait_text(lambda t: "✗ " in t, after=slow, timeout=30)
         assert not any("w200" in (m["text"] or "") for m in tg.chat(OWNER))
 
         # /remove asks first; "Keep it" keeps, "Remove" removes.
-        confirm = ask_msg(st, "/remove beta", expect=lambda t: "cannot be undone" in t)
+        confirm = st.ask_msg("/remove beta", expect=lambda t: "cannot be undone" in t)
         tg.tap(OWNER, confirm["message_id"], "rm:n:beta")
         wait_until(lambda: "Kept" in next(m for m in tg.chat(OWNER)
                                       if m["message_id"] == confirm["message_id"])["text"],
                    10, "kept")
-        confirm = ask_msg(st, "/remove beta", expect=lambda t: "cannot be undone" in t)
+        confirm = st.ask_msg("/remove beta", expect=lambda t: "cannot be undone" in t)
         tg.tap(OWNER, confirm["message_id"], "rm:y:beta")
         wait_until(lambda: "removed" in next(m for m in tg.chat(OWNER)
                                          if m["message_id"] == confirm["message_id"])["text"],
                    30, "removed")
         assert "session:beta" not in st.sup.status()
-        assert "No active session" in ask(st, "still there?")
+        assert "No active session" in st.ask("still there?")
 
         # Group chats of the owner work the same; a group starts with no active session.
         tg.send(OWNER, "hi group", GROUP, chat_type="group")

@@ -6,7 +6,9 @@ import os
 import signal
 
 import pytest
-from bot_helpers import OWNER, Stack, ask, wait_until
+
+from tests.support.stack import OWNER, bot_stack
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.timeout(90)
 def test_fatal_session_is_announced_and_a_message_revives_it(
     tmp_path, telegram_api, claude_bin, cli_env
 ):
-    with Stack(tmp_path, telegram_api, claude_bin, cli_env,
+    with bot_stack(tmp_path, telegram_api, claude_bin, cli_env,
                supervisor={"startretries": 0, "retry_window_seconds": 60}) as st:
         st.new_session("doomed")
         killed: set[int] = set()
@@ -32,5 +34,5 @@ def test_fatal_session_is_announced_and_a_message_revives_it(
         st.wait_text(lambda t: "Session doomed kept crashing and was given up" in t
                      and "/restart doomed" in t, OWNER, 20)
         # Writing to it clears FATAL, and the message is answered.
-        assert ask(st, "back?", timeout=40, expect=lambda t: "echo: back?" in t)
+        assert st.ask("back?", timeout=40, expect=lambda t: "echo: back?" in t)
         assert st.sup.status()["session:doomed"].state == "RUNNING"

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from supervisor_harness import Supervisor, wait_until
 
+from tests.support.supervisor import SupervisorHarness
+from tests.support.waits import wait_until
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(90)
@@ -35,7 +36,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_bot_killed_past_startretries_comes_back_by_itself(tmp_path: Path) -> None:
-    sup = Supervisor(tmp_path, telegram={"enabled": True}, supervisor=LIFELINE,
+    sup = SupervisorHarness(tmp_path, telegram={"enabled": True}, supervisor=LIFELINE,
                      env={"TELEGRAM_BOT_TOKEN": "1:x"})
     try:
         sup.start()
@@ -104,7 +105,7 @@ def test_a_refused_token_is_retried_and_said_everywhere(tmp_path: Path, telegram
     the supervisor retries it at the long delay, and says so in status, STATUS= and doctor."""
     notes = Notifications()
     # The real bot imports PTB before it can answer a Ping: a heartbeat that tolerates a slow box.
-    sup = Supervisor(tmp_path, standin=False, supervisor={**LIFELINE,
+    sup = SupervisorHarness(tmp_path, standin=False, supervisor={**LIFELINE,
                                                           "bot_max_backoff_seconds": 60.0,
                                                           "heartbeat_timeout_seconds": 15.0},
                      telegram={"enabled": True, "api_base_url": telegram_api.url,

@@ -4,7 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from bot_helpers import OWNER, Stack, children_of, journal_rows, snapshot, texts, wait_until
+
+from tests.support.chat import journal_rows, snapshot, texts
+from tests.support.procs import children_of
+from tests.support.stack import OWNER, bot_stack
+from tests.support.waits import wait_until
 
 STRANGER = 4242
 GROUP = -555
@@ -18,7 +22,7 @@ def strip_db(files: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
 @pytest.mark.timeout(60)
 def test_stranger_causes_no_side_effect(tmp_path: Path, telegram_api, claude_bin, cli_env) -> None:
     tg = telegram_api
-    with Stack(tmp_path, tg, claude_bin, cli_env) as st:
+    with bot_stack(tmp_path, tg, claude_bin, cli_env) as st:
         bot_pid = st.bot_pid()
         assert bot_pid
         st.new_session("keep")

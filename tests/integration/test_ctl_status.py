@@ -11,8 +11,8 @@ import sys
 import time
 
 import pytest
-from supervisor_harness import Supervisor
 
+from tests.support.supervisor import SupervisorHarness
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(60)
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def sup(tmp_path):
-    s = Supervisor(tmp_path)
+    s = SupervisorHarness(tmp_path)
     yield s
     s.close()
 

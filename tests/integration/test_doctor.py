@@ -27,6 +27,7 @@ import psutil
 import pytest
 
 from sandbox.telegram_api import TelegramSandbox
+from tests.support.config import render_config
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -42,12 +43,6 @@ API_KEY = "sk-ant-sandbox-doctor-key"
 # Keep the real CLI offline and quiet (the sandbox is the only thing it could reach).
 QUIET_CLI = {"DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1",
              "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_ERROR_REPORTING": "1"}
-
-
-def toml_value(v: object) -> str:
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    return json.dumps(v)
 
 
 @dataclass
@@ -82,10 +77,8 @@ class Install:
         self.write()
 
     def write(self) -> None:
-        lines = [f"{k} = {toml_value(v)}" for k, v in self.top.items()]
-        for name, section in (("telegram", self.telegram), ("claude", self.claude)):
-            lines += ["", f"[{name}]", *(f"{k} = {toml_value(v)}" for k, v in section.items())]
-        self.config.write_text("\n".join(lines) + "\n")
+        self.config.write_text(render_config(self.top, {"telegram": self.telegram,
+                                                         "claude": self.claude}))
         self.config.chmod(0o600)
         self.env_file.write_text(f"TELEGRAM_BOT_TOKEN={self.token}\n")
         self.env_file.chmod(0o600)

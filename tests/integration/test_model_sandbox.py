@@ -26,6 +26,7 @@ import pytest
 
 from sandbox.model_api import ModelSandbox
 from sandbox.model_scripts import MARKDOWN_ANSWER, newest_user_message, sized_text, user_text
+from tests.support.waits import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -193,14 +194,6 @@ def work(tmp_path: Path) -> Path:
     return d
 
 
-def wait_until(cond: Callable[[], bool], timeout: float, poll: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met in {timeout} s")
-        time.sleep(poll)
-
-
 def last_user_text(request: dict[str, Any]) -> str:
     return user_text(newest_user_message(request["messages"]))
 
@@ -347,7 +340,8 @@ def test_hang_gives_no_result_and_cli_is_killed(claude_bin, model_api, cli_env, 
         cli.kill_and_prove_gone()
     assert cli.proc.returncode == -signal.SIGKILL
     # the sandbox notices the vanished client and ends the hanging answer
-    wait_until(lambda: model_api.state()["open_streams"] == 0, 5.0)
+    wait_until(lambda: model_api.state()["open_streams"] == 0, 5.0,
+               "the sandbox to end the hanging answer")
     assert len(model_turns(model_api)) == 1
 
 

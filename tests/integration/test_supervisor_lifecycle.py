@@ -5,8 +5,9 @@ import os
 import signal
 
 import pytest
-from supervisor_harness import Supervisor, wait_until
 
+from tests.support.supervisor import SupervisorHarness
+from tests.support.waits import wait_until
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(60)
@@ -14,7 +15,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def sup(tmp_path):
-    s = Supervisor(tmp_path)
+    s = SupervisorHarness(tmp_path)
     yield s
     s.close()
 
@@ -42,14 +43,14 @@ def states_of(events, program):
 def test_always_crashing_worker_goes_fatal_on_schedule(tmp_path):
     # startsecs well above a Python start-up on a loaded 2-core machine: the stand-in's crash at
     # start must count as a failed start, never as RUNNING.
-    sup = Supervisor(tmp_path, supervisor={"startsecs": 3.0})
+    sup = SupervisorHarness(tmp_path, supervisor={"startsecs": 3.0})
     try:
         _always_crashing_goes_fatal(sup)
     finally:
         sup.close()
 
 
-def _always_crashing_goes_fatal(sup: Supervisor) -> None:
+def _always_crashing_goes_fatal(sup: SupervisorHarness) -> None:
     sup.start()
     sup.subscribe()
     res = sup.ok(m.NewSession(id=m.new_id(), name="crash-a"))

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from supervisor_harness import Supervisor
 
+from tests.support.supervisor import SupervisorHarness
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,7 +34,7 @@ def test_notify_protocol_end_to_end(tmp_path: Path) -> None:
     path = f"{d}/notify"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
-    sup = Supervisor(tmp_path, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+    sup = SupervisorHarness(tmp_path, env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
     try:
         sup.start()
         ready = _messages(sock, lambda g: any("READY" in x for x in g))

@@ -7,8 +7,9 @@ import signal
 import psutil
 import pytest
 import zmq
-from supervisor_harness import Supervisor, tagged, wait_until
 
+from tests.support.supervisor import SupervisorHarness, tagged
+from tests.support.waits import wait_until
 from wire import codec
 from wire import messages as m
 
@@ -52,7 +53,7 @@ class FakeBot:
 @pytest.fixture
 def stack(tmp_path, claude_bin, cli_env):
     extra = {k: v for k, v in cli_env.items() if os.environ.get(k) != v}
-    sup = Supervisor(tmp_path, standin=False,
+    sup = SupervisorHarness(tmp_path, standin=False,
                      supervisor={"startsecs": 0.5, "heartbeat_timeout_seconds": 5.0},
                      claude={"binary": claude_bin, "env": extra, "idle_suspend_seconds": 2.0})
     bot = FakeBot(sup.endpoints.chat)

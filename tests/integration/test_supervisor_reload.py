@@ -8,8 +8,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from supervisor_harness import FAST, ROOT, Supervisor, wait_until
 
+from tests.support.supervisor import FAST, ROOT, SupervisorHarness
+from tests.support.waits import wait_until
 from wire import messages as m
 from wire.settings import WORKER_SETTINGS_ENV
 
@@ -28,12 +29,12 @@ REVIEWER = {
 def sup(tmp_path: Path):
     personas = tmp_path / "personas"
     shutil.copytree(ROOT / "personas", personas)
-    s = Supervisor(tmp_path, personas_dir=personas)
+    s = SupervisorHarness(tmp_path, personas_dir=personas)
     yield s
     s.close()
 
 
-def reload(sup: Supervisor, outcome: str) -> None:
+def reload(sup: SupervisorHarness, outcome: str) -> None:
     """SIGHUP, then wait until the supervisor logged one more `event=<outcome>`."""
     line = f"event={outcome}"
     before = sup.log().count(line)
@@ -42,11 +43,11 @@ def reload(sup: Supervisor, outcome: str) -> None:
     wait_until(lambda: sup.log().count(line) > before, 10, f"{line} in the supervisor log")
 
 
-def persona_names(sup: Supervisor) -> list[str]:
+def persona_names(sup: SupervisorHarness) -> list[str]:
     return [p.name for p in sup.ok(m.ListPersonas(id=m.new_id())).personas]
 
 
-def worker_persona(sup: Supervisor, session: str) -> dict[str, object]:
+def worker_persona(sup: SupervisorHarness, session: str) -> dict[str, object]:
     """The persona the session's worker was started with, read from its environment."""
     pid = sup.wait_state(f"session:{session}", "RUNNING").pid
     settings = json.loads(psutil.Process(pid).environ()[WORKER_SETTINGS_ENV])
@@ -54,7 +55,7 @@ def worker_persona(sup: Supervisor, session: str) -> dict[str, object]:
     return persona
 
 
-def test_sighup_loads_a_new_persona_and_new_config_values(sup: Supervisor) -> None:
+def test_sighup_loads_a_new_persona_and_new_config_values(sup: SupervisorHarness) -> None:
     sup.start()
     assert "reviewer" not in persona_names(sup)
     refused = sup.request(m.NewSession(id=m.new_id(), name="rev", persona="reviewer"))
@@ -89,7 +90,7 @@ def test_sighup_loads_a_new_persona_and_new_config_values(sup: Supervisor) -> No
 
 
 @pytest.mark.parametrize("breakage", ["toml", "value", "persona", "token"])
-def test_a_broken_config_on_sighup_is_refused_and_the_old_one_kept(sup: Supervisor,
+def test_a_broken_config_on_sighup_is_refused_and_the_old_one_kept(sup: SupervisorHarness,
                                                                      breakage: str) -> None:
     sup.start()
     assert sup.ok(m.NewSession(id=m.new_id(), name="before")).results[0].ok
@@ -130,7 +131,7 @@ def test_a_broken_config_on_sighup_is_refused_and_the_old_one_kept(sup: Supervis
 
 
 def test_reload_that_turns_the_bot_off_stops_it_and_on_starts_it(tmp_path):
-    sup = Supervisor(tmp_path, telegram={"enabled": True}, env={"TELEGRAM_BOT_TOKEN": "1:x"})
+    sup = SupervisorHarness(tmp_path, telegram={"enabled": True}, env={"TELEGRAM_BOT_TOKEN": "1:x"})
     try:
         sup.start()
         pid = sup.wait_state("bot", "RUNNING").pid

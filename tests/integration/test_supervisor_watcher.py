@@ -9,8 +9,9 @@ import sys
 import psutil
 import pytest
 import zmq
-from supervisor_harness import Supervisor, tagged, wait_until
 
+from tests.support.supervisor import SupervisorHarness, tagged
+from tests.support.waits import wait_until
 from wire import codec
 from wire import messages as m
 from wire.names import MARKER_ENV
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.timeout(60)
 
 @pytest.fixture
 def sup(tmp_path):
-    s = Supervisor(tmp_path)
+    s = SupervisorHarness(tmp_path)
     yield s
     s.close()
 
@@ -80,7 +81,7 @@ def test_stopping_a_session_kills_what_carried_its_marker(sup):
 
 
 def test_idle_cli_is_killed_when_the_worker_does_not_suspend_it(tmp_path):
-    s = Supervisor(tmp_path, claude={"idle_suspend_seconds": 0.5})
+    s = SupervisorHarness(tmp_path, claude={"idle_suspend_seconds": 0.5})
     try:
         s.start()
         s.ok(m.NewSession(id=m.new_id(), name="idle-a"))
@@ -96,7 +97,7 @@ def test_idle_cli_is_killed_when_the_worker_does_not_suspend_it(tmp_path):
 
 
 def test_worker_over_rss_limit_is_killed_and_restarted(tmp_path):
-    s = Supervisor(tmp_path, supervisor={"worker_rss_limit_mb": 5})
+    s = SupervisorHarness(tmp_path, supervisor={"worker_rss_limit_mb": 5})
     try:
         s.start()
         s.subscribe()
@@ -148,7 +149,7 @@ def test_garbage_on_the_control_socket_gets_errors_and_service_continues(sup):
 
 
 def test_status_answers_while_a_long_stop_runs(tmp_path):
-    s = Supervisor(tmp_path, supervisor={"stopwaitsecs": 3.0})
+    s = SupervisorHarness(tmp_path, supervisor={"stopwaitsecs": 3.0})
     try:
         s.start()
         s.ok(m.NewSession(id=m.new_id(), name="hang-stop"))
@@ -171,7 +172,7 @@ def test_status_answers_while_a_long_stop_runs(tmp_path):
 
 
 def test_sigterm_stops_sessions_first_and_the_bot_last(tmp_path):
-    s = Supervisor(tmp_path, telegram={"enabled": True, "token": "123456:" + "a" * 30})
+    s = SupervisorHarness(tmp_path, telegram={"enabled": True, "token": "123456:" + "a" * 30})
     try:
         s.start()
         s.subscribe()
@@ -192,7 +193,7 @@ def test_sigterm_stops_sessions_first_and_the_bot_last(tmp_path):
 
 def test_token_reaches_only_the_bot_and_only_in_its_variable(tmp_path):
     token = "987654:" + "b" * 30
-    s = Supervisor(tmp_path, telegram={"enabled": True, "token_env": "MY_TOKEN"},
+    s = SupervisorHarness(tmp_path, telegram={"enabled": True, "token_env": "MY_TOKEN"},
                    env={"MY_TOKEN": token, "TELEGRAM_OTHER": "x"})
     try:
         s.start()

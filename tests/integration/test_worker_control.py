@@ -7,8 +7,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tests.integration.fake_cli import make_fake_cli
-from tests.integration.worker_helpers import ROOT, WorkerHarness
+from tests.support import standin_cli
+from tests.support.worker import ROOT, WorkerHarness
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(90)
@@ -40,7 +40,7 @@ def test_interrupt_a_slow_stream_then_queue_proceeds(tmp_path, claude_bin, env):
 
 
 def test_interrupt_ignored_kills_and_resumes(tmp_path, env):
-    fake = make_fake_cli(tmp_path)
+    fake = standin_cli.install(tmp_path, standin_cli.SCRIPTED)
     with WorkerHarness(tmp_path, fake, env, interrupt_timeout_seconds=1.0) as w:
         w.start()
         w.ask("hello")

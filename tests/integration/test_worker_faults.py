@@ -10,8 +10,10 @@ import msgspec
 import psutil
 import pytest
 
-from tests.integration.fake_cli import make_fake_cli
-from tests.integration.worker_helpers import WorkerHarness, marked_pids, wait_until, wait_until_gone
+from tests.support import standin_cli
+from tests.support.procs import marked_pids, wait_until_gone
+from tests.support.waits import wait_until
+from tests.support.worker import WorkerHarness
 from wire import codec
 from wire import messages as m
 
@@ -203,7 +205,7 @@ def test_hung_cli_is_stopped_and_the_next_message_resumes(tmp_path, claude_bin, 
     ],
 )
 def test_unreadable_cli_lines_never_crash(tmp_path, env, text, notice):
-    fake = make_fake_cli(tmp_path)
+    fake = standin_cli.install(tmp_path, standin_cli.SCRIPTED)
     with WorkerHarness(tmp_path, fake, env) as w:
         w.start()
         key, _res = w.ask(text)
@@ -218,7 +220,7 @@ def test_unreadable_cli_lines_never_crash(tmp_path, env, text, notice):
 
 
 def test_answer_with_a_byte_that_is_not_utf8_keeps_its_text(tmp_path, env):
-    fake = make_fake_cli(tmp_path)
+    fake = standin_cli.install(tmp_path, standin_cli.SCRIPTED)
     with WorkerHarness(tmp_path, fake, env) as w:
         w.start()
         key, res = w.ask("badutf8text")
@@ -229,7 +231,7 @@ def test_answer_with_a_byte_that_is_not_utf8_keeps_its_text(tmp_path, env):
 
 
 def test_cli_crash_mid_line_is_retried_then_skipped(tmp_path, env):
-    fake = make_fake_cli(tmp_path)
+    fake = standin_cli.install(tmp_path, standin_cli.SCRIPTED)
     with WorkerHarness(tmp_path, fake, env) as w:
         w.start()
         key = w.turn("crashmidline")
@@ -243,7 +245,7 @@ def test_cli_crash_mid_line_is_retried_then_skipped(tmp_path, env):
 
 
 def test_garbage_frames_get_an_error_and_change_nothing(tmp_path, env):
-    fake = make_fake_cli(tmp_path)
+    fake = standin_cli.install(tmp_path, standin_cli.SCRIPTED)
     with WorkerHarness(tmp_path, fake, env) as w:
         w.start()
         w.send_raw(b"\x00\xffnot msgpack at all")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.worker_helpers import WorkerHarness
+from tests.support.worker import WorkerHarness
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(90)

@@ -1,9 +1,10 @@
-"""A session worker under test: a real `python -m session_worker` process, driven over a real
-ZeroMQ ROUTER that the test binds at the chat endpoint (the bot's side of the chat plane).
+"""The worker harness: a real `python -m session_worker` process, driven over a real ZeroMQ
+ROUTER that the test binds at the chat endpoint (the bot's side of the chat plane).
 
 `WorkerHarness` starts the worker, collects everything it sends, and offers waits with
 deadlines (never fixed sleeps). On close it stops the worker and proves that the worker, its
-CLI and every process carrying the session marker are gone.
+CLI and every process carrying the session marker are gone; it must never return from close
+with one of them alive.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +24,9 @@ import msgspec
 import psutil
 import zmq
 
+from tests.support.config import short_dir
+from tests.support.procs import alive, wait_until_gone
+from tests.support.waits import wait_until
 from wire import codec
 from wire import messages as m
 from wire.endpoints import Endpoints
@@ -31,30 +34,7 @@ from wire.names import MARKER_ENV
 from wire.settings import WORKER_SETTINGS_ENV, WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-POLL_STEP = 0.05  # the step of a deadline loop, never a wait on its own
-
-
-def marked_pids(session: str) -> list[int]:
-    """Live (non-zombie) processes whose environment carries this session's marker."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get(MARKER_ENV) == session and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except (psutil.Error, OSError):
-            continue
-    return found
-
-
-def wait_until(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.02) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
+PUMP_STEP = 0.05  # how long one pump of the chat socket waits for a frame
 
 
 class WorkerHarness:
@@ -70,7 +50,7 @@ class WorkerHarness:
     ) -> None:
         # Unique per test: other suites sweep processes by marker, and so do we.
         self.session = session or f"wt-{os.getpid() % 10000}-{m.new_id()[:8]}"
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))
+        self.runtime_dir = short_dir()
         self.state_dir = state_dir
         self.ends = Endpoints(self.runtime_dir)
         self.ctx = zmq.Context()
@@ -154,7 +134,7 @@ class WorkerHarness:
         left = wait_until_gone(self.session, 5)
         assert not left, f"processes with the marker left behind: {left}"
         for pid in self.seen_pids:
-            assert not _alive(pid), f"process {pid} still alive"
+            assert not alive(pid), f"process {pid} still alive"
 
     def __enter__(self) -> Self:
         return self
@@ -184,17 +164,11 @@ class WorkerHarness:
                 self.inbox.append(msg)
 
     def wait_for(self, cond: Callable[[], Any], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            got = cond()
-            if got:
-                return got
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout} s waiting for {what}; got {self.describe()}\n"
-                    f"worker log tail:\n{self.log_text()[-3000:]}"
-                )
-            self.pump(0.05)
+        """`wait_until` that pumps the chat socket between polls; a timeout shows the last
+        messages and the worker's log."""
+        return wait_until(cond, timeout, what, PUMP_STEP, pause=self.pump,
+                          detail=lambda: f"got {self.describe()}\n"
+                          f"worker log tail:\n{self.log_text()[-3000:]}")
 
     def describe(self) -> str:
         out = []
@@ -277,18 +251,3 @@ class WorkerHarness:
         self.seen_pids.update(pids)
         return pids
 
-
-def wait_until_gone(session: str, timeout: float) -> list[int]:
-    deadline = time.monotonic() + timeout
-    while True:
-        left = marked_pids(session)
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(POLL_STEP)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
