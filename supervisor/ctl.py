@@ -6,6 +6,9 @@ everywhere prints machine-readable results instead. `tail` reads the log files d
 works with the supervisor down. Every command is one entry of `COMMANDS` (name, function, help,
 arguments), which makes the argparse subparsers and `--help`. This module only talks to the
 socket; it never touches programs.
+
+A little over 400 lines: the command table and the commands it names are read together, and
+splitting the table from its functions would put one idea in two files.
 """
 from __future__ import annotations
 

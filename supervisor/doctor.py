@@ -4,6 +4,9 @@ Each check is a small function returning a `Check` (ok / warn / FAIL, a short de
 problem one sentence naming the fix). Doctor only looks: it creates no directory, writes no file
 and changes no mode. It must never print a secret: the bot token only ever travels inside a
 request URL (supervisor.getme), and every message that could echo it goes through `_redact`.
+
+Over 400 lines: one small function per row of the report, read top to bottom in the order the
+report prints them; each is short, and the list is the idea.
 """
 from __future__ import annotations
 
