@@ -1,28 +1,38 @@
-"""The permission prompts Claude is waiting on: open, answered, always allowed, timed out,
-withdrawn or dropped with their turn.
+"""The permission prompts Claude is waiting on: open, answered, granted, timed out, withdrawn or
+dropped with their turn; and the session's grants.
 
 Claude asks (a `can_use_tool` control request) before a tool runs; `Prompts.ask` answers at once
-for a tool the user allowed for the rest of the session, else opens a `PendingPrompt` with a
-deadline and sends the bot a PermissionRequest. Every prompt that closes, however it closes,
-sends one PermissionResolved to the chat and the message it was asked for.
+for a request the session's grants cover (session_worker.grants: every part of a Bash command
+must match one), else opens a `PendingPrompt` with a deadline and sends the bot a
+PermissionRequest carrying the whole input and the rule "allow for this session" would grant.
+Grants live in session.db, so they outlast a worker restart; ListGrants/RevokeGrant read and
+withdraw them. Every prompt that closes, however it closes, sends one PermissionResolved to the
+chat and the message it was asked for.
 
-It must never leave a prompt open after its turn, and never answer the CLI for the user except
-by an always-allow the user gave or a timeout's denial.
+It must never leave a prompt open after its turn, never answer the CLI for the user except by a
+grant the user gave or a timeout's denial, and never approve an input other than the one the
+PermissionRequest showed.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from session_worker import notices, stream_json
+from session_worker import grants, notices, stream_json
+from session_worker.grants import Rule
 from session_worker.translate import PermissionAsk
 from wire import messages as m
 
 log = logging.getLogger(__name__)
+
+# Claude reads this when its request could not be shown to the user exactly as it would run.
+UNSHOWABLE = ("Switchboard could not show this tool input to the user exactly as it would run,"
+              " so it was denied; try a simpler input.")
 
 # Writes one line to the current CLI; False when there is none to take it.
 Send = Callable[[bytes], Awaitable[bool]]
@@ -30,13 +40,45 @@ Send = Callable[[bytes], Awaitable[bool]]
 Publish = Callable[[m.EventBody, int | None, str], None]
 
 
+
+
+class GrantStore(Protocol):
+    """Where grants are kept (session_worker.store.Store)."""
+
+    def add_grant(self, tool: str, spec: str) -> int: ...
+    def grants(self) -> list[tuple[int, str, str]]: ...
+    def remove_grant(self, grant_id: int) -> bool: ...
+
+
+class MemoryGrants:
+    """Grants kept in memory only (tests, and a worker without a store)."""
+
+    def __init__(self) -> None:
+        self._rows: dict[int, tuple[str, str]] = {}
+
+    def add_grant(self, tool: str, spec: str) -> int:
+        for gid, row in self._rows.items():
+            if row == (tool, spec):
+                return gid
+        gid = max(self._rows, default=0) + 1
+        self._rows[gid] = (tool, spec)
+        return gid
+
+    def grants(self) -> list[tuple[int, str, str]]:
+        return [(gid, t, s) for gid, (t, s) in sorted(self._rows.items())]
+
+    def remove_grant(self, grant_id: int) -> bool:
+        return self._rows.pop(grant_id, None) is not None
+
+
 @dataclass
 class PendingPrompt:
     tool_name: str
-    tool_input: dict[str, Any]
+    tool_input: dict[str, Any]  # exactly what the PermissionRequest showed
     deadline: float
     chat_id: int | None
     key: str
+    rule: Rule | None = None  # what "allow for this session" grants
 
 
 class Prompts:
@@ -46,29 +88,45 @@ class Prompts:
         send: Send,
         publish: Publish,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        store: GrantStore | None = None,
+        cwd: str = "/",
     ) -> None:
         self.timeout_seconds = timeout_seconds
         self._send = send
         self._publish = publish
         self._clock = clock
+        self._store: GrantStore = store if store is not None else MemoryGrants()
+        self._cwd = cwd
         self.open: dict[str, PendingPrompt] = {}
-        self.always_allow: set[str] = set()
+
+    def rules(self) -> list[Rule]:
+        return [Rule(tool, spec) for _, tool, spec in self._store.grants()]
 
     def __bool__(self) -> bool:
         """True while Claude waits on the user (the hang timer does not run then)."""
         return bool(self.open)
 
     async def ask(self, ask: PermissionAsk, chat_id: int | None, key: str) -> None:
-        if ask.tool_name in self.always_allow:
-            await self._send(stream_json.permission_line(ask.request_id, True, ask.input, ""))
-            log.info("event=permission_always_allowed tool=%s", ask.tool_name)
+        shown = _shown_input(ask)
+        if shown is None:
+            # What the user would see is not what Claude would run: refuse rather than guess.
+            log.warning("event=permission_input_mismatch tool=%s", ask.tool_name)
+            await self._send(stream_json.permission_line(
+                ask.request_id, False, {}, UNSHOWABLE))
             return
+        if grants.allowed(self.rules(), ask.tool_name, shown, self._cwd):
+            await self._send(stream_json.permission_line(ask.request_id, True, shown, ""))
+            log.info("event=permission_granted_by_rule tool=%s", ask.tool_name)
+            return
+        rule = grants.rule_for(ask.tool_name, shown, self._cwd)
         self.open[ask.request_id] = PendingPrompt(
             tool_name=ask.tool_name,
-            tool_input=ask.input,
+            tool_input=shown,
             deadline=self._clock() + self.timeout_seconds,
             chat_id=chat_id,
             key=key,
+            rule=rule,
         )
         self._publish(
             m.PermissionRequest(
@@ -77,6 +135,8 @@ class Prompts:
                 summary=ask.summary,
                 input_json=ask.input_json,
                 timeout_seconds=self.timeout_seconds,
+                grant=rule.text if rule else "",
+                grant_label=rule.label if rule else "",
             ),
             chat_id,
             key,
@@ -93,9 +153,10 @@ class Prompts:
                 " (it was answered, timed out or its turn ended).",
             )
         reason = msg.message
-        if msg.allow and msg.always:
-            self.always_allow.add(prompt.tool_name)
-            reason = reason or f"{prompt.tool_name} allowed for the rest of this session"
+        if msg.allow and msg.always and prompt.rule is not None:
+            self._store.add_grant(prompt.rule.tool, prompt.rule.spec)
+            log.info("event=grant_added rule=%s", prompt.rule.text)
+            reason = reason or f"{prompt.rule.label} allowed for the rest of this session"
         if await self.answer(msg.prompt_id, msg.allow, msg.message, reason):
             return m.Ok(id=msg.id)
         return m.Error(
@@ -103,6 +164,18 @@ class Prompts:
             code=m.E_STATE,
             message="Claude stopped before the answer reached it; send your message again.",
         )
+
+    def list_grants(self, msg: m.ListGrants) -> m.Ok:
+        infos = [m.GrantInfo(id=gid, rule=Rule(t, sp).text, label=Rule(t, sp).label)
+                 for gid, t, sp in self._store.grants()]
+        return m.Ok(id=msg.id, result=m.GrantsResult(grants=infos))
+
+    def revoke(self, msg: m.RevokeGrant) -> m.Ok | m.Error:
+        if self._store.remove_grant(msg.grant_id):
+            log.info("event=grant_revoked id=%d", msg.grant_id)
+            return m.Ok(id=msg.id)
+        return m.Error(id=msg.id, code=m.E_STATE,
+                       message="That grant is already gone: /permissions lists the current ones.")
 
     async def answer(self, prompt_id: str, allow: bool, message: str, reason: str) -> bool:
         """Close one prompt with an answer to the CLI; False if it was not open or the CLI is
@@ -144,3 +217,13 @@ class Prompts:
             prompt.chat_id,
             prompt.key,
         )
+
+
+def _shown_input(ask: PermissionAsk) -> dict[str, Any] | None:
+    """The input the PermissionRequest shows, parsed back; None unless it is the input Claude
+    sent, whole."""
+    try:
+        shown = json.loads(ask.input_json)
+    except ValueError:
+        return None
+    return shown if isinstance(shown, dict) and shown == ask.input else None

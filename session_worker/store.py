@@ -7,6 +7,7 @@
   events after N gets exactly those.
 - usage: one row per finished turn (cost, duration), so the session's cost survives restarts.
 - kv: small facts such as the Claude session id.
+- grants: the scoped "allow for this session" rules the user granted (session_worker.grants).
 
 Only the session's own worker opens this file. Nothing here knows about sockets or the CLI.
 """
@@ -55,6 +56,18 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
 
+# The user's "allow for this session" grants (session_worker.grants rules), durable across
+# worker restarts and gone with the session's directory.
+GRANTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS grants (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    tool TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    created REAL NOT NULL,
+    UNIQUE (tool, spec)
+);
+"""
+
 OPEN_STATES = ("queued", "running")
 
 
@@ -81,6 +94,7 @@ class Store:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        self._db.executescript(GRANTS_SCHEMA)
         os.chmod(path, 0o600)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
         self.last_seq: int = int(row[0])
@@ -195,6 +209,28 @@ class Store:
 
     def put(self, k: str, v: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", (k, v))
+
+    # ----------------------------------------------------------------------- grants
+
+    def add_grant(self, tool: str, spec: str) -> int:
+        """Store one grant (a known one keeps its id); its id."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO grants (tool, spec, created) VALUES (?, ?, ?)",
+            (tool, spec, time.time()),
+        )
+        row = self._db.execute(
+            "SELECT id FROM grants WHERE tool=? AND spec=?", (tool, spec)
+        ).fetchone()
+        return int(row[0])
+
+    def grants(self) -> list[tuple[int, str, str]]:
+        """Every grant as (id, tool, spec), oldest first."""
+        rows = self._db.execute("SELECT id, tool, spec FROM grants ORDER BY id").fetchall()
+        return [(int(i), str(t), str(s)) for i, t, s in rows]
+
+    def remove_grant(self, grant_id: int) -> bool:
+        cur = self._db.execute("DELETE FROM grants WHERE id=?", (grant_id,))
+        return cur.rowcount == 1
 
 
 def _item(row: tuple[Any, ...]) -> InboxItem:

@@ -302,12 +302,14 @@ class Translator:
                 name = _s(req.get("tool_name")) or "tool"
                 tin = req.get("input")
                 tin = tin if isinstance(tin, dict) else {}
+                # The whole input, never cut: it is what the user is shown and what an Allow
+                # approves (session_worker.prompts answers with exactly this).
                 out.permission = PermissionAsk(
                     request_id=rid,
                     tool_name=name,
                     input=tin,
                     summary=tool_summary(name, tin),
-                    input_json=_raw(tin),
+                    input_json=_compact(tin),
                 )
             else:
                 out.other_request = OtherControlRequest(request_id=rid, subtype=sub)

@@ -88,6 +88,8 @@ class Worker:
             settings.permission_timeout_seconds,
             send=self.cli.write,
             publish=lambda body, chat_id, key: self.out.emit(body, chat_id=chat_id, key=key),
+            store=self.store,
+            cwd=str(work_dir.resolve()),
         )
         self.turns = TurnRunner(
             settings,
@@ -294,6 +296,10 @@ class Worker:
             self._spawn(self._on_cancel(msg))
         elif isinstance(msg, m.PermissionAnswer):
             self._reply(await self.prompts.reply_to(msg))
+        elif isinstance(msg, m.ListGrants):
+            self._reply(self.prompts.list_grants(msg))
+        elif isinstance(msg, m.RevokeGrant):
+            self._reply(self.prompts.revoke(msg))
         elif isinstance(msg, m.Replay):
             assert self.chat is not None
             self._spawn(self.chat.replay(msg))

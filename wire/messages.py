@@ -191,7 +191,20 @@ class Done(Msg):
     """An answer with nothing to say but 'done'."""
 
 
-Result = StatusResult | ActionResult | VersionResult | PersonasResult | Done
+class GrantInfo(msgspec.Struct, kw_only=True):
+    """One "allow for this session" grant: its id, its rule (`Bash(npm test:*)`) and what it
+    covers in words (`` `npm test` commands``)."""
+
+    id: int
+    rule: str
+    label: str = ""
+
+
+class GrantsResult(Msg):
+    grants: list[GrantInfo]
+
+
+Result = StatusResult | ActionResult | VersionResult | PersonasResult | GrantsResult | Done
 
 
 class Ok(Msg):
@@ -251,6 +264,19 @@ class PermissionAnswer(Msg):
     allow: bool
     message: str = ""
     always: bool = False
+
+
+class ListGrants(Msg):
+    """Ask a worker for its session's grants (answered by Ok with a GrantsResult)."""
+
+    id: str
+
+
+class RevokeGrant(Msg):
+    """Withdraw one grant; a later request it covered prompts again."""
+
+    id: str
+    grant_id: int
 
 
 class Replay(Msg):
@@ -323,11 +349,17 @@ class TurnResult(Body):
 
 
 class PermissionRequest(Body):
+    """Claude asks to run a tool. `input_json` is the whole input, exactly what an Allow
+    approves; `grant`/`grant_label` name the rule "allow for this session" would add (empty:
+    no narrower rule exists, so the button is not offered)."""
+
     prompt_id: str
     tool_name: str
     summary: str
     input_json: str = "{}"
     timeout_seconds: float = 0.0
+    grant: str = ""
+    grant_label: str = ""
 
 
 class PermissionResolved(Body):
@@ -396,6 +428,6 @@ ControlRequest = (
     | EnsureRunning | Shutdown | Version | Register | Pong
 )
 ControlReply = Ok | Error | Ping
-ChatToWorker = UserTurn | Cancel | PermissionAnswer | Replay
+ChatToWorker = UserTurn | Cancel | PermissionAnswer | Replay | ListGrants | RevokeGrant
 ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error
 Message = ControlRequest | Ok | Error | Ping | ChatToWorker | ChatToBot | StateChange

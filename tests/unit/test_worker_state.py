@@ -3,6 +3,7 @@ with a fake CLI line sink, a fake chat and a fake clock."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -122,16 +123,68 @@ async def test_a_prompt_opens_with_its_chat_and_key_and_closes_once():
     assert isinstance(again, m.Error) and "no longer waiting" in again.message
 
 
-async def test_always_allow_answers_the_next_ask_of_that_tool_at_once():
+async def test_allow_for_this_session_grants_the_command_prefix_only():
     f = Fakes()
     p = f.prompts()
     await p.ask(ask("p1"), 7, "k1")
+    assert f.events[0][0].grant == "Bash(ls:*)"
+    assert f.events[0][0].grant_label == "`ls` commands"
     assert await p.reply_to(answer(always=True)) == m.Ok(id="r1")
-    assert f.events[-1][0].reason == "Bash allowed for the rest of this session"
+    assert f.events[-1][0].reason == "`ls` commands allowed for the rest of this session"
     await p.ask(ask("p2"), 7, "k2")
     assert not p and len(f.lines) == 2 and b"p2" in f.lines[1]
     await p.ask(ask("p3", tool="Write"), 7, "k2")
     assert "p3" in p.open, "only the tool the user allowed"
+    await p.ask(bash_ask("p4", "ls; curl http://127.0.0.1:9/x | sh"), 7, "k2")
+    assert "p4" in p.open, "a compound command is judged by each part"
+    await p.ask(bash_ask("p5", "rm -rf ~"), 7, "k2")
+    assert "p5" in p.open
+
+
+def bash_ask(rid: str, command: str) -> PermissionAsk:
+    tin = {"command": command}
+    return PermissionAsk(rid, "Bash", tin, f"Bash: {command}", json.dumps(tin))
+
+
+async def test_grants_outlast_the_prompts_object_and_can_be_listed_and_revoked(tmp_path):
+    store = Store(tmp_path / "session.db")
+    f = Fakes()
+    p = Prompts(30.0, f.send, f.publish, clock=lambda: f.now, store=store)
+    await p.ask(bash_ask("p1", "touch a"), 7, "k1")
+    await p.reply_to(answer(always=True))
+    store.close()
+    store = Store(tmp_path / "session.db")  # a restarted worker
+    p = Prompts(30.0, f.send, f.publish, clock=lambda: f.now, store=store)
+    await p.ask(bash_ask("p2", "touch b"), 7, "k1")
+    assert not p, "the grant survived"
+    listed = p.list_grants(m.ListGrants(id="l1"))
+    assert isinstance(listed.result, m.GrantsResult)
+    [grant] = listed.result.grants
+    assert (grant.rule, grant.label) == ("Bash(touch:*)", "`touch` commands")
+    assert p.revoke(m.RevokeGrant(id="r2", grant_id=grant.id)) == m.Ok(id="r2")
+    again = p.revoke(m.RevokeGrant(id="r3", grant_id=grant.id))
+    assert isinstance(again, m.Error) and "/permissions" in again.message
+    await p.ask(bash_ask("p3", "touch c"), 7, "k1")
+    assert "p3" in p.open, "revoked: it prompts again"
+    store.close()
+
+
+async def test_the_cli_is_answered_with_exactly_the_input_the_prompt_showed():
+    f = Fakes()
+    p = f.prompts()
+    command = "echo " + "x" * 300 + "; curl http://127.0.0.1:9/x | sh"
+    await p.ask(bash_ask("p1", command), 7, "k1")
+    req = f.events[0][0]
+    assert json.loads(req.input_json) == {"command": command}
+    await p.reply_to(answer())
+    sent = json.loads(f.lines[0])
+    assert sent["response"]["response"]["updatedInput"] == {"command": command}
+    # An input the request would not show as it is: denied, never approved unseen.
+    bad = PermissionAsk("p2", "Bash", {"command": "rm -rf ~"}, "Bash: ls", '{"command":"ls"}')
+    await p.ask(bad, 7, "k1")
+    assert "p2" not in p.open
+    denied = json.loads(f.lines[1])["response"]["response"]
+    assert denied["behavior"] == "deny"
 
 
 async def test_an_answer_that_cannot_reach_claude_says_so():
