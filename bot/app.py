@@ -100,6 +100,7 @@ async def run(settings: BotSettings, token: str) -> None:
     app.add_handler(CallbackQueryHandler(taps.permission, pattern=callbacks.PERMISSION))
     app.add_handler(CallbackQueryHandler(taps.switch, pattern=callbacks.SWITCH))
     app.add_handler(CallbackQueryHandler(taps.remove, pattern=callbacks.REMOVE))
+    app.add_handler(CallbackQueryHandler(taps.grant, pattern=callbacks.GRANT))
     app.add_handler(CallbackQueryHandler(taps.unknown))
     app.add_error_handler(on_error)
 

@@ -1,6 +1,8 @@
 """Inline-button callback data: every format the bot puts on a button, its builder and its parser.
 
     p:N:a|d|s     a permission prompt (N: its row in bot.db): Allow, Deny, Allow for this session
+                  (the scoped rule the worker kept with the prompt, named on the button)
+    g:NAME:ID     /permissions: revoke grant ID of session NAME
     sw:NAME       make NAME the chat's active session
     rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
 
@@ -23,10 +25,12 @@ from wire.names import session_name_error
 PERMISSION = r"^p:"
 SWITCH = r"^sw:"
 REMOVE = r"^rm:"
+GRANT = r"^g:"
 
 _PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
 _SWITCH = re.compile(r"sw:(.+)")
 _REMOVE = re.compile(r"rm:([yn]):(.+)")
+_GRANT = re.compile(r"g:([a-z0-9][a-z0-9_-]{0,31}):(\d{1,18})")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,12 @@ class PermissionTap:
     n: int
     allow: bool
     always: bool
+
+
+@dataclass(frozen=True)
+class GrantTap:
+    session: str
+    grant_id: int
 
 
 @dataclass(frozen=True)
@@ -55,15 +65,40 @@ def switch_picker(sessions: list[str]) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
 
 
-def permission_markup(n: int, session: str | None) -> InlineKeyboardMarkup:
+GRANT_LABEL_MAX = 48
+
+
+def grant_button_text(grant_label: str) -> str:
+    """"Allow `npm test` commands for this session": the button names the rule it grants."""
+    label = " ".join(grant_label.split())
+    if len(label) > GRANT_LABEL_MAX:
+        label = label[: GRANT_LABEL_MAX - 1] + "…"
+    return f"Allow {label} for this session"
+
+
+def permission_markup(n: int, session: str | None, grant_label: str = ""
+                      ) -> InlineKeyboardMarkup:
+    """Allow, Deny, and (when the worker named a rule narrower than "everything") the scoped
+    grant; a background session's prompt adds a button to switch to it."""
     rows = [
         [InlineKeyboardButton("Allow", callback_data=f"p:{n}:a"),
          InlineKeyboardButton("Deny", callback_data=f"p:{n}:d")],
-        [InlineKeyboardButton("Allow for this session", callback_data=f"p:{n}:s")],
     ]
+    if grant_label:
+        rows.append([InlineKeyboardButton(grant_button_text(grant_label),
+                                          callback_data=f"p:{n}:s")])
     if session is not None:
         rows.append([switch_button(session)])
     return InlineKeyboardMarkup(rows)
+
+
+def revoke_buttons(session: str, grants: list[tuple[int, str]]) -> InlineKeyboardMarkup:
+    """One "Revoke" button per grant (id, label), one to a row."""
+    return InlineKeyboardMarkup([
+        [InlineKeyboardButton(f"Revoke: {label[:GRANT_LABEL_MAX]}",
+                              callback_data=f"g:{session}:{gid}")]
+        for gid, label in grants
+    ])
 
 
 def remove_confirm(session: str) -> InlineKeyboardMarkup:
@@ -97,3 +132,10 @@ def parse_remove(data: str) -> RemoveTap | None:
     if found is None or session_name_error(found.group(2)):
         return None
     return RemoveTap(confirmed=found.group(1) == "y", name=found.group(2))
+
+
+def parse_grant(data: str) -> GrantTap | None:
+    found = _GRANT.fullmatch(data)
+    if found is None or session_name_error(found.group(1)):
+        return None
+    return GrantTap(found.group(1), int(found.group(2)))

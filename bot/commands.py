@@ -30,6 +30,7 @@ Ctx = ContextTypes.DEFAULT_TYPE
 # The worker answers a Cancel once the turn has ended: after its interrupt_timeout_seconds (10 s
 # by default) it kills the CLI and waits a little more, so this leaves room for both.
 CANCEL_TIMEOUT = 30.0
+GRANTS_TIMEOUT = 10.0
 
 
 @dataclass
@@ -203,6 +204,33 @@ class Commands:
         await self.say(chat, f"Remove session {name} with its history and work folder? This"
                        " cannot be undone.", callbacks.remove_confirm(name))
 
+    async def permissions(self, update: Update, ctx: Ctx) -> None:
+        """The session's "allow for this session" grants, each with a button to revoke it."""
+        chat = chat_of(update)
+        session, err = self._target(update, ctx)
+        if session is None:
+            await self.say(chat, err or NO_SESSION)
+            return
+        answer = await self.chat.request(session, m.ListGrants(id=m.new_id()), GRANTS_TIMEOUT)
+        if answer is None:
+            await self.say(chat, f"Session {session} did not answer within"
+                           f" {GRANTS_TIMEOUT:.0f} s: try /permissions again.")
+            return
+        if isinstance(answer, m.Error):
+            await self.say(chat, f"Session {session} is not running: send it a message to"
+                           " start it, then /permissions again." if answer.code == m.E_UNAVAILABLE
+                           else answer.message)
+            return
+        grants = answer.result.grants if isinstance(answer.result, m.GrantsResult) else []
+        if not grants:
+            await self.say(chat, f"Session {session} has no grants: every tool use it asks for"
+                           " needs your approval.")
+            return
+        lines = [f"Session {session} may, without asking:"]
+        lines += [f"• {g.label} ({g.rule})" for g in grants]
+        await self.say(chat, "\n".join(lines),
+                       callbacks.revoke_buttons(session, [(g.id, g.label) for g in grants]))
+
     async def help(self, update: Update, ctx: Ctx) -> None:
         await self.say(chat_of(update), HELP)
 
@@ -233,6 +261,9 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
                 "Show or change the persona", "[NAME]"),
     ChatCommand("remove", Commands.remove, "delete a session (asks first)", "Remove a session",
                 "NAME"),
+    ChatCommand("permissions", Commands.permissions,
+                "what a session may do without asking, with buttons to revoke",
+                "List and revoke a session's grants", "[NAME]"),
     ChatCommand("cost", Commands.cost, "what each session has cost", "Cost per session"),
     ChatCommand("help", Commands.help, "this list", "What this bot can do", aliases=("start",)),
 )

@@ -28,7 +28,7 @@ from functools import partial
 
 from telegram import InlineKeyboardMarkup
 
-from bot import render, view
+from bot import prompt_render, render, view
 from bot.callbacks import permission_markup, switch_button
 from bot.chat import ChatServer
 from bot.draft import Throttle
@@ -58,6 +58,16 @@ MAX_TYPING_SECONDS = 30 * 60.0
 
 
 
+def _held_release(body: m.EventBody) -> str:
+    """When a held tool line is shown: after its prompt's answer, or before anything else the
+    chat shows (the turn moved on without a prompt); a prompt itself keeps it held."""
+    if isinstance(body, m.PermissionRequest):
+        return ""
+    if isinstance(body, m.PermissionResolved):
+        return "after"
+    return "before" if view.handler(body) is not None else ""
+
+
 @dataclass
 class Answer:
     chat_id: int
@@ -78,6 +88,7 @@ class SessionLine:
         self.draft: DraftStreamer | None = None
         self.answer: Answer | None = None
         self.typing: asyncio.Task[None] | None = None
+        self.held: tuple[int, str] | None = None  # a URL-carrying tool line awaiting its prompt
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"line-{session}")
 
     # ----------------------------------------------------------------------- ordering
@@ -124,7 +135,12 @@ class SessionLine:
             try:
                 target = self.target(ev)
                 if target is not None:
+                    held_until = _held_release(ev.body)
+                    if held_until == "before":
+                        await self.release_held()
                     await view.show(self, target, ev.body)
+                    if held_until == "after":
+                        await self.release_held()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -163,9 +179,21 @@ class SessionLine:
         await self.final_text(t, body.text)
 
     async def tool_use(self, t: Target, body: m.ToolUse) -> None:
-        if t.active:
-            await reliably(partial(self.d.out.send, t.chat_id, Chunk(render.tool_line(body))),
-                           "tool_line")
+        if not t.active:
+            return
+        line = render.tool_line(body)
+        if render.has_url(line):
+            # Its permission prompt, if it needs one, comes next: the URL waits for the answer.
+            self.held = (t.chat_id, line)
+            return
+        await reliably(partial(self.d.out.send, t.chat_id, Chunk(line)), "tool_line")
+
+    async def release_held(self) -> None:
+        """Show the tool line held back for its prompt (answered, or the turn moved on)."""
+        if self.held is not None:
+            chat, line = self.held
+            self.held = None
+            await reliably(partial(self.d.out.send, chat, Chunk(line)), "tool_line")
 
     async def notice(self, t: Target, body: m.Notice) -> None:
         chunks = [Chunk(render.notice(body))]
@@ -267,13 +295,22 @@ class SessionLine:
     async def permission_request(self, t: Target, body: m.PermissionRequest) -> None:
         chat = t.chat_id
         j = self.d.journal
-        text = render.permission_text(self.session, body)
+        shown = prompt_render.view(self.session, body)
+        text = shown.parts[-1]  # the part with the buttons, edited with the outcome later
         n, _ = j.add_prompt(self.session, body.prompt_id, chat, text)
         prompt = j.prompt(n)
         if prompt is None or prompt.state != "open" or prompt.message_id is not None:
             return
-        markup = permission_markup(n, None if t.active else self.session)
-        mid = await reliably(lambda: self.d.out.send(chat, Chunk(text), markup), "permission")
+        out = self.d.out
+        if shown.file is not None:
+            name, data = shown.file
+            await reliably(lambda: out.document(chat, name, data, "The whole input of the"
+                                                " permission request below."), "permission_file")
+        for part in shown.parts[:-1]:
+            await reliably(partial(out.send, chat, prompt_render.chunk(part)), "permission_part")
+        markup = permission_markup(n, None if t.active else self.session, body.grant_label)
+        mid = await reliably(lambda: out.send(chat, prompt_render.chunk(text), markup),
+                             "permission")
         if mid is not None:
             j.set_prompt_message(n, mid)
 
@@ -285,8 +322,9 @@ class SessionLine:
             return
         if prompt.message_id is None:
             return
-        text = prompt.text + "\n" + render.permission_outcome(body.allowed, body.reason)
-        await reliably(lambda: self.d.out.put(prompt.chat_id, prompt.message_id, Chunk(text)),
+        shown = prompt_render.chunk(prompt.text,
+                                    render.permission_outcome(body.allowed, body.reason))
+        await reliably(lambda: self.d.out.put(prompt.chat_id, prompt.message_id, shown),
                        "permission_resolved")
 
     async def close(self) -> None:

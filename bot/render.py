@@ -5,13 +5,14 @@ telegramify-markdown (offsets in UTF-16 units) and `split` cuts the result into 
 most 4096 UTF-16 units, preferring a line break outside code blocks, so a code block shorter than
 a message is never cut in two. `render_plain` is the fallback when Telegram still rejects the
 entities. Everything else here is the small text the bot shows: tool lines, footers, the status
-table, the approval prompt.
+table, a prompt's outcome (the prompt itself is bot.prompt_render's).
 
 Nothing here may touch the network, the disk or the clock.
 """
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 
 import telegramify_markdown
@@ -246,11 +247,12 @@ def labelled(session: str, chunks: list[Chunk]) -> list[Chunk]:
     return [Chunk(label + first.text, (bold, *ents)), *chunks[1:]]
 
 
-def permission_text(session: str, body: m.PermissionRequest) -> str:
-    summary = " ".join(body.summary.split()) or body.tool_name
-    if len(summary) > 1000:
-        summary = summary[:999] + "…"
-    return f"🔐 Session {session} asks to use {summary}"
+# A link Telegram would make clickable: a scheme, or a bare www. host.
+_URL = re.compile(r"(?i)(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S")
+
+
+def has_url(text: str) -> bool:
+    return _URL.search(text) is not None
 
 
 def permission_outcome(allowed: bool, reason: str = "", always: bool = False) -> str:

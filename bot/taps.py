@@ -1,4 +1,5 @@
-"""What a tap on an inline button does: answer a permission prompt, switch, confirm a removal.
+"""What a tap on an inline button does: answer a permission prompt, revoke a grant, switch,
+confirm a removal.
 
 bot.app routes each tap here by the kind of its callback data (bot.callbacks); data that does
 not parse is answered and ignored. Every tap is answered (an unanswered one spins in the user's
@@ -13,7 +14,7 @@ from functools import partial
 from telegram import CallbackQuery, Update
 from telegram.ext import ContextTypes
 
-from bot import callbacks, render
+from bot import callbacks, prompt_render, render
 from bot.chat import ChatServer
 from bot.control import Refused, SupervisorClient
 from bot.delivery import Delivery
@@ -69,18 +70,44 @@ class Taps:
                  "none" if reply is None else getattr(reply, "code", "ok"))
         if isinstance(reply, m.Ok):
             await query.answer("Allowed" if allow else "Denied")
-            text = prompt.text + "\n" + render.permission_outcome(allow, always=always)
+            outcome = render.permission_outcome(allow, always=always)
         elif reply is None:
             await query.answer(f"Session {prompt.session} did not confirm the answer.")
-            text = (prompt.text + f"\n⌛ Session {prompt.session} did not confirm the answer"
-                    f" within {self.answer_timeout:.0f} s: it may not have been applied.")
+            outcome = (f"⌛ Session {prompt.session} did not confirm the answer"
+                       f" within {self.answer_timeout:.0f} s: it may not have been applied.")
         elif reply.code == m.E_UNAVAILABLE:
             await query.answer(f"Session {prompt.session} is not running any more.")
-            text = prompt.text + "\n⌛ The session stopped before the answer: nothing was run."
+            outcome = "⌛ The session stopped before the answer: nothing was run."
         else:
             await query.answer("Not applied.")
-            text = prompt.text + f"\n⚠️ Not applied: {reply.message}"
-        await self._edit(chat, prompt.message_id or mid, text, "permission")
+            outcome = f"⚠️ Not applied: {reply.message}"
+        shown = prompt_render.chunk(prompt.text, outcome)
+        await reliably(partial(self.out.put, chat, prompt.message_id or mid, shown), "permission")
+
+    async def grant(self, update: Update, ctx: Ctx) -> None:
+        """A "Revoke" button of /permissions: the worker withdraws that grant."""
+        query, chat, mid = _query(update)
+        tap = callbacks.parse_grant(query.data or "")
+        if tap is None:
+            await query.answer()
+            return
+        reply = await self.chat.request(tap.session, m.RevokeGrant(id=m.new_id(),
+                                        grant_id=tap.grant_id), self.answer_timeout)
+        if isinstance(reply, m.Ok):
+            await query.answer("Revoked.")
+            text = f"Grant revoked: session {tap.session} asks again next time."
+        elif reply is None:
+            await query.answer("No answer.")
+            text = (f"Session {tap.session} did not answer within {self.answer_timeout:.0f} s:"
+                    " tap Revoke again.")
+        elif reply.code == m.E_UNAVAILABLE:
+            await query.answer("Not running.")
+            text = (f"Session {tap.session} is not running: send it a message to start it,"
+                    " then /permissions again.")
+        else:
+            await query.answer("Not revoked.")
+            text = reply.message
+        await say(self.out, chat, text)
 
     async def switch(self, update: Update, ctx: Ctx) -> None:
         query, chat, _ = _query(update)

@@ -1,10 +1,10 @@
 """Sending to Telegram: entities with a plain-text fallback, and retries that lose nothing.
 
-`send`/`edit` turn a `render.Chunk` into a PTB call. When Telegram rejects the entities, the
-same text goes out plain; "message is not modified" counts as success; an edit of a message that
-is gone raises `Gone` so the caller sends a new one. `reliably` retries network failures and
-flood waits with backoff (a durable event must reach the chat), and gives up only on a refusal
-that no retry can fix (bot blocked, chat gone), which it logs.
+`send`/`edit` turn a `render.Chunk` into a PTB call, never with a link preview. When Telegram
+rejects the entities, the same text goes out plain; "message is not modified" counts as success;
+an edit of a message that is gone raises `Gone` so the caller sends a new one. `reliably`
+retries network failures and flood waits with backoff (a durable event must reach the chat), and
+gives up only on a refusal that no retry can fix (bot blocked, chat gone), which it logs.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from telegram import InlineKeyboardMarkup, MessageEntity
+from telegram import InlineKeyboardMarkup, LinkPreviewOptions, MessageEntity
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
@@ -24,6 +24,9 @@ from bot.render import Chunk, split
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_BACKOFF = 10.0
+# Model and tool text can carry any URL: a preview would fetch it (and show what it returns)
+# before anyone approved anything, so no message or edit of the bot ever has one.
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 
 class Gone(Exception):
@@ -54,12 +57,14 @@ class TelegramOut:
         rl = DROPPABLE if droppable else None
         try:
             msg = await self.bot.send_message(chat_id, chunk.text, entities=_entities(chunk),
-                                              reply_markup=markup, rate_limit_args=rl)
+                                              reply_markup=markup, rate_limit_args=rl,
+                                              link_preview_options=NO_PREVIEW)
         except BadRequest as exc:
             if chunk.entities and _is(exc, "entit"):
                 log.warning("event=entities_rejected chat_id=%s error=%r", chat_id, str(exc))
                 msg = await self.bot.send_message(chat_id, chunk.text, reply_markup=markup,
-                                                  rate_limit_args=rl)
+                                                  rate_limit_args=rl,
+                                                  link_preview_options=NO_PREVIEW)
             elif _is(exc, "too long"):
                 last = 0
                 for part in split(chunk.text, (), 4000):
@@ -75,7 +80,7 @@ class TelegramOut:
         try:
             await self.bot.edit_message_text(chunk.text, chat_id=chat_id, message_id=message_id,
                                              entities=_entities(chunk), reply_markup=markup,
-                                             rate_limit_args=rl)
+                                             rate_limit_args=rl, link_preview_options=NO_PREVIEW)
         except BadRequest as exc:
             if _is(exc, "not modified"):
                 return

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from bot import callbacks
-from bot.callbacks import PermissionTap, RemoveTap
+from bot.callbacks import GrantTap, PermissionTap, RemoveTap
 
 
 def _datas(markup: object) -> list[str]:
@@ -56,10 +56,33 @@ def test_remove(data: str, expected: RemoveTap | None) -> None:
 
 
 @pytest.mark.timeout(5)
+@pytest.mark.parametrize(("data", "expected"), [
+    ("g:alpha:12", GrantTap("alpha", 12)),
+    ("g:alpha:", None),
+    ("g:Bad Name:1", None),
+    ("g:alpha:x", None),
+    ("g:alpha:1:2", None),
+    ("p:1:a", None),
+])
+def test_grant(data: str, expected: GrantTap | None) -> None:
+    assert callbacks.parse_grant(data) == expected
+
+
+@pytest.mark.timeout(5)
 def test_builders_make_what_the_parsers_and_patterns_take() -> None:
-    prompt = _datas(callbacks.permission_markup(3, "alpha"))
+    prompt = _datas(callbacks.permission_markup(3, "alpha", "`ls` commands"))
     assert prompt == ["p:3:a", "p:3:d", "p:3:s", "sw:alpha"]
-    assert _datas(callbacks.permission_markup(3, None)) == ["p:3:a", "p:3:d", "p:3:s"]
+    assert _datas(callbacks.permission_markup(3, None, "`ls` commands")) == [
+        "p:3:a", "p:3:d", "p:3:s"]
+    # No rule narrower than "everything": no "for this session" button at all.
+    assert _datas(callbacks.permission_markup(3, None)) == ["p:3:a", "p:3:d"]
+    labels = [b.text for row in callbacks.permission_markup(3, None, "`npm test` commands")
+              .inline_keyboard for b in row]
+    assert labels == ["Allow", "Deny", "Allow `npm test` commands for this session"]
+    assert callbacks.grant_button_text("x" * 100) == f"Allow {'x' * 47}… for this session"
+    revoke = _datas(callbacks.revoke_buttons("alpha", [(4, "`touch` commands")]))
+    assert revoke == ["g:alpha:4"]
+    assert callbacks.parse_grant("g:alpha:4") == GrantTap("alpha", 4)
     assert [callbacks.parse_permission(d) for d in prompt[:3]] == [
         PermissionTap(3, True, False), PermissionTap(3, False, False), PermissionTap(3, True, True)]
     assert callbacks.switch_button("beta").text == "Switch to beta"
@@ -67,12 +90,14 @@ def test_builders_make_what_the_parsers_and_patterns_take() -> None:
     assert [[b.text for b in row] for row in picker.inline_keyboard] == [["a", "b"], ["c"]]
     assert _datas(callbacks.remove_confirm("beta")) == ["rm:y:beta", "rm:n:beta"]
     # Each kind's pattern takes its own data and nobody else's.
-    kinds = {callbacks.PERMISSION: "p:1:a", callbacks.SWITCH: "sw:a", callbacks.REMOVE: "rm:y:a"}
+    kinds = {callbacks.PERMISSION: "p:1:a", callbacks.SWITCH: "sw:a", callbacks.REMOVE: "rm:y:a",
+             callbacks.GRANT: "g:a:1"}
     for pattern, own in kinds.items():
         assert [re.match(pattern, d) is not None for d in kinds.values()] == [
             d == own for d in kinds.values()]
     # Telegram refuses callback data over 64 bytes: the longest name still fits.
     longest = "a" * 32
     for data in (*_datas(callbacks.remove_confirm(longest)),
-                 *_datas(callbacks.permission_markup(10**17, longest))):
+                 *_datas(callbacks.permission_markup(10**17, longest, "x" * 200)),
+                 *_datas(callbacks.revoke_buttons(longest, [(10**17, "x")]))):
         assert len(data.encode()) <= 64
