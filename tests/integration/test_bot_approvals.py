@@ -45,7 +45,7 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         st.say("#sb:bash=touch from-alpha.txt")
         pa = _prompt_for(tg, "alpha", "touch from-alpha.txt")
         assert [b["text"] for row in pa["reply_markup"]["inline_keyboard"] for b in row] == [
-            "Allow", "Deny", "Allow for this session"]
+            "Allow", "Deny", "Allow `touch` commands for this session"]
         st.new_session("beta")  # beta is now the active session; alpha waits in the background
         st.say("#sb:bash=touch from-beta.txt")
         pb = _prompt_for(tg, "beta", "touch from-beta.txt")
@@ -75,10 +75,11 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         callbacks = tg.callbacks()
         assert callbacks and all(c["answered"] for c in callbacks)
 
-        # "Allow for this session", then a prompt nobody answers: it times out, buttons go.
+        # "Allow `touch` commands for this session", then a prompt nobody answers: it times
+        # out, buttons go.
         st.say("#sb:bash=touch always1.txt")
         pc = _prompt_for(tg, "alpha", "touch always1.txt")
-        tg.tap(OWNER, pc["message_id"], _button(pc, "Allow for this session"))
+        tg.tap(OWNER, pc["message_id"], _button(pc, "Allow `touch` commands for this session"))
         st.wait_text(lambda t: "✓ " in t, after=pc["message_id"], timeout=30)
         assert "Allowed for this session" in _message(tg, pc["message_id"])["text"]
         mid = st.say("#sb:bash=touch always2.txt")
