@@ -84,6 +84,7 @@ async def run(settings: BotSettings, token: str) -> None:
     chat = ChatServer(ctx, endpoints.chat, delivery.on_message)
     delivery.chat = chat
     supervisor = SupervisorClient(ctx, endpoints.control)
+    supervisor.health = lambda: journal.unhealthy
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     commands = Commands(journal, supervisor, chat, out)
     inbound = Inbound(settings, journal, couriers, out)

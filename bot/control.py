@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import zmq.asyncio
 
@@ -35,11 +36,12 @@ class SupervisorClient:
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, timeout: float = 5.0) -> None:
         self.timeout = timeout
+        # "" while the bot can keep its promise; else the sentence the heartbeat reports.
+        self.health: Callable[[], str] = lambda: ""
         self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong)
 
-    @staticmethod
-    def _pong(ping: m.Ping) -> m.Pong:
-        return m.Pong(id=ping.id)
+    def _pong(self, ping: m.Ping) -> m.Pong:
+        return m.Pong(id=ping.id, unhealthy=self.health())
 
     async def register(self) -> None:
         self.rpc.start()

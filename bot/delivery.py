@@ -6,8 +6,12 @@ duplicate is dropped, a gap asks the worker for a `Replay` after the last seq ta
 module sends the replay requests it asks for. Each event taken off the queue is given its
 `Target` once (its chat, and whether the session is that chat's active one: from memory, no
 SQL), and bot.view's table picks the method below that shows its body. After an event's
-Telegram calls succeeded, bot.db records its seq, so a restarted bot asks for exactly what
-Telegram has not shown yet (at most one event is shown twice, none lost).
+Telegram calls are over, bot.db records its seq, so a restarted bot asks for exactly what
+Telegram has not shown yet (at most one event is shown twice, none lost). "Over" keeps a bound:
+a message Telegram refuses goes down bot.promise's ladder (plain text, then a file) before its
+seq is marked, and one that network errors hold up past `delivery_retry_seconds` is given up,
+so the line moves on and the chat is told in one sentence what it missed. A bot.db that takes
+no more writes stops the line (the heartbeat reports it and the supervisor restarts the bot).
 
 While a turn runs: a typing indicator every few seconds, and text deltas (seq 0) streamed into a
 draft edited in place (bot.live_draft around bot.draft), throttled per chat. The durable
@@ -32,11 +36,20 @@ from bot import prompt_render, render, view
 from bot.callbacks import permission_markup, switch_button
 from bot.chat import ChatServer
 from bot.draft import Throttle
-from bot.journal import Journal
+from bot.journal import Journal, StorageError
 from bot.live_draft import DraftStreamer
+from bot.promise import OUTAGE_BUDGET, Missed
 from bot.render import Chunk
 from bot.sequencer import Sequencer, Verdict
-from bot.telegram_out import TelegramOut, reliably
+from bot.telegram_out import (
+    Blocked,
+    Refused,
+    TelegramOut,
+    Unreachable,
+    attempt,
+    deliver,
+    reliably,
+)
 from bot.view import Target
 from wire import messages as m
 from wire.settings import BotSettings
@@ -89,6 +102,7 @@ class SessionLine:
         self.answer: Answer | None = None
         self.typing: asyncio.Task[None] | None = None
         self.held: tuple[int, str] | None = None  # a URL-carrying tool line awaiting its prompt
+        self.missed = Missed()  # given up while Telegram did not answer; told once it does
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"line-{session}")
 
     # ----------------------------------------------------------------------- ordering
@@ -130,24 +144,79 @@ class SessionLine:
     # ----------------------------------------------------------------------- showing
 
     async def _run(self) -> None:
-        while True:
-            ev = await self.queue.get()
+        try:
+            while True:
+                await self._take(await self._next())
+        except StorageError as exc:
+            # bot.db takes no writes: a seq shown now could not be recorded, and the restarted
+            # bot would show it again. The heartbeat already reports it; wait to be restarted.
+            log.error("event=line_stopped session=%s reason=%r", self.session, str(exc))
+            await asyncio.Event().wait()
+
+    async def _next(self) -> m.Event:
+        while self.missed.what and self.queue.empty():
             try:
-                target = self.target(ev)
-                if target is not None:
-                    held_until = _held_release(ev.body)
-                    if held_until == "before":
-                        await self.release_held()
-                    await view.show(self, target, ev.body)
-                    if held_until == "after":
-                        await self.release_held()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("event=render_failed session=%s seq=%d kind=%s", self.session,
-                              ev.seq, type(ev.body).__name__)
-            if ev.seq > 0:
-                self.d.journal.set_delivered(self.session, ev.seq)
+                async with asyncio.timeout(OUTAGE_BUDGET):
+                    return await self.queue.get()
+            except TimeoutError:
+                await self._tell_missed()
+        return await self.queue.get()
+
+    async def _take(self, ev: m.Event) -> None:
+        if self.missed.what:
+            await self._tell_missed()
+        target: Target | None = None
+        try:
+            target = self.target(ev)
+            if target is not None:
+                held_until = _held_release(ev.body)
+                if held_until == "before":
+                    await self.release_held()
+                await view.show(self, target, ev.body)
+                if held_until == "after":
+                    await self.release_held()
+        except (asyncio.CancelledError, StorageError):
+            raise
+        except Unreachable as exc:
+            self._gave_up(ev, target, exc)
+        except Exception:
+            log.exception("event=render_failed session=%s seq=%d kind=%s", self.session,
+                          ev.seq, type(ev.body).__name__)
+        if ev.seq > 0:
+            self.d.journal.set_delivered(self.session, ev.seq)
+
+    def budget(self) -> float:
+        """How long one Telegram call may be retried: the setting, or a short while when an
+        event was just given up (Telegram is out: a backlog must not cost minutes per event)."""
+        full = self.d.settings.delivery_retry_seconds
+        return min(full, OUTAGE_BUDGET) if self.missed.what else full
+
+    def _gave_up(self, ev: m.Event, target: Target | None, exc: Unreachable) -> None:
+        log.warning("event=not_delivered session=%s seq=%d kind=%s error=%r seconds=%.1f",
+                    self.session, ev.seq, type(ev.body).__name__, str(exc), exc.seconds)
+        self.stop_typing()
+        self.answer = None
+        if target is not None:
+            self.missed.add(view.what(ev.body), target.chat_id, str(exc), exc.seconds)
+
+    async def _tell_missed(self) -> None:
+        chat, text = self.missed.chat, self.missed.sentence(self.session)
+        if chat is not None:
+            try:
+                await attempt(partial(self.d.out.send, chat, Chunk(text)), "missed",
+                              OUTAGE_BUDGET)
+            except Unreachable:
+                return  # still out: told with the next event, or at the next timeout of _next
+            except (Refused, Blocked):
+                pass
+        self.missed = Missed()
+
+    async def show(self, chat: int, chunk: Chunk, what: str, *, message_id: int | None = None,
+                   markup: InlineKeyboardMarkup | None = None) -> int | None:
+        """One chunk into the chat, down the fallback ladder (see bot.telegram_out.deliver)."""
+        return await deliver(self.d.out, chat, chunk, what, budget=self.budget(),
+                             message_id=message_id, markup=markup,
+                             filename=f"{what}-{self.session}.txt")
 
     def target(self, ev: m.Event) -> Target | None:
         """Where this event goes, decided once as it is taken off the queue (no SQL)."""
@@ -186,21 +255,21 @@ class SessionLine:
             # Its permission prompt, if it needs one, comes next: the URL waits for the answer.
             self.held = (t.chat_id, line)
             return
-        await reliably(partial(self.d.out.send, t.chat_id, Chunk(line)), "tool_line")
+        await self.show(t.chat_id, Chunk(line), "tool_line")
 
     async def release_held(self) -> None:
         """Show the tool line held back for its prompt (answered, or the turn moved on)."""
         if self.held is not None:
             chat, line = self.held
             self.held = None
-            await reliably(partial(self.d.out.send, chat, Chunk(line)), "tool_line")
+            await self.show(chat, Chunk(line), "tool_line")
 
     async def notice(self, t: Target, body: m.Notice) -> None:
         chunks = [Chunk(render.notice(body))]
         if not t.active:
             chunks = render.labelled(self.session, chunks)
         for c in chunks:
-            await reliably(partial(self.d.out.send, t.chat_id, c), "notice")
+            await self.show(t.chat_id, c, "notice")
 
     def start_typing(self, chat: int) -> None:
         self.stop_typing()
@@ -229,12 +298,16 @@ class SessionLine:
             if stored and stored[0] == chat:
                 shown = [(mid, "") for mid in stored[1]]
         settings = self.d.settings
-        if len(text) > settings.preview_over_chars:
-            chunks = [render.render_preview(text)]
-        elif len(text) > RENDER_IN_THREAD_CHARS:  # a big conversion must not stall the loop
-            chunks = await asyncio.to_thread(render.render_markdown, text)
-        else:
-            chunks = render.render_markdown(text)
+        try:
+            if len(text) > settings.preview_over_chars:
+                chunks = [render.render_preview(text)]
+            elif len(text) > RENDER_IN_THREAD_CHARS:  # a big conversion must not stall the loop
+                chunks = await asyncio.to_thread(render.render_markdown, text)
+            else:
+                chunks = render.render_markdown(text)
+        except Exception:  # a text the converter cannot take is still the answer: shown plain
+            log.exception("event=render_failed session=%s chars=%d", self.session, len(text))
+            chunks = render.render_plain(text)
         if not t.active:
             chunks = render.labelled(self.session, chunks)
         out = self.d.out
@@ -245,18 +318,24 @@ class SessionLine:
                 if not chunk.entities and was.strip() == chunk.text.strip():
                     last = mid  # the draft already shows exactly this: no edit
                     continue
-                last = await reliably(partial(out.put, chat, mid, chunk), "answer_edit")
+                last = await self.show(chat, chunk, "answer", message_id=mid)
             else:
-                last = await reliably(partial(out.send, chat, chunk), "answer")
+                last = await self.show(chat, chunk, "answer")
         for mid, _ in shown[len(chunks):]:
-            await reliably(partial(out.delete, chat, mid), "draft_delete")
+            try:
+                await attempt(partial(out.delete, chat, mid), "draft_delete", self.budget())
+            except (Refused, Blocked):
+                pass  # a draft message left over is untidy, not a loss
         self.d.journal.clear_draft(self.session)
         if last is not None and chunks:
             self.answer = Answer(chat, last, chunks[-1])
         if len(text) > settings.file_threshold_chars:
             name, data = await asyncio.to_thread(answer_file, self.session, text)
-            await reliably(lambda: out.document(chat, name, data, "The whole answer as a file."),
-                           "answer_file")
+            try:
+                await attempt(partial(out.document, chat, name, data,
+                                      "The whole answer as a file."), "answer_file", self.budget())
+            except (Refused, Blocked):
+                pass  # the answer itself is in the chat already
 
     async def turn_result(self, t: Target, body: m.TurnResult) -> None:
         chat = t.chat_id
@@ -268,29 +347,27 @@ class SessionLine:
             else:
                 await self.draft.finish()
                 self.draft = None
-        out = self.d.out
         foot = render.footer(body)
         if body.is_error and body.text and self.answer is None:
             mid: int | None = None
             chunks = render.render_plain("⚠️ " + body.text)
             for c in chunks:
-                mid = await reliably(partial(out.send, chat, c), "error_text")
+                mid = await self.show(chat, c, "error_text")
             if chunks and mid:
                 self.answer = Answer(chat, mid, chunks[-1])
         answer = self.answer
         self.answer = None
         if not t.active:
-            await reliably(
-                lambda: out.send(chat, Chunk(f"Session {self.session} finished a turn ({foot})."),
-                                 InlineKeyboardMarkup([[switch_button(self.session)]])),
-                "background_notice")
+            await self.show(chat, Chunk(f"Session {self.session} finished a turn ({foot})."),
+                            "background_notice",
+                            markup=InlineKeyboardMarkup([[switch_button(self.session)]]))
             return
         if answer is not None and answer.chat_id == chat and answer.message_id:
             joined = render.with_footer(answer.chunk, foot)
             if joined is not None:
-                await reliably(lambda: out.put(chat, answer.message_id, joined), "footer")
+                await self.show(chat, joined, "footer", message_id=answer.message_id)
                 return
-        await reliably(lambda: out.send(chat, Chunk(foot)), "footer")
+        await self.show(chat, Chunk(foot), "footer")
 
     async def permission_request(self, t: Target, body: m.PermissionRequest) -> None:
         chat = t.chat_id
@@ -307,10 +384,9 @@ class SessionLine:
             await reliably(lambda: out.document(chat, name, data, "The whole input of the"
                                                 " permission request below."), "permission_file")
         for part in shown.parts[:-1]:
-            await reliably(partial(out.send, chat, prompt_render.chunk(part)), "permission_part")
+            await self.show(chat, prompt_render.chunk(part), "permission_part")
         markup = permission_markup(n, None if t.active else self.session, body.grant_label)
-        mid = await reliably(lambda: out.send(chat, prompt_render.chunk(text), markup),
-                             "permission")
+        mid = await self.show(chat, prompt_render.chunk(text), "permission", markup=markup)
         if mid is not None:
             j.set_prompt_message(n, mid)
 
@@ -324,8 +400,8 @@ class SessionLine:
             return
         shown = prompt_render.chunk(prompt.text,
                                     render.permission_outcome(body.allowed, body.reason))
-        await reliably(lambda: self.d.out.put(prompt.chat_id, prompt.message_id, shown),
-                       "permission_resolved")
+        await self.show(prompt.chat_id, shown, "permission_resolved",
+                        message_id=prompt.message_id)
 
     async def close(self) -> None:
         self.stop_typing()

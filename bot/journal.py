@@ -11,14 +11,22 @@
 - drafts:    the messages of a streamed answer in progress, so a restarted bot replaces them.
 
 Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
+A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
+`failure` (the bot's heartbeat reports it, so the supervisor restarts the bot) and raised as
+`StorageError`, whose str() is that one sentence.
 """
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from wire.storage import StorageFailure, is_storage_error
+
+log = logging.getLogger(__name__)
 
 KEEP_DONE_UPDATES = 1000
 
@@ -38,6 +46,10 @@ CREATE TABLE IF NOT EXISTS prompts (
 CREATE TABLE IF NOT EXISTS drafts (
     session TEXT PRIMARY KEY, chat_id INTEGER NOT NULL, message_ids TEXT NOT NULL);
 """
+
+
+class StorageError(Exception):
+    """bot.db could not be read or written; str() is the sentence with the fix."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,7 @@ class Prompt:
 class Journal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self.failure = StorageFailure(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -73,21 +86,38 @@ class Journal:
         self._db.executescript(SCHEMA)
         self.path.chmod(0o600)
         self._active: dict[int, str] = {
-            int(r[0]): str(r[1]) for r in self._db.execute("SELECT chat_id, session FROM active")
+            int(r[0]): str(r[1]) for r in self._exec("SELECT chat_id, session FROM active")
         }
 
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def unhealthy(self) -> str:
+        """The first storage error's sentence ("" while bot.db takes every write)."""
+        return self.failure.why
+
+    def _exec(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self._db.execute(sql, args)
+        except sqlite3.Error as exc:
+            if not is_storage_error(exc):
+                raise
+            first = not self.failure.why
+            said = self.failure.note(exc)
+            (log.error if first else log.warning)(
+                "event=storage_failed db=%s error=%r fix=%r", self.path.name, str(exc), said)
+            raise StorageError(said) from exc
+
     def _one(self, sql: str, *args: object) -> tuple | None:  # type: ignore[type-arg]
-        row: tuple | None = self._db.execute(sql, args).fetchone()  # type: ignore[type-arg]
+        row: tuple | None = self._exec(sql, args).fetchone()  # type: ignore[type-arg]
         return row
 
     # ----------------------------------------------------------------------- inbound updates
 
     def record_update(self, update_id: int, chat_id: int | None, body: str) -> bool:
         """Store an update; True when its handler still has to run (new, or stored not done)."""
-        cur = self._db.execute(
+        cur = self._exec(
             "INSERT OR IGNORE INTO updates (update_id, chat_id, body) VALUES (?, ?, ?)",
             (update_id, chat_id, body),
         )
@@ -97,10 +127,10 @@ class Journal:
         return row is not None and not row[0]
 
     def mark_done(self, update_id: int) -> None:
-        self._db.execute("UPDATE updates SET done = 1 WHERE update_id = ?", (update_id,))
+        self._exec("UPDATE updates SET done = 1 WHERE update_id = ?", (update_id,))
 
     def unfinished_updates(self) -> list[tuple[int, str]]:
-        rows = self._db.execute(
+        rows = self._exec(
             "SELECT update_id, body FROM updates WHERE done = 0 ORDER BY update_id"
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
@@ -110,7 +140,7 @@ class Journal:
         return None if row is None or row[0] is None else int(row[0])
 
     def prune_updates(self) -> None:
-        self._db.execute(
+        self._exec(
             "DELETE FROM updates WHERE done = 1 AND update_id < "
             "(SELECT MAX(update_id) FROM updates) - ?",
             (KEEP_DONE_UPDATES,),
@@ -119,7 +149,7 @@ class Journal:
     # ----------------------------------------------------------------------- hand-offs
 
     def add_handoff(self, h: Handoff) -> bool:
-        cur = self._db.execute(
+        cur = self._exec(
             "INSERT OR IGNORE INTO handoffs (key, session, chat_id, message_id, text, attachments,"
             " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (h.key, h.session, h.chat_id, h.message_id, h.text, json.dumps(h.attachments),
@@ -133,11 +163,11 @@ class Journal:
         if session is not None:
             sql += " WHERE session = ?"
             args = (session,)
-        rows = self._db.execute(sql + " ORDER BY n", args).fetchall()
+        rows = self._exec(sql + " ORDER BY n", args).fetchall()
         return [Handoff(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
     def handoff_done(self, key: str) -> None:
-        self._db.execute("DELETE FROM handoffs WHERE key = ?", (key,))
+        self._exec("DELETE FROM handoffs WHERE key = ?", (key,))
 
     # ----------------------------------------------------------------------- outbound delivery
 
@@ -147,7 +177,7 @@ class Journal:
 
     def set_delivered(self, session: str, seq: int) -> None:
         """Record that Telegram accepted everything up to `seq` (never moves backwards)."""
-        self._db.execute(
+        self._exec(
             "INSERT INTO delivered (session, seq) VALUES (?, ?) ON CONFLICT(session) DO UPDATE"
             " SET seq = MAX(seq, excluded.seq)",
             (session, seq),
@@ -155,7 +185,7 @@ class Journal:
 
     def reset_delivered(self, session: str, seq: int) -> None:
         """The worker's outbox starts over (the session was re-created): follow it down."""
-        self._db.execute(
+        self._exec(
             "INSERT INTO delivered (session, seq) VALUES (?, ?) ON CONFLICT(session) DO UPDATE"
             " SET seq = excluded.seq",
             (session, seq),
@@ -165,12 +195,12 @@ class Journal:
         names: set[str] = set()
         for sql in ("SELECT session FROM delivered", "SELECT session FROM handoffs",
                     "SELECT session FROM active", "SELECT session FROM drafts"):
-            names.update(r[0] for r in self._db.execute(sql))
+            names.update(r[0] for r in self._exec(sql))
         return names
 
     def forget_session(self, session: str) -> None:
         for table in ("delivered", "handoffs", "active", "drafts"):
-            self._db.execute(f"DELETE FROM {table} WHERE session = ?", (session,))
+            self._exec(f"DELETE FROM {table} WHERE session = ?", (session,))
         self._active = {c: s for c, s in self._active.items() if s != session}
 
     # ----------------------------------------------------------------------- chats
@@ -182,10 +212,10 @@ class Journal:
     def set_active(self, chat_id: int, session: str | None) -> None:
         # The row first, the memory after: a failed write leaves both as they were.
         if session is None:
-            self._db.execute("DELETE FROM active WHERE chat_id = ?", (chat_id,))
+            self._exec("DELETE FROM active WHERE chat_id = ?", (chat_id,))
             self._active.pop(chat_id, None)
         else:
-            self._db.execute(
+            self._exec(
                 "INSERT INTO active (chat_id, session) VALUES (?, ?) ON CONFLICT(chat_id)"
                 " DO UPDATE SET session = excluded.session",
                 (chat_id, session),
@@ -200,7 +230,7 @@ class Journal:
 
     def add_prompt(self, session: str, prompt_id: str, chat_id: int, text: str) -> tuple[int, bool]:
         """(row number, True if new). A replayed request finds its existing row."""
-        cur = self._db.execute(
+        cur = self._exec(
             "INSERT OR IGNORE INTO prompts (session, prompt_id, chat_id, text) VALUES (?, ?, ?, ?)",
             (session, prompt_id, chat_id, text),
         )
@@ -211,7 +241,7 @@ class Journal:
         return int(row[0]), bool(cur.rowcount)
 
     def set_prompt_message(self, n: int, message_id: int) -> None:
-        self._db.execute("UPDATE prompts SET message_id = ? WHERE n = ?", (message_id, n))
+        self._exec("UPDATE prompts SET message_id = ? WHERE n = ?", (message_id, n))
 
     def _prompt(self, where: str, *args: object) -> Prompt | None:
         row = self._one(
@@ -228,7 +258,7 @@ class Journal:
 
     def close_prompt(self, n: int, state: str) -> bool:
         """Mark a prompt answered/resolved; False when it was already closed."""
-        cur = self._db.execute(
+        cur = self._exec(
             "UPDATE prompts SET state = ? WHERE n = ? AND state = 'open'", (state, n)
         )
         return bool(cur.rowcount)
@@ -236,7 +266,7 @@ class Journal:
     # ----------------------------------------------------------------------- drafts
 
     def set_draft(self, session: str, chat_id: int, message_ids: list[int]) -> None:
-        self._db.execute(
+        self._exec(
             "INSERT INTO drafts (session, chat_id, message_ids) VALUES (?, ?, ?)"
             " ON CONFLICT(session) DO UPDATE SET chat_id = excluded.chat_id,"
             " message_ids = excluded.message_ids",
@@ -248,4 +278,4 @@ class Journal:
         return (int(row[0]), list(json.loads(row[1]))) if row else None
 
     def clear_draft(self, session: str) -> None:
-        self._db.execute("DELETE FROM drafts WHERE session = ?", (session,))
+        self._exec("DELETE FROM drafts WHERE session = ?", (session,))

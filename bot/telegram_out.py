@@ -1,16 +1,22 @@
-"""Sending to Telegram: entities with a plain-text fallback, and retries that lose nothing.
+"""Sending to Telegram: entities with a plain-text fallback, and retries with a bound.
 
 `send`/`edit` turn a `render.Chunk` into a PTB call, never with a link preview. When Telegram
 rejects the entities, the same text goes out plain; "message is not modified" counts as success;
-an edit of a message that is gone raises `Gone` so the caller sends a new one. `reliably`
-retries network failures and flood waits with backoff (a durable event must reach the chat), and
-gives up only on a refusal that no retry can fix (bot blocked, chat gone), which it logs.
+an edit of a message that is gone raises `Gone` so the caller sends a new one. `attempt` retries
+network failures and flood waits with capped backoff for at most `budget` seconds in all
+(bot.promise decides the waits), then raises `Unreachable`; a refusal no retry can fix raises
+`Refused` at once (a bad request, so the caller can try the next rung of bot.promise's ladder)
+or `Blocked` (the bot is blocked, the chat is gone). `reliably` is the same for callers that
+only want a result or None.
+
+It must never retry without a bound: a line that waits forever on Telegram is a wedged session.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from telegram import InlineKeyboardMarkup, LinkPreviewOptions, MessageEntity
@@ -18,8 +24,9 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
+from bot.promise import Rung, next_rung, retry_delay
 from bot.ratelimit import DROPPABLE
-from bot.render import Chunk, split
+from bot.render import Chunk, render_plain, split
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -27,10 +34,29 @@ MAX_BACKOFF = 10.0
 # Model and tool text can carry any URL: a preview would fetch it (and show what it returns)
 # before anyone approved anything, so no message or edit of the bot ever has one.
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+# The default of telegram.delivery_retry_seconds, for the callers outside a session's line.
+DEFAULT_BUDGET = 120.0
+AS_FILE_CAPTION = "Telegram refused this message as text, so here it is as a file."
 
 
 class Gone(Exception):
     """The message to edit no longer exists."""
+
+
+class Refused(Exception):
+    """Telegram refused this request (400): sending it again as it is cannot work."""
+
+
+class Blocked(Exception):
+    """The bot may not write to this chat (blocked by the user, chat gone): nothing will work."""
+
+
+class Unreachable(Exception):
+    """Network errors (or flood waits) outlasted the retry bound; str() is the last error."""
+
+    def __init__(self, error: str, seconds: float) -> None:
+        super().__init__(error)
+        self.seconds = seconds
 
 
 def _entities(chunk: Chunk) -> list[MessageEntity] | None:
@@ -117,9 +143,11 @@ class TelegramOut:
         except BadRequest:
             pass
 
-    async def document(self, chat_id: int, filename: str, data: bytes, caption: str = "") -> None:
-        await self.bot.send_document(chat_id, document=data, filename=filename,
-                                     caption=caption or None)
+    async def document(self, chat_id: int, filename: str, data: bytes, caption: str = "",
+                       markup: InlineKeyboardMarkup | None = None) -> int:
+        msg = await self.bot.send_document(chat_id, document=data, filename=filename,
+                                           caption=caption or None, reply_markup=markup)
+        return msg.message_id
 
     async def typing(self, chat_id: int) -> None:
         """One typing indicator; skipped (never queued) while the chat waits out a flood limit."""
@@ -129,18 +157,72 @@ class TelegramOut:
             log.debug("event=typing_skipped chat_id=%s error=%r", chat_id, type(exc).__name__)
 
 
-async def reliably(op: Callable[[], Awaitable[T]], what: str) -> T | None:
-    """Run `op` until it succeeds; None when Telegram refuses it for good (logged)."""
-    delay = 0.5
+async def attempt(op: Callable[[], Awaitable[T]], what: str,
+                  budget: float = DEFAULT_BUDGET) -> T:
+    """Run `op` until it succeeds, within `budget` seconds of network errors and flood waits."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    tries = 0
     while True:
         try:
             return await op()
-        except (BadRequest, Forbidden) as exc:
+        except Forbidden as exc:
+            log.warning("event=telegram_forbidden what=%s error=%r", what, str(exc))
+            raise Blocked(str(exc)) from None
+        except BadRequest as exc:
             log.warning("event=telegram_refused what=%s error=%r", what, str(exc))
-            return None
-        except RetryAfter:
-            continue  # the rate limiter has already waited; try again
-        except NetworkError as exc:  # includes TimedOut and 5xx
+            raise Refused(str(exc)) from None
+        except (RetryAfter, NetworkError) as exc:  # NetworkError includes TimedOut and 5xx
+            tries += 1
+            elapsed = loop.time() - started
+            # A flood wait was already waited out by the rate limiter: try again at once.
+            delay = retry_delay(tries, elapsed, budget)
+            if delay is None:
+                log.warning("event=telegram_gave_up what=%s error=%r tries=%d seconds=%.1f",
+                            what, str(exc), tries, elapsed)
+                raise Unreachable(str(exc) or type(exc).__name__, elapsed) from None
+            if isinstance(exc, RetryAfter):
+                continue
             log.warning("event=telegram_retry what=%s error=%r delay=%.1f", what, str(exc), delay)
             await asyncio.sleep(delay)
-            delay = min(MAX_BACKOFF, delay * 2)
+
+
+async def reliably(op: Callable[[], Awaitable[T]], what: str,
+                   budget: float = DEFAULT_BUDGET) -> T | None:
+    """`attempt`, with None for a refusal or an outage past the bound (both logged)."""
+    try:
+        return await attempt(op, what, budget)
+    except (Refused, Blocked, Unreachable):
+        return None
+
+
+async def deliver(out: TelegramOut, chat_id: int, chunk: Chunk, what: str, *, budget: float,
+                  message_id: int | None = None, markup: InlineKeyboardMarkup | None = None,
+                  filename: str = "message.txt") -> int | None:
+    """Show `chunk` (in `message_id` when it still exists), down bot.promise's ladder until
+    Telegram takes it: as rendered, then plain, then as a file. The id of the message that
+    shows it, or None when even the file was refused or the chat is closed to the bot (logged).
+    Raises `Unreachable` past the retry bound: the caller decides what the chat is told."""
+    rung: Rung | None = Rung.RICH
+    while rung is not None:
+        try:
+            if rung is Rung.RICH:
+                return await attempt(partial(out.put, chat_id, message_id, chunk, markup),
+                                     what, budget)
+            if rung is Rung.PLAIN:
+                last: int | None = None
+                for i, part in enumerate(render_plain(chunk.text)):
+                    mid = message_id if i == 0 else None
+                    last = await attempt(partial(out.put, chat_id, mid, part, markup), what,
+                                         budget)
+                return last
+            return await attempt(partial(out.document, chat_id, filename, chunk.text.encode(),
+                                         AS_FILE_CAPTION, markup), what, budget)
+        except Refused:
+            rung = next_rung(rung)
+            if rung is not None:
+                log.info("event=telegram_fallback what=%s to=%s", what, rung.value)
+        except Blocked:
+            return None
+    log.error("event=undeliverable what=%s chat_id=%s chars=%d", what, chat_id, len(chunk.text))
+    return None

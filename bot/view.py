@@ -61,6 +61,18 @@ IGNORED: frozenset[type[m.Body]] = frozenset({
 })
 
 
+# What the chat would have shown, in the sentence about messages that could not be delivered.
+WHAT: dict[type[m.Body], str] = {
+    m.TurnStarted: "typing", m.TextDelta: "draft", m.AssistantText: "answer",
+    m.ToolUse: "tool line", m.TurnResult: "footer", m.PermissionRequest: "permission prompt",
+    m.PermissionResolved: "prompt outcome", m.Notice: "notice",
+}
+
+
+def what(body: m.Body) -> str:
+    return WHAT.get(type(body), "message")
+
+
 def handler(body: m.Body) -> Handler | None:
     """The handler for this body, or None when the chat does not show it."""
     return HANDLERS.get(type(body))

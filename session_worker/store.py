@@ -10,11 +10,15 @@
 - grants: the scoped "allow for this session" rules the user granted (session_worker.grants).
 
 Only the session's own worker opens this file. Nothing here knows about sockets or the CLI.
+A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
+`failure` (the worker's heartbeat reports it, so the supervisor restarts the worker) and raised
+as `StorageError`, whose str() is that one sentence.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -24,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from wire.files import atomic_write
+from wire.storage import StorageFailure, is_storage_error
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -83,11 +90,45 @@ class InboxItem:
     attempts: int
 
 
+class StorageError(Exception):
+    """session.db could not be read or written; str() is the sentence with the fix."""
+
+
+class _Guarded:
+    """The connection, with every storage error noted in `failure`, logged and re-raised."""
+
+    def __init__(self, db: sqlite3.Connection, failure: StorageFailure) -> None:
+        self._conn = db
+        self._failure = failure
+
+    def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.Error as exc:
+            if not is_storage_error(exc):
+                raise
+            first = not self._failure.why
+            said = self._failure.note(exc)
+            (log.error if first else log.warning)(
+                "event=storage_failed db=%s error=%r fix=%r", self._failure.path.name, str(exc),
+                said)
+            raise StorageError(said) from exc
+
+    def executescript(self, sql: str) -> None:
+        self._conn.executescript(sql)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.failure = StorageFailure(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db = _Guarded(
+            sqlite3.connect(str(path), isolation_level=None, check_same_thread=False),
+            self.failure)
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL survives a kill -9 of this process (the WAL is in the OS); a user message is
         # committed with FULL (fsync) before it is acknowledged, see add_turn.

@@ -39,7 +39,7 @@ from session_worker.emitter import Emitter
 from session_worker.prompts import Prompts
 from session_worker.router import ControlWaiters, Router
 from session_worker.state import SessionState, Status
-from session_worker.store import Store
+from session_worker.store import StorageError, Store
 from session_worker.stream_json import Oversized
 from session_worker.translate import Translator
 from session_worker.turns import TurnRunner
@@ -248,7 +248,12 @@ class Worker:
             log.info("event=register_not_sent reason=%r", str(exc) or type(exc).__name__)
 
     def _pong(self, ping: m.Ping) -> m.Pong:
-        return m.Pong(id=ping.id, stats=self.stats())
+        # A session.db that no longer answers must not silence the heartbeat: it is reported.
+        try:
+            stats: m.WorkerStats | None = self.stats()
+        except StorageError:
+            stats = None
+        return m.Pong(id=ping.id, stats=stats, unhealthy=self.store.failure.why)
 
     def stats(self) -> m.WorkerStats:
         cli = self.cli.warm

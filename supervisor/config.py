@@ -184,6 +184,8 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
             " (the answers it cuts short must come as a file)")
     if not 0 <= t.poll_timeout_seconds <= 50:
         problems.append("telegram.poll_timeout_seconds must be between 0 and 50")
+    if t.delivery_retry_seconds <= 0:
+        problems.append("telegram.delivery_retry_seconds must be positive")
     for name in ("idle_suspend_seconds", "permission_timeout_seconds", "hang_timeout_seconds",
                  "interrupt_timeout_seconds"):
         if getattr(c, name) <= 0:

@@ -405,6 +405,14 @@ class Supervisor:
         h = self.health.get(identity.decode(errors="replace"))
         if h is None:
             return
+        if msg.unhealthy:
+            # Alive but unable to keep its promise (its database takes no writes): treated as a
+            # missed heartbeat, at once, so it restarts instead of looking healthy.
+            prog = self.programs.get(identity.decode(errors="replace"))
+            if prog is not None and prog.kill(f"unhealthy: {msg.unhealthy}"):
+                log.warning("event=unhealthy program=%s pid=%s reason=%r", prog.name, prog.pid,
+                            msg.unhealthy)
+            return
         h.last_seen = time.monotonic()
         if msg.stats is not None:
             h.stats, h.stats_at = msg.stats, h.last_seen

@@ -165,6 +165,9 @@ class Ping(Msg):
 class Pong(Msg):
     id: str
     stats: WorkerStats | None = None
+    # One sentence when the child can no longer keep its promise (its database cannot be
+    # written): the supervisor restarts it as if the heartbeat had been missed.
+    unhealthy: str = ""
 
 
 # --------------------------------------------------------------------------- replies

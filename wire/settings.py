@@ -57,6 +57,9 @@ class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     file_threshold_chars: int = 12000
     preview_over_chars: int = 120000
     poll_timeout_seconds: int = 25
+    # How long one message to Telegram is retried through network errors before the chat is
+    # told it was not delivered and the session's line moves on.
+    delivery_retry_seconds: float = 120.0
 
 
 class WorkerSettings(CliTuning, kw_only=True, forbid_unknown_fields=True):

@@ -135,6 +135,7 @@ class Stack(StackProcesses):
         self.proc: subprocess.Popen[bytes] | None = None
         self.sup = Control(self.runtime_dir)
         self.run_out = self.tmp / "switchboard-run.out"
+        self.restarts = 0  # how often restart() started the supervisor again
         self.seen: dict[int, float] = {}  # pid -> create_time of every stack process we saw
         self.ready_by_ctl = profile.ready_by_ctl
         if cli_env is not None:
@@ -266,6 +267,25 @@ class Stack(StackProcesses):
                    else "the bot RUNNING on the control socket", step=0.1)
         self.note_processes()
         return self
+
+    def kill_supervisor(self) -> int:
+        """SIGKILL `switchboard run` (its children follow it by their parent-death signal);
+        the pid it had."""
+        assert self.proc is not None
+        pid = self.proc.pid
+        self.note_processes()
+        self.proc.kill()
+        self.proc.wait(30)
+        return pid
+
+    def restart(self, timeout: float = 45) -> Stack:
+        """Start `switchboard run` again on the same config and state, as systemd does after
+        the supervisor died (its output appended to the same file)."""
+        assert self.proc is None or self.proc.poll() is not None, "the supervisor still runs"
+        self.restarts += 1
+        if self.run_out.exists():  # start() begins a fresh output file: keep the earlier one
+            self.run_out.rename(self.run_out.with_suffix(f".out.{self.restarts}"))
+        return self.start(timeout)
 
     def __enter__(self) -> Self:
         """Start, and wait until the bot registered its commands (it polls right after)."""
