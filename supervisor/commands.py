@@ -227,6 +227,9 @@ class Commands:
             idle_seconds=(st.idle_seconds + time.monotonic() - h.stats_at) if (st and h) else None,
             exit_code=prog.exit_code,
             busy=st.busy if st else False,
+            tools=[m.ToolProcess(pid=t.pid, name=t.name, rss_bytes=t.rss_bytes)
+                   for t in h.usage.tools] if (h and live) else [],
+            tools_rss_bytes=sum(t.rss_bytes for t in h.usage.tools) if (h and live) else 0,
         )
 
     # ------------------------------------------------------------------ commands
@@ -255,6 +258,11 @@ class Commands:
         session, program = self._session_of(msg.name)
         if session in self.sup.registry.sessions or program in self.sup.programs:
             raise Refusal(m.E_EXISTS, f"session '{session}' already exists: pick another name.")
+        limit = self.sup.cfg.supervisor.max_sessions
+        if len(self.sup.registry.sessions) >= limit:
+            raise Refusal(m.E_STATE, f"there are already {limit} sessions, the most"
+                          " supervisor.max_sessions allows: remove one, or raise max_sessions"
+                          " in the config and reload.")
         persona = self._known_persona(msg.persona or self.sup.cfg.claude.default_persona)
         self.sup.registry.add(session, persona)
         self.sup.add_program(program)
