@@ -185,6 +185,9 @@ class Commands:
             return m.ProgramResult(name=name, ok=False, message=f"ERROR ({err})")
         if not await self.sup.wait_stopped(prog):
             return m.ProgramResult(name=name, ok=False, message="ERROR (timed out stopping)")
+        # Its tools die with it, before a restart can start the next run (a worker killed at
+        # stopwaitsecs could not sweep them itself).
+        await self.sup.sweep_once()
         return m.ProgramResult(name=name, ok=True, message="stopped")
 
     async def _restart_one(self, name: str) -> m.ProgramResult:

@@ -142,6 +142,7 @@ class Supervisor:
         self.notifier = Notifier()
         self._tasks: asyncio.TaskGroup | None = None
         self.sweeps = 0  # completed sweeps, reported in Status: proof that sweeps happen
+        self._sweep_lock = asyncio.Lock()
         # program -> sentences for its chat, carried by every Ping until a Pong answers one
         # (a killed worker's notice waits for its successor); ping id -> what it carried.
         self.notices: dict[str, list[str]] = {}
@@ -465,6 +466,12 @@ class Supervisor:
         return out
 
     async def sweep_once(self) -> None:
+        # One sweep at a time: the watcher's caches are not for two threads, and a stop's own
+        # sweep (commands) may meet the periodic one.
+        async with self._sweep_lock:
+            await self._sweep()
+
+    async def _sweep(self) -> None:
         targets = self._targets()
         managed = {p.pid for p in self.programs.values() if p.pid and p.child is not None}
         limits = Limits(self.cfg.claude.idle_suspend_seconds,

@@ -64,6 +64,17 @@ def test_a_crashed_workers_tools_stay_with_their_session_until_it_stops(sup):
                (sup.state_dir / "logs" / "supervisor.log").read_text(), 3, "the log line")
 
 
+def test_a_restart_by_the_user_kills_the_sessions_tools(sup):
+    sup.start()
+    sup.ok(m.NewSession(id=m.new_id(), name="leak-r"))
+    old = wait_until(lambda: (r := sup.status()["session:leak-r"]).queued > 1 and r, 5, "a tool")
+    assert sup.ok(m.Restart(id=m.new_id(), names=["leak-r"])).results[0].ok
+    wait_until(lambda: not alive(old.queued), 5, "the old run's tool killed by the restart")
+    new = wait_until(lambda: (r := sup.status()["session:leak-r"]).queued > 1
+                     and r.pid != old.pid and r, 5, "the new run's tool")
+    assert alive(new.queued)
+
+
 def test_other_supervisors_marked_processes_are_left_alone(sup):
     sup.start()
     sup.ok(m.NewSession(id=m.new_id(), name="cli-mine"))
