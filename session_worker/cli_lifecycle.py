@@ -1,13 +1,16 @@
 """The warm CLI's life: started when a turn needs it, kept between turns, suspended when idle or
 past its recycle limits, stopped at shutdown, and forgotten (waited for, swept) after it exits.
 
-`CliLifecycle` owns the one `ClaudeProcess` of the session. `ensure` sweeps the session's marker
-before every start, so a CLI left by a SIGKILLed worker is gone before ours resumes the same
-Claude session id; the argv resumes the id the session's state holds. `closing` (set once, at
-shutdown) refuses every later start.
+`CliLifecycle` owns the one `ClaudeProcess` of the session. `ensure` kills every stale CLI with
+the session's marker before every start, so a CLI left by a SIGKILLed worker is gone before ours
+resumes the same Claude session id; the argv resumes the id the session's state holds.
+`closing` (set once, at shutdown) refuses every later start.
+
+The tools a CLI started (a `nohup` server) are the session's, not the CLI's: a suspend, a CLI
+crash or a worker crash leaves them running; only `sweep` (the worker's stop) kills them.
 
 It must never run two CLIs at once (every start and stop holds one lock), never start one after
-`close()`, and never leave a process carrying the marker behind after `forget` or `stop`.
+`close()`, and never leave a CLI carrying the marker behind after `forget` or `stop`.
 """
 
 from __future__ import annotations
@@ -74,7 +77,14 @@ class CliLifecycle:
         self.closing = True
 
     async def sweep(self) -> int:
+        """The session is over: kill every process with its marker, tools included."""
         return await asyncio.to_thread(procs.sweep_marker, self.name, self.instance)
+
+    async def sweep_stale(self) -> int:
+        """Kill every marked CLI but the warm one; the session's tools stay."""
+        warm = self.warm
+        keep = warm.pid if warm is not None else None
+        return await asyncio.to_thread(procs.sweep_stale_clis, self.name, self.instance, keep)
 
     async def write(self, line: bytes) -> bool:
         """One line to the CLI's stdin; False when there is no CLI to take it."""
@@ -98,8 +108,8 @@ class CliLifecycle:
                 await self.forget(self.cli)
             if self.closing:
                 return None
-            # Never two CLIs for one Claude session: whatever carries our marker goes first.
-            await self.sweep()
+            # Never two CLIs for one Claude session: every CLI with our marker goes first.
+            await self.sweep_stale()
             argv = build_argv(
                 self.s.claude_binary,
                 self.s.persona,
@@ -139,14 +149,14 @@ class CliLifecycle:
     # ------------------------------------------------------------------- end
 
     async def forget(self, cli: ClaudeProcess) -> None:
-        """After the CLI exited: wait for it, sweep what it left, clear what it was asked."""
+        """After the CLI exited: wait for it, kill a CLI it left, clear what it was asked."""
         if not cli.exited.done():
             await cli.stop(0, self.s.stop_term_wait_seconds, self.s.stop_kill_wait_seconds)
         await cli.aclose()
         if self.cli is cli:
             self.cli = None
         self._on_gone()
-        await self.sweep()
+        await self.sweep_stale()
 
     async def stop_this(self, cli: ClaudeProcess) -> None:
         """Stop one CLI politely (close stdin, SIGTERM, SIGKILL) and forget it."""

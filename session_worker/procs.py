@@ -1,10 +1,14 @@
-"""Process hygiene: die with the parent, and find every process a session left behind.
+"""Process hygiene: die with the parent, and find the processes a session's CLI started.
 
 The CLI's Bash tool starts its shells with `setsid`, so a process group kill misses them; but
 every descendant inherits the CLI's environment, and the worker puts
-`SWITCHBOARD_SESSION=<name>` (wire.names.MARKER_ENV) in it. `sweep_marker` finds them all by
-that marker with psutil and kills them. It must never touch a process without the marker, and
-never the calling process itself.
+`SWITCHBOARD_SESSION=<name>` (wire.names.MARKER_ENV) in it. Two sweeps, by that marker:
+- `sweep_stale_clis` (before every CLI start, after every CLI exit, at the worker's start-up)
+  kills only marked processes that are a CLI (wire.names.is_session_cli): one CLI per Claude
+  session id. The tools those CLIs started (a `nohup` server, a `setsid` job) belong to the
+  session and live while it runs, across a CLI suspend or a worker crash.
+- `sweep_marker` (when the worker stops) kills every marked process: the session is over.
+It must never touch a process without the marker, and never the calling process itself.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 import psutil
 
 from wire import lifetime
-from wire.names import INSTANCE_ENV, MARKER_ENV
+from wire.names import INSTANCE_ENV, MARKER_ENV, is_session_cli
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +65,30 @@ def marked(session: str, instance: str = "",
     return found
 
 
+def _cli(proc: psutil.Process) -> bool:
+    try:
+        return is_session_cli(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return False
+
+
+def sweep_stale_clis(session: str, instance: str = "", keep: int | None = None,
+                     timeout: float = 2.0) -> int:
+    """SIGKILL every marked CLI but `keep` (the worker's current one, if any) and wait for them;
+    returns how many were found. The session's tool processes are left alone."""
+    exclude = {keep} if keep else set()
+    return _kill_all([p for p in marked(session, instance, exclude) if _cli(p)], timeout)
+
+
 def sweep_marker(session: str, instance: str = "", timeout: float = 2.0) -> int:
     """SIGKILL every process with the marker and wait for them; returns how many were found.
 
     SIGKILL at once: these are leftovers (the CLI itself was already stopped politely).
     """
-    procs = marked(session, instance)
+    return _kill_all(marked(session, instance), timeout)
+
+
+def _kill_all(procs: list[psutil.Process], timeout: float) -> int:
     for proc in procs:
         try:
             log.info("event=sweep_kill pid=%d name=%s", proc.pid, proc.name())

@@ -15,7 +15,8 @@ Tasks, each owned and cancelled here: chat (requests from the bot), hello (Hello
 every (re)connection), turns, watchdog (parent gone, prompt deadlines, idle suspend) and
 register (Register and Pong on the supervisor's control socket, never waited for).
 It must never run two CLIs for one Claude session id, never leave a process with its marker
-behind on stop, and never crash on anything a peer or the CLI sends.
+behind on stop (its tools survive only a crash of the worker or CLI), and never crash on
+anything a peer or the CLI sends.
 """
 
 from __future__ import annotations
@@ -133,10 +134,12 @@ class Worker:
         if self._parent_gone():
             log.warning("event=parent_gone_at_start pid=%d", self.s.supervisor_pid)
             return False
-        # A CLI left by a worker that was SIGKILLed must be gone before ours starts.
-        found = await self.cli.sweep()
+        # A CLI left by a worker that was SIGKILLed must be gone before ours starts (one CLI per
+        # Claude session id). The tools it started are the session's and keep running: a worker
+        # crash is not a stop.
+        found = await self.cli.sweep_stale()
         if found:
-            log.warning("event=leftovers_killed count=%d", found)
+            log.warning("event=stale_clis_killed count=%d", found)
         self.state.set_status(Status.RUNNING)
         chat = self._open_sockets()
         self._tasks = [
@@ -248,6 +251,8 @@ class Worker:
             log.info("event=register_not_sent reason=%r", str(exc) or type(exc).__name__)
 
     def _pong(self, ping: m.Ping) -> m.Pong:
+        if ping.notice:  # the supervisor killed one of our processes: the chat hears why
+            self.out.notice("warning", ping.notice)
         # A session.db that no longer answers must not silence the heartbeat: it is reported.
         try:
             stats: m.WorkerStats | None = self.stats()

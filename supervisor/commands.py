@@ -185,6 +185,9 @@ class Commands:
             return m.ProgramResult(name=name, ok=False, message=f"ERROR ({err})")
         if not await self.sup.wait_stopped(prog):
             return m.ProgramResult(name=name, ok=False, message="ERROR (timed out stopping)")
+        # Its tools die with it, before a restart can start the next run (a worker killed at
+        # stopwaitsecs could not sweep them itself).
+        await self.sup.sweep_once()
         return m.ProgramResult(name=name, ok=True, message="stopped")
 
     async def _restart_one(self, name: str) -> m.ProgramResult:
@@ -227,6 +230,9 @@ class Commands:
             idle_seconds=(st.idle_seconds + time.monotonic() - h.stats_at) if (st and h) else None,
             exit_code=prog.exit_code,
             busy=st.busy if st else False,
+            tools=[m.ToolProcess(pid=t.pid, name=t.name, rss_bytes=t.rss_bytes)
+                   for t in h.usage.tools] if (h and live) else [],
+            tools_rss_bytes=sum(t.rss_bytes for t in h.usage.tools) if (h and live) else 0,
         )
 
     # ------------------------------------------------------------------ commands
@@ -255,6 +261,11 @@ class Commands:
         session, program = self._session_of(msg.name)
         if session in self.sup.registry.sessions or program in self.sup.programs:
             raise Refusal(m.E_EXISTS, f"session '{session}' already exists: pick another name.")
+        limit = self.sup.cfg.supervisor.max_sessions
+        if len(self.sup.registry.sessions) >= limit:
+            raise Refusal(m.E_STATE, f"there are already {limit} sessions, the most"
+                          " supervisor.max_sessions allows: remove one, or raise max_sessions"
+                          " in the config and reload.")
         persona = self._known_persona(msg.persona or self.sup.cfg.claude.default_persona)
         self.sup.registry.add(session, persona)
         self.sup.add_program(program)

@@ -62,6 +62,10 @@ class ClaudeConfig(CliTuning, kw_only=True, forbid_unknown_fields=True):
     recycle_rss_mb: int = DEFAULT_RECYCLE_RSS_MB
 
 
+DEFAULT_MAX_SESSIONS = 50
+MAX_SESSIONS_CEILING = 1000  # each is a process with its CLI: more is a typo, not a plan
+
+
 class SupervisorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     startsecs: float = 1.0
     startretries: int = 3
@@ -74,6 +78,7 @@ class SupervisorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     heartbeat_timeout_seconds: float = 15.0
     worker_rss_limit_mb: int = 0  # 0 = no limit
     sweep_interval_seconds: float = 2.0
+    max_sessions: int = DEFAULT_MAX_SESSIONS  # a new one past it is refused
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -213,6 +218,8 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
             "supervisor.heartbeat_timeout_seconds must be at least the heartbeat interval")
     if s.worker_rss_limit_mb < 0:
         problems.append("supervisor.worker_rss_limit_mb must be 0 (no limit) or more")
+    if not 1 <= s.max_sessions <= MAX_SESSIONS_CEILING:
+        problems.append(f"supervisor.max_sessions must be between 1 and {MAX_SESSIONS_CEILING}")
     sock = Path(cfg.runtime_dir) / CONTROL
     if len(os.fsencode(str(sock))) > MAX_SOCKET_PATH:
         problems.append(

@@ -69,7 +69,16 @@ def detail_line(r: m.ProgramStatus) -> str:
         cli = "-"
     return (f"    persona={r.persona or '-'} claude={cli} rss={human_bytes(r.rss_bytes)}"
             f" cpu={r.cpu_percent:.1f}% cost=${r.cost_usd:.4f} queued={r.queued}"
-            f" idle={hms(r.idle_seconds)}" + (" busy" if r.busy else ""))
+            f" idle={hms(r.idle_seconds)}" + (" busy" if r.busy else "") + tools_part(r))
+
+
+def tools_part(r: m.ProgramStatus) -> str:
+    """What the session's tools started (a `nohup` server): count, RSS, and each pid and name."""
+    if not r.tools:
+        return ""
+    each = ",".join(f"{t.pid}:{t.name}" for t in r.tools[:5])
+    more = f",+{len(r.tools) - 5}" if len(r.tools) > 5 else ""
+    return f" tools={len(r.tools)} tools_rss={human_bytes(r.tools_rss_bytes)} [{each}{more}]"
 
 
 def status_exit_code(rows: list[m.ProgramStatus], unknown: list[str]) -> int:

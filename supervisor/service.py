@@ -38,7 +38,7 @@ from supervisor.notify import Notifier
 from supervisor.program import Child, Program, ProgramConfig, Timer
 from supervisor.registry import Registry
 from supervisor.states import RUNNING_STATES, State
-from supervisor.watcher import Limits, Target, Usage, Watcher, kill_instance_leftovers
+from supervisor.watcher import Limits, MemoryKill, Target, Usage, Watcher, kill_instance_leftovers
 from wire import messages as m
 from wire import names, settings
 from wire.aio import wait_event
@@ -142,6 +142,11 @@ class Supervisor:
         self.notifier = Notifier()
         self._tasks: asyncio.TaskGroup | None = None
         self.sweeps = 0  # completed sweeps, reported in Status: proof that sweeps happen
+        self._sweep_lock = asyncio.Lock()
+        # program -> sentences for its chat, carried by every Ping until a Pong answers one
+        # (a killed worker's notice waits for its successor); ping id -> what it carried.
+        self.notices: dict[str, list[str]] = {}
+        self._notice_pings: dict[str, tuple[str, list[str]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -303,6 +308,7 @@ class Supervisor:
     def drop_program(self, name: str) -> None:
         self.programs.pop(name, None)
         self.health.pop(name, None)
+        self.notices.pop(name, None)
 
     def _spawner(self, prog: Program) -> Child:
         env = child_settings.child_env(dict(os.environ), self.cfg)
@@ -414,6 +420,11 @@ class Supervisor:
                             msg.unhealthy)
             return
         h.last_seen = time.monotonic()
+        sent = self._notice_pings.get(identity.decode(errors="replace"))
+        if sent is not None and sent[0] == msg.id:
+            # The worker has them (it emitted them as Notices): they leave the queue.
+            left = self.notices.get(identity.decode(errors="replace"), [])
+            del left[:len(sent[1])]
         if msg.stats is not None:
             h.stats, h.stats_at = msg.stats, h.last_seen
 
@@ -434,7 +445,15 @@ class Supervisor:
                     continue
                 if name == names.BOT_PROGRAM and prog.state is State.RUNNING:
                     self._note_bot_trouble(prog, h)
-                await self.control.send(name.encode(), m.Ping(id=m.new_id()))
+                await self.control.send(name.encode(), self._ping(name))
+
+    def _ping(self, name: str) -> m.Ping:
+        ping = m.Ping(id=m.new_id())
+        pending = self.notices.get(name)
+        if pending:
+            ping.notice = " ".join(pending)
+            self._notice_pings[name] = (ping.id, list(pending))
+        return ping
 
     # ------------------------------------------------------------------ sweep
 
@@ -448,12 +467,19 @@ class Supervisor:
             out.append(Target(
                 program=name, session=session, pid=prog.pid,
                 alive=prog.state in RUNNING_STATES and prog.child is not None,
+                keeps_tree=prog.state in RUNNING_STATES or prog.state is State.BACKOFF,
                 claude_pid=st.claude_pid if st else None,
                 idle_seconds=(st.idle_seconds + now - h.stats_at) if st else None,
             ))
         return out
 
     async def sweep_once(self) -> None:
+        # One sweep at a time: the watcher's caches are not for two threads, and a stop's own
+        # sweep (commands) may meet the periodic one.
+        async with self._sweep_lock:
+            await self._sweep()
+
+    async def _sweep(self) -> None:
         targets = self._targets()
         managed = {p.pid for p in self.programs.values() if p.pid and p.child is not None}
         limits = Limits(self.cfg.claude.idle_suspend_seconds,
@@ -462,15 +488,13 @@ class Supervisor:
         for name, usage in report.usage.items():
             if name in self.health:
                 self.health[name].usage = usage
-        for pid, session, pname in report.orphans_killed:
-            log.warning("event=orphan_killed pid=%d session=%s name=%s", pid, session, pname)
+        for pid, session, pname, why in report.orphans_killed:
+            log.warning("event=orphan_killed pid=%d session=%s name=%s why=%r", pid, session,
+                        pname, why)
         for name, cli_pid in report.idle_killed:
             log.warning("event=idle_cli_killed program=%s claude_pid=%d", name, cli_pid)
-        for name, rss in report.over_rss:
-            prog = self.programs.get(name)
-            if prog is not None:
-                limit = self.cfg.supervisor.worker_rss_limit_mb
-                prog.kill(f"RSS {rss // MB} MB over the {limit} MB limit")
+        for kill in report.over_rss:
+            self._memory_kill(kill)
         live = {p.pid for p in self.programs.values() if p.child is not None}
         for pid in report.zombies:
             if pid not in live:
@@ -479,6 +503,27 @@ class Supervisor:
                 except ChildProcessError:
                     pass
         self.sweeps += 1
+
+    def _memory_kill(self, kill: MemoryKill) -> None:
+        """A session over its memory limit: the watcher killed its biggest process (or names
+        its worker, killed here as a visible crash); its chat hears which one and why."""
+        prog = self.programs.get(kill.program)
+        if prog is None:
+            return
+        limit = self.cfg.supervisor.worker_rss_limit_mb
+        k = kill.killed
+        what = ("its worker" if k.role == "worker" else f"its {k.role} {k.name}") + \
+            f" (pid {k.pid}, {k.rss_bytes // MB} MB)"
+        log.warning("event=memory_kill program=%s total_mb=%d limit_mb=%d role=%s pid=%d name=%s",
+                    kill.program, kill.total_bytes // MB, limit, k.role, k.pid, k.name)
+        _, session = names.parse_program(kill.program)
+        restart = "; it restarts" if k.role == "worker" else ""
+        self.notices.setdefault(kill.program, []).append(
+            f"Session {session} used {kill.total_bytes // MB} MB, over its {limit} MB limit"
+            f" (supervisor.worker_rss_limit_mb): killed {what}{restart}; raise the limit if it"
+            " needs more.")
+        if k.role == "worker":
+            prog.kill(f"RSS {kill.total_bytes // MB} MB over the {limit} MB limit")
 
     async def _sweeper(self) -> None:
         while True:

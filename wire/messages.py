@@ -42,6 +42,14 @@ class Persona(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     disallowed_tools: list[str] = []
 
 
+class ToolProcess(msgspec.Struct, kw_only=True):
+    """One process a session's tools started, for `status -l`."""
+
+    pid: int
+    name: str
+    rss_bytes: int = 0
+
+
 class ProgramStatus(msgspec.Struct, kw_only=True):
     """One row of `switchboardctl status` (and /status in the chat)."""
 
@@ -60,6 +68,9 @@ class ProgramStatus(msgspec.Struct, kw_only=True):
     idle_seconds: float | None = None
     exit_code: int | None = None
     busy: bool = False
+    # The processes its CLI's tools started (detached or not), from the supervisor's sweep.
+    tools: list[ToolProcess] = []
+    tools_rss_bytes: int = 0
 
 
 class ProgramResult(msgspec.Struct, kw_only=True):
@@ -157,9 +168,12 @@ class Register(Msg):
 
 
 class Ping(Msg):
-    """Supervisor -> child heartbeat over the control socket."""
+    """Supervisor -> child heartbeat over the control socket. `notice`: one sentence the
+    supervisor has for the session's chat (a process it killed, and why); the worker emits it
+    as a Notice. It is sent again in every Ping until a Pong answers one that carried it."""
 
     id: str
+    notice: str = ""
 
 
 class Pong(Msg):

@@ -60,3 +60,15 @@ def parse_program(name: str) -> tuple[str, str | None]:
         return ("bot", None)
     session = name[len(SESSION_PREFIX):] if name.startswith(SESSION_PREFIX) else name
     return ("session", check_session_name(session))
+
+
+# The flags every worker starts its CLI with (session_worker.claude_process.BASE_FLAGS): among
+# the processes that carry a session's marker, the ones whose argv has them are CLIs, the rest
+# are the tools those CLIs started. Only a CLI is ever stale (one CLI per Claude session id).
+CLI_SIGNATURE = (("--input-format", "stream-json"), ("--permission-prompt-tool", "stdio"))
+
+
+def is_session_cli(cmdline: list[str]) -> bool:
+    """Whether a marked process's argv is a session's CLI rather than one of its tools."""
+    pairs = set(zip(cmdline, cmdline[1:], strict=False))
+    return all(pair in pairs for pair in CLI_SIGNATURE)

@@ -4,8 +4,8 @@ workers). A killed supervisor is started again on the same config, as systemd wo
 
 Afterwards every message has its answer in the chat (none missing), duplicates are at most one
 per kill (a supervisor's SIGKILL counts once, though it takes the bot and every worker with it;
-the figures print the crashed processes too), `switchboardctl status` shows every program RUNNING, there is no zombie, and a stopped
-session leaves no process with its marker.
+the figures print the crashed processes too), `switchboardctl status` shows every program
+RUNNING, there is no zombie, and a stopped session leaves no process with its marker.
 
 The chaos lasts SWITCHBOARD_CHAOS_SECONDS (default 60: the whole test takes under 3 minutes).
 The long run:

@@ -39,7 +39,7 @@ def alive(pid: int) -> bool:
         return False
 
 
-def test_orphans_with_a_session_marker_are_killed(sup):
+def test_a_crashed_workers_tools_stay_with_their_session_until_it_stops(sup):
     sup.start()
     sup.ok(m.NewSession(id=m.new_id(), name="leak-a"))
     row = wait_until(lambda: (r := sup.status()["session:leak-a"]).claude_pid and r.queued > 1
@@ -47,15 +47,32 @@ def test_orphans_with_a_session_marker_are_killed(sup):
     worker, tool = row.pid, row.queued  # the stand-in reports its leaked tool's pid as `queued`
     assert psutil.pid_exists(tool) and psutil.pid_exists(row.claude_pid)
     os.kill(worker, signal.SIGKILL)
-    # The setsid tool child outlives its worker; reparented to us, it is an orphan now.
-    wait_until(lambda: not alive(tool), 5, "the sweep to kill the orphaned tool child")
-    wait_until(lambda: "event=orphan_killed" in
-               (sup.state_dir / "logs" / "supervisor.log").read_text(), 3, "the log line")
-    # The restarted worker's own CLI and tool are left alone.
+    # The setsid tool child outlives its worker; reparented to us, it is still the session's:
+    # a crash is not a stop.
     new = wait_until(lambda: (r := sup.status()["session:leak-a"]).pid != worker and r.queued > 1
                      and r.state == "RUNNING" and r, 5, "the new worker")
+    before = sup.status()["session:leak-a"]
     sup.wait_sweeps(3)
-    assert alive(new.queued) and alive(new.claude_pid)
+    assert alive(tool) and alive(new.queued) and alive(new.claude_pid)
+    row = wait_until(lambda: (r := sup.status()["session:leak-a"]).tools and r, 5, "tools")
+    assert {tool, new.queued} <= {t.pid for t in row.tools}, (before, row)
+    assert row.tools_rss_bytes > 0 and row.rss_bytes > row.tools_rss_bytes
+    # Stopped, the session takes its whole tree with it, the old worker's tool included.
+    assert sup.ok(m.Stop(id=m.new_id(), names=["leak-a"])).results[0].ok
+    wait_until(lambda: not alive(tool) and not alive(new.queued), 5, "the tools killed")
+    wait_until(lambda: "event=orphan_killed" in
+               (sup.state_dir / "logs" / "supervisor.log").read_text(), 3, "the log line")
+
+
+def test_a_restart_by_the_user_kills_the_sessions_tools(sup):
+    sup.start()
+    sup.ok(m.NewSession(id=m.new_id(), name="leak-r"))
+    old = wait_until(lambda: (r := sup.status()["session:leak-r"]).queued > 1 and r, 5, "a tool")
+    assert sup.ok(m.Restart(id=m.new_id(), names=["leak-r"])).results[0].ok
+    wait_until(lambda: not alive(old.queued), 5, "the old run's tool killed by the restart")
+    new = wait_until(lambda: (r := sup.status()["session:leak-r"]).queued > 1
+                     and r.pid != old.pid and r, 5, "the new run's tool")
+    assert alive(new.queued)
 
 
 def test_other_supervisors_marked_processes_are_left_alone(sup):

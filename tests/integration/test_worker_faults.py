@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 
 import msgspec
 import psutil
@@ -275,21 +276,30 @@ def test_lost_transcript_starts_a_new_conversation(tmp_path, claude_bin, env):
         assert w.metadata()["claude_session_id"] not in (None, sid)
 
 
-def test_start_sweeps_a_leftover_with_the_marker(tmp_path, claude_bin, env):
+def test_start_kills_a_stale_cli_and_keeps_the_sessions_tools(tmp_path, claude_bin, env):
     from wire.names import INSTANCE_ENV, MARKER_ENV, instance_id
 
     with WorkerHarness(tmp_path, claude_bin, env) as w:
         ours = {MARKER_ENV: w.session, INSTANCE_ENV: instance_id(str(w.state_dir))}
-        leftover = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **ours))
+        # What a SIGKILLed worker can leave: its CLI (argv with the CLI's flags) and a server
+        # one of its tools started. The CLI must go (one CLI per Claude session id); the
+        # server is the session's and stays while the session runs.
+        cli_argv = [sys.executable, "-c", "import signal; signal.pause()", "-p",
+                    "--input-format", "stream-json", "--output-format", "stream-json",
+                    "--permission-prompt-tool", "stdio"]
+        stale = subprocess.Popen(cli_argv, env=dict(os.environ, **ours))
+        tool = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **ours))
         # Same session name, another Switchboard installation: not ours to kill.
         theirs = dict(ours, **{INSTANCE_ENV: "other"})
-        foreign = subprocess.Popen(["sleep", "300"], env=dict(os.environ, **theirs))
+        foreign = subprocess.Popen(cli_argv, env=dict(os.environ, **theirs))
         try:
             w.start()
-            assert leftover.wait(5) == -signal.SIGKILL
+            assert stale.wait(5) == -signal.SIGKILL
             _usable(w)
-            assert foreign.poll() is None
+            assert tool.poll() is None and foreign.poll() is None
+            assert w.stop() == 0  # a stop takes the session's whole tree
+            assert tool.wait(5) == -signal.SIGKILL
         finally:
-            for p in (leftover, foreign):
+            for p in (stale, tool, foreign):
                 p.kill()
                 p.wait()

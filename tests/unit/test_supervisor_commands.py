@@ -15,13 +15,15 @@ from supervisor.commands import Commands
 from wire import messages as m
 
 
-def _commands() -> tuple[Commands, list[str]]:
+def _commands(sessions: dict[str, Any] | None = None,
+              max_sessions: int = 50) -> tuple[Commands, list[str]]:
     shutdowns: list[str] = []
     sup: Any = SimpleNamespace(
         programs={}, personas={n: SimpleNamespace(name=n, description="") for n in
                                ("default", "research")},
-        registry=SimpleNamespace(sessions={}), cfg=SimpleNamespace(
-            claude=SimpleNamespace(default_persona="default")),
+        registry=SimpleNamespace(sessions=sessions or {}), cfg=SimpleNamespace(
+            claude=SimpleNamespace(default_persona="default"),
+            supervisor=SimpleNamespace(max_sessions=max_sessions)),
         request_shutdown=shutdowns.append, on_pong=lambda identity, pong: None, sweeps=0)
     return Commands(sup), shutdowns
 
@@ -58,6 +60,16 @@ def test_a_refusal_is_one_error_that_echoes_the_id(msg: m.Msg, code: str | None,
     assert isinstance(reply, m.Error)
     assert (reply.id, reply.code) == (getattr(msg, "id"), code)  # noqa: B009
     assert sentence is not None and sentence in reply.message
+
+
+@pytest.mark.timeout(5)
+def test_a_session_past_max_sessions_is_refused_with_the_fix() -> None:
+    commands, _ = _commands(sessions={"a": object(), "b": object()}, max_sessions=2)
+    reply = asyncio.run(commands.handle(b"ctl", m.NewSession(id="n", name="c")))
+    assert isinstance(reply, m.Error) and (reply.id, reply.code) == ("n", m.E_STATE)
+    assert reply.message == ("there are already 2 sessions, the most supervisor.max_sessions"
+                             " allows: remove one, or raise max_sessions in the config and"
+                             " reload.")
 
 
 @pytest.mark.timeout(5)

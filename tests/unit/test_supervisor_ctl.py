@@ -59,6 +59,20 @@ def test_detail_line_says_suspended_or_cli_pid():
     assert "claude=pid 4242" in detail_line(r)
 
 
+def test_detail_line_lists_the_processes_the_sessions_tools_started():
+    from wire.messages import ToolProcess
+
+    r = row("session:a", "RUNNING", persona="tools", claude_pid=7, idle_seconds=0,
+            tools=[ToolProcess(pid=900 + i, name="python3", rss_bytes=1 << 20) for i in range(6)],
+            tools_rss_bytes=6 << 20)
+    assert detail_line(r).endswith(" tools=6 tools_rss=6.0MiB [900:python3,901:python3,"
+                                   "902:python3,903:python3,904:python3,+1]")
+    r.tools, r.tools_rss_bytes = [ToolProcess(pid=5, name="sleep")], 0
+    assert detail_line(r).endswith(" tools=1 tools_rss=0B [5:sleep]")
+    r.tools = []
+    assert "tools=" not in detail_line(r)
+
+
 class _Clock:
     def __init__(self) -> None:
         self.t = 100.0
