@@ -18,6 +18,11 @@ MARKER_ENV = "SWITCHBOARD_SESSION"
 # Which Switchboard the marked process belongs to: two instances of one user (a demo next to a
 # real deployment, parallel test runs) may both have a session called "api".
 INSTANCE_ENV = "SWITCHBOARD_INSTANCE"
+# The file a supervisor writes into `<state_dir>/sessions/<name>/` just before it sends SIGTERM
+# for a user's stop or restart: the worker then cancels the running turn instead of keeping it
+# for the next start (SIGTERM itself carries nothing; a shutdown of the whole supervisor, a
+# heartbeat kill or a crash leave no such file, and the message is tried again).
+USER_STOP_FILE = "stop-by-user"
 # Words the chat commands and switchboardctl read as something other than a session.
 RESERVED_NAMES = frozenset({"all", "bot", "supervisor", "help", "none"})
 
