@@ -3,6 +3,7 @@
     p:N:a|d|s     a permission prompt (N: its row in bot.db): Allow, Deny, Allow for this session
     sw:NAME       make NAME the chat's active session
     rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
+    rt:N          send again a message a user's stop cut short (N: its row in bot.db)
 
 Telegram hands the data back verbatim when the button is tapped, so the format is a contract
 with every message already in a chat: change one only in a way that still parses the old data.
@@ -23,10 +24,12 @@ from wire.names import session_name_error
 PERMISSION = r"^p:"
 SWITCH = r"^sw:"
 REMOVE = r"^rm:"
+RETRY = r"^rt:"
 
 _PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
 _SWITCH = re.compile(r"sw:(.+)")
 _REMOVE = re.compile(r"rm:([yn]):(.+)")
+_RETRY = re.compile(r"rt:(\d{1,18})")
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ def remove_confirm(session: str) -> InlineKeyboardMarkup:
     ]])
 
 
+def retry_markup(n: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("Retry", callback_data=f"rt:{n}")]])
+
+
 # ----------------------------------------------------------------------------- parsers
 
 
@@ -97,3 +104,8 @@ def parse_remove(data: str) -> RemoveTap | None:
     if found is None or session_name_error(found.group(2)):
         return None
     return RemoveTap(confirmed=found.group(1) == "y", name=found.group(2))
+
+
+def parse_retry(data: str) -> int | None:
+    found = _RETRY.fullmatch(data)
+    return None if found is None else int(found.group(1))

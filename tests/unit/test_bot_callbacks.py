@@ -56,6 +56,22 @@ def test_remove(data: str, expected: RemoveTap | None) -> None:
 
 
 @pytest.mark.timeout(5)
+@pytest.mark.parametrize(("data", "expected"), [
+    ("rt:7", 7),
+    ("rt:0012", 12),
+    ("rt:", None),
+    ("rt:x", None),
+    ("rt:7:more", None),
+    ("rt:" + "9" * 19, None),
+    ("rm:y:alpha", None),
+])
+def test_retry(data: str, expected: int | None) -> None:
+    assert callbacks.parse_retry(data) == expected
+    if expected is not None and not data.startswith("rt:0"):
+        assert _datas(callbacks.retry_markup(expected)) == [data]
+
+
+@pytest.mark.timeout(5)
 def test_builders_make_what_the_parsers_and_patterns_take() -> None:
     prompt = _datas(callbacks.permission_markup(3, "alpha"))
     assert prompt == ["p:3:a", "p:3:d", "p:3:s", "sw:alpha"]
@@ -67,12 +83,14 @@ def test_builders_make_what_the_parsers_and_patterns_take() -> None:
     assert [[b.text for b in row] for row in picker.inline_keyboard] == [["a", "b"], ["c"]]
     assert _datas(callbacks.remove_confirm("beta")) == ["rm:y:beta", "rm:n:beta"]
     # Each kind's pattern takes its own data and nobody else's.
-    kinds = {callbacks.PERMISSION: "p:1:a", callbacks.SWITCH: "sw:a", callbacks.REMOVE: "rm:y:a"}
+    kinds = {callbacks.PERMISSION: "p:1:a", callbacks.SWITCH: "sw:a", callbacks.REMOVE: "rm:y:a",
+             callbacks.RETRY: "rt:4"}
     for pattern, own in kinds.items():
         assert [re.match(pattern, d) is not None for d in kinds.values()] == [
             d == own for d in kinds.values()]
     # Telegram refuses callback data over 64 bytes: the longest name still fits.
     longest = "a" * 32
     for data in (*_datas(callbacks.remove_confirm(longest)),
-                 *_datas(callbacks.permission_markup(10**17, longest))):
+                 *_datas(callbacks.permission_markup(10**17, longest)),
+                 *_datas(callbacks.retry_markup(10**17))):
         assert len(data.encode()) <= 64
