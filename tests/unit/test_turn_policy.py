@@ -8,12 +8,12 @@ import pytest
 from session_worker import notices
 from session_worker.policy import (
     MAX_ATTEMPTS,
+    STOPPED,
     Decision,
     Ending,
     Fail,
     Finish,
     Requeue,
-    STOPPED,
     RestartFresh,
     Run,
     TurnFacts,
