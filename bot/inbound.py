@@ -12,6 +12,7 @@ sentence each.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -155,6 +156,11 @@ class Inbound:
         if session is None:
             await say(self.out, chat, edit_not_applied("that message went to no session"))
             return
+        if waiting:
+            # Its courier may already be carrying the old text: once the worker acknowledged
+            # it, the edit goes to the worker's row. A worker that does not take it in time gets
+            # the new text with the courier's next try.
+            await self._until_handed_over(session, key)
         reply = await self.chat.request(session, m.EditTurn(id=m.new_id(), key=key,
                                                            text=msg.text), EDIT_TIMEOUT)
         if isinstance(reply, m.Ok) or (waiting and not _started(reply)):
@@ -167,6 +173,13 @@ class Inbound:
         else:
             await say(self.out, chat, edit_not_applied(f"session {session} does not have that"
                                                        " message waiting"))
+
+
+    async def _until_handed_over(self, session: str, key: str) -> None:
+        deadline = time.monotonic() + self.settings.worker_timeout_seconds
+        while time.monotonic() < deadline and any(
+                h.key == key for h in self.journal.pending_handoffs(session)):
+            await asyncio.sleep(0.05)
 
 
 def _started(reply: m.Ok | m.Error | None) -> bool:
