@@ -36,7 +36,7 @@ from bot.delivery import Delivery
 from bot.events import Events
 from bot.gate import Gate
 from bot.handoff import Couriers
-from bot.inbound import Inbound
+from bot.inbound import UNSUPPORTED, Inbound
 from bot.journal import Journal
 from bot.poller import Poller
 from bot.ratelimit import ChatRateLimiter
@@ -87,21 +87,26 @@ async def run(settings: BotSettings, token: str) -> None:
     supervisor.health = lambda: journal.unhealthy
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     commands = Commands(journal, supervisor, chat, out)
-    inbound = Inbound(settings, journal, couriers, out)
+    inbound = Inbound(settings, journal, couriers, out, chat)
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,
                 settings.worker_timeout_seconds)
     events = Events(ctx, endpoints.events, journal, out)
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
+    # First: an edit is never run as a command or sent as a new message (CommandHandler takes
+    # edited messages too).
+    app.add_handler(MessageHandler(filters.UpdateType.EDITED, inbound.edited))
     for cmd in CHAT_COMMANDS:
         app.add_handler(CommandHandler([cmd.name, *cmd.aliases], partial(cmd.handler, commands)))
     app.add_handler(MessageHandler(filters.COMMAND, commands.unknown))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, inbound.text))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, inbound.attachment))
+    app.add_handler(MessageHandler(unsupported_filter(), inbound.unsupported))
     app.add_handler(CallbackQueryHandler(taps.permission, pattern=callbacks.PERMISSION))
     app.add_handler(CallbackQueryHandler(taps.switch, pattern=callbacks.SWITCH))
     app.add_handler(CallbackQueryHandler(taps.remove, pattern=callbacks.REMOVE))
     app.add_handler(CallbackQueryHandler(taps.grant, pattern=callbacks.GRANT))
+    app.add_handler(CallbackQueryHandler(taps.retry, pattern=callbacks.RETRY))
     app.add_handler(CallbackQueryHandler(taps.unknown))
     app.add_error_handler(on_error)
 
@@ -139,6 +144,17 @@ async def run(settings: BotSettings, token: str) -> None:
         chat.close()
         journal.close()
         ctx.term()
+
+
+def unsupported_filter() -> filters.BaseFilter:
+    """Every kind of message in bot.inbound.UNSUPPORTED, as one PTB filter."""
+    combined: filters.BaseFilter | None = None
+    for attr, _sentence in UNSUPPORTED:
+        special = {"sticker": filters.Sticker.ALL, "dice": filters.Dice.ALL}
+        f = special.get(attr) or getattr(filters, attr.upper())
+        combined = f if combined is None else combined | f
+    assert combined is not None
+    return combined
 
 
 async def watch(stop: asyncio.Event, parent_pid: int | None) -> None:

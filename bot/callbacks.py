@@ -5,6 +5,7 @@
     g:NAME:ID     /permissions: revoke grant ID of session NAME
     sw:NAME       make NAME the chat's active session
     rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
+    rt:N          send again a message a user's stop cut short (N: its row in bot.db)
 
 Telegram hands the data back verbatim when the button is tapped, so the format is a contract
 with every message already in a chat: change one only in a way that still parses the old data.
@@ -26,11 +27,13 @@ PERMISSION = r"^p:"
 SWITCH = r"^sw:"
 REMOVE = r"^rm:"
 GRANT = r"^g:"
+RETRY = r"^rt:"
 
 _PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
 _SWITCH = re.compile(r"sw:(.+)")
 _REMOVE = re.compile(r"rm:([yn]):(.+)")
 _GRANT = re.compile(r"g:([a-z0-9][a-z0-9_-]{0,31}):(\d{1,18})")
+_RETRY = re.compile(r"rt:(\d{1,18})")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ def remove_confirm(session: str) -> InlineKeyboardMarkup:
     ]])
 
 
+def retry_markup(n: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("Retry", callback_data=f"rt:{n}")]])
+
+
 # ----------------------------------------------------------------------------- parsers
 
 
@@ -139,3 +146,8 @@ def parse_grant(data: str) -> GrantTap | None:
     if found is None or session_name_error(found.group(1)):
         return None
     return GrantTap(found.group(1), int(found.group(2)))
+
+
+def parse_retry(data: str) -> int | None:
+    found = _RETRY.fullmatch(data)
+    return None if found is None else int(found.group(1))

@@ -4,6 +4,10 @@ From the table come the CommandHandlers (bot.app), Telegram's command menu and t
 (bot.command_table). Adding a command is one entry there plus its handler here. Handlers only
 ever run for allowed users (bot.gate stops everyone else first). Each answers in one message;
 anything that fails comes back as one sentence that says what to do.
+
+From the chat, `all` means every session and never the bot: the bot must not stop or restart
+itself from inside its own handler (the update would never be marked done and would run again
+at every start), so `/stop bot` and `/restart bot` get a sentence that points to the host.
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from bot.reply import NO_SESSION, chat_of
 from bot.reply import say as reply
 from bot.telegram_out import TelegramOut
 from wire import messages as m
-from wire.names import session_name_error
+from wire.names import BOT_PROGRAM, session_name_error
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +129,36 @@ class Commands:
     async def _action(self, update: Update, ctx: Ctx, kind: type[m.Stop | m.Restart],
                       verb: str) -> None:
         chat = chat_of(update)
-        session, err = self._target(update, ctx)
-        if session is None:
-            await self.say(chat, err or NO_SESSION)
+        first = ctx.args[0] if ctx.args else None
+        if first == BOT_PROGRAM:
+            await self.say(chat, f"The bot cannot {verb} itself from the chat: run"
+                           f" `switchboardctl {verb} bot` on the host.")
             return
+        if first == "all":
+            rows = await self._rows(chat)
+            if rows is None:
+                return
+            targets = [r.name for r in rows if r.name != BOT_PROGRAM]
+            if not targets:
+                await self.say(chat, f"There are no sessions to {verb}: create one with /new"
+                               " NAME.")
+                return
+        else:
+            session, err = self._target(update, ctx)
+            if session is None:
+                await self.say(chat, err or NO_SESSION)
+                return
+            targets = [session]
         try:
-            result = await self.supervisor.call(kind(id=m.new_id(), names=[session]), timeout=60.0)
+            result = await self.supervisor.call(kind(id=m.new_id(), names=targets),
+                                                timeout=60.0 + 5.0 * len(targets))
         except Refused as exc:
             await self.say(chat, str(exc))
             return
         if isinstance(result, m.ActionResult):
             await self.say(chat, render.results_text(verb, result.results))
         else:
-            await self.say(chat, f"{session}: {verb} done.")
+            await self.say(chat, f"{', '.join(targets)}: {verb} done.")
 
     async def stop(self, update: Update, ctx: Ctx) -> None:
         await self._action(update, ctx, m.Stop, "stop")
@@ -201,7 +222,10 @@ class Commands:
         if err := session_name_error(name):
             await self.say(chat, err)
             return
-        await self.say(chat, f"Remove session {name} with its history and work folder? This"
+        await self.say(chat, f"Remove session {name}? This deletes its conversation history and"
+                       " queued messages (session.db), its metadata (metadata.json), its work"
+                       f" folder sessions/{name}/work with every file in it, and the bot's"
+                       " records of it (delivered answers, waiting messages, prompts). This"
                        " cannot be undone.", callbacks.remove_confirm(name))
 
     async def permissions(self, update: Update, ctx: Ctx) -> None:
@@ -252,15 +276,19 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
                 "every session with state, persona, idle time and cost",
                 "List sessions with state, persona, idle time, cost"),
     ChatCommand("status", Commands.status, "the supervisor's table", "Supervisor status table"),
-    ChatCommand("stop", Commands.stop, "stop a session (the active one by default)",
-                "Stop a session", "[NAME]"),
-    ChatCommand("restart", Commands.restart, "restart a session", "Restart a session", "[NAME]"),
+    ChatCommand("stop", Commands.stop,
+                "stop a session (the active one by default, every session with all); its"
+                " running turn is cancelled and offered for Retry", "Stop a session",
+                "[NAME|all]"),
+    ChatCommand("restart", Commands.restart, "restart a session (every session with all)",
+                "Restart a session", "[NAME|all]"),
     ChatCommand("cancel", Commands.cancel, "interrupt the running turn",
                 "Interrupt the running turn"),
     ChatCommand("persona", Commands.persona, "show or change the active session's persona",
                 "Show or change the persona", "[NAME]"),
-    ChatCommand("remove", Commands.remove, "delete a session (asks first)", "Remove a session",
-                "NAME"),
+    ChatCommand("remove", Commands.remove,
+                "delete a session with its history and work folder (asks first)",
+                "Remove a session", "NAME"),
     ChatCommand("permissions", Commands.permissions,
                 "what a session may do without asking, with buttons to revoke",
                 "List and revoke a session's grants", "[NAME]"),

@@ -33,7 +33,7 @@ from functools import partial
 from telegram import InlineKeyboardMarkup
 
 from bot import prompt_render, render, view
-from bot.callbacks import permission_markup, switch_button
+from bot.callbacks import permission_markup, retry_markup, switch_button
 from bot.chat import ChatServer
 from bot.draft import Throttle
 from bot.journal import Journal, StorageError
@@ -342,12 +342,22 @@ class SessionLine:
         self.stop_typing()
         self.d.journal.clear_draft(self.session)
         if self.draft is not None:
-            if not self.answer and body.text:
+            if not self.answer and body.text and not body.retry_text:
                 await self.final_text(t, body.text)
             else:
                 await self.draft.finish()
                 self.draft = None
         foot = render.footer(body)
+        if body.retry_text and body.text:  # a user's stop cut it short: offer it again
+            n = self.d.journal.add_retry(self.session, body.key, chat, body.retry_text)
+            self.answer = None
+            chunks = render.render_plain("⚠️ " + body.text)
+            if not t.active:
+                chunks = render.labelled(self.session, chunks)
+            for i, c in enumerate(chunks):
+                last = i == len(chunks) - 1
+                await self.show(chat, c, "stopped", markup=retry_markup(n) if last else None)
+            return
         if body.is_error and body.text and self.answer is None:
             mid: int | None = None
             chunks = render.render_plain("⚠️ " + body.text)

@@ -1,11 +1,18 @@
 """What the owner writes to a session: plain text and files become hand-offs in bot.db.
 
-bot.handoff delivers them to the worker, so a handler here never waits on a worker. A file is
-saved under the session's work folder first and Claude is told where it is. Never writes
-outside `<state_dir>/sessions/<name>/work/uploads`.
+bot.handoff delivers them to the worker, so a handler here never waits on a worker (but for an
+edit, below). A file is saved under the session's work folder first and Claude is told where it
+is. Never writes outside `<state_dir>/sessions/<name>/work/uploads`.
+
+Every message gets an answer. An edited text replaces the original while its turn has not
+started: the hand-off still in bot.db, else the worker's queued inbox row (`EditTurn`); otherwise
+one sentence says the edit was not applied. An edited command is never run again. The kinds of
+message a session cannot take (`UNSUPPORTED`: voice notes, stickers, locations, ...) get one
+sentence each.
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -15,15 +22,44 @@ from pathlib import Path
 from telegram import Document, Message, PhotoSize, Update
 from telegram.ext import ContextTypes
 
+from bot.chat import ChatServer
 from bot.handoff import Couriers
 from bot.journal import Handoff, Journal
 from bot.reply import NO_SESSION, chat_of, say
 from bot.telegram_out import TelegramOut, reliably
+from wire import messages as m
 from wire.settings import BotSettings
 
 Ctx = ContextTypes.DEFAULT_TYPE
 UPLOADS = "uploads"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+EDIT_TIMEOUT = 5.0
+
+# (the Message attribute that holds it, the sentence): the first one a message has is said.
+# A venue carries a location too, so it comes first; bot.app makes the filter from the same table.
+UNSUPPORTED: tuple[tuple[str, str], ...] = (
+    ("voice", "Voice notes are not supported yet: send text."),
+    ("audio", "Audio files are not supported yet: send text, or the file as a document."),
+    ("video_note", "Video notes are not supported yet: send text."),
+    ("video", "Videos are not supported yet: send text, or the file as a document."),
+    ("sticker", "Stickers are not supported: send text."),
+    ("venue", "Venues are not supported: send the address as text."),
+    ("location", "Locations are not supported: send the place as text."),
+    ("contact", "Contacts are not supported: send the details as text."),
+    ("poll", "Polls are not supported: send the question as text."),
+    ("dice", "Dice are not supported: send text."),
+)
+EDITED_COMMAND = "Edited commands are not run again: send the command as a new message."
+EDIT_APPLIED = "Your edit replaced the message: Claude reads the new text."
+
+
+def unsupported_sentence(msg: Message) -> str | None:
+    """The sentence for a kind of message no session takes; None for one that goes through."""
+    return next((s for attr, s in UNSUPPORTED if getattr(msg, attr, None)), None)
+
+
+def edit_not_applied(why: str) -> str:
+    return f"Your edit was not applied: {why}; send the new text as a new message."
 
 
 @dataclass
@@ -32,6 +68,7 @@ class Inbound:
     journal: Journal
     couriers: Couriers
     out: TelegramOut
+    chat: ChatServer
 
     def _hand_off(self, chat: int, session: str, message_id: int, text: str,
                   attachments: list[str] | None = None) -> None:
@@ -94,3 +131,56 @@ class Inbound:
             f"[The user sent a file; it is saved at {path} ({UPLOADS}/{name} in the working"
             " directory).]")
         self._hand_off(chat, session, msg.message_id, text, [str(path)])
+
+    async def unsupported(self, update: Update, ctx: Ctx) -> None:
+        msg = update.effective_message
+        sentence = unsupported_sentence(msg) if msg is not None else None
+        await say(self.out, chat_of(update), sentence or "That kind of message is not supported:"
+                  " send text, a photo or a file.")
+
+    async def edited(self, update: Update, ctx: Ctx) -> None:
+        """An edited message: replace the original while its turn has not started."""
+        chat = chat_of(update)
+        msg = update.edited_message
+        assert msg is not None
+        if msg.text is None:
+            await say(self.out, chat, edit_not_applied("only the text of a message can be"
+                                                       " edited"))
+            return
+        if msg.text.startswith("/"):
+            await say(self.out, chat, EDITED_COMMAND)
+            return
+        key = f"tg:{chat}:{msg.message_id}"
+        waiting = self.journal.replace_handoff_text(key, msg.text)
+        session = waiting or self.journal.active(chat)
+        if session is None:
+            await say(self.out, chat, edit_not_applied("that message went to no session"))
+            return
+        if waiting:
+            # Its courier may already be carrying the old text: once the worker acknowledged
+            # it, the edit goes to the worker's row. A worker that does not take it in time gets
+            # the new text with the courier's next try.
+            await self._until_handed_over(session, key)
+        reply = await self.chat.request(session, m.EditTurn(id=m.new_id(), key=key,
+                                                           text=msg.text), EDIT_TIMEOUT)
+        if isinstance(reply, m.Ok) or (waiting and not _started(reply)):
+            await say(self.out, chat, EDIT_APPLIED)
+        elif _started(reply):
+            await say(self.out, chat, edit_not_applied("Claude had already started on that"
+                                                       " message"))
+        elif reply is None or reply.code == m.E_UNAVAILABLE:
+            await say(self.out, chat, edit_not_applied(f"session {session} is not answering"))
+        else:
+            await say(self.out, chat, edit_not_applied(f"session {session} does not have that"
+                                                       " message waiting"))
+
+
+    async def _until_handed_over(self, session: str, key: str) -> None:
+        deadline = time.monotonic() + self.settings.worker_timeout_seconds
+        while time.monotonic() < deadline and any(
+                h.key == key for h in self.journal.pending_handoffs(session)):
+            await asyncio.sleep(0.05)
+
+
+def _started(reply: m.Ok | m.Error | None) -> bool:
+    return isinstance(reply, m.Error) and reply.code == m.E_STATE

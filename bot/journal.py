@@ -9,6 +9,7 @@
              delta whether its session is the chat's active one, and that must cost no SQL.
 - prompts:   permission prompts shown with buttons; a button's callback data is the row number.
 - drafts:    the messages of a streamed answer in progress, so a restarted bot replaces them.
+- retries:   messages a user's stop cut short, behind their Retry button (its data is the row).
 
 Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
 A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
@@ -45,7 +46,16 @@ CREATE TABLE IF NOT EXISTS prompts (
     state TEXT NOT NULL DEFAULT 'open', UNIQUE (session, prompt_id));
 CREATE TABLE IF NOT EXISTS drafts (
     session TEXT PRIMARY KEY, chat_id INTEGER NOT NULL, message_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS retries (
+    n INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, key TEXT NOT NULL,
+    chat_id INTEGER NOT NULL, text TEXT NOT NULL, UNIQUE (session, key));
 """
+# How often an update may be started before a restarted bot gives it up: one whose handler
+# takes the bot down with it would otherwise run again at every start. Three, not two: a kill
+# from outside (an OOM killer, a reboot) can land in one handler twice, and that update is the
+# user's message, not the culprit.
+MAX_UPDATE_STARTS = 3
+SESSION_TABLES = ("delivered", "handoffs", "active", "drafts", "prompts", "retries")
 
 
 class StorageError(Exception):
@@ -84,6 +94,10 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        try:  # bot.db files made before updates were counted as they start
+            self._db.execute("ALTER TABLE updates ADD COLUMN starts INTEGER NOT NULL DEFAULT 0")
+        except sqlite3.OperationalError:
+            pass  # the column is there
         self.path.chmod(0o600)
         self._active: dict[int, str] = {
             int(r[0]): str(r[1]) for r in self._exec("SELECT chat_id, session FROM active")
@@ -126,6 +140,16 @@ class Journal:
         row = self._one("SELECT done FROM updates WHERE update_id = ?", update_id)
         return row is not None and not row[0]
 
+    def mark_started(self, update_id: int) -> int:
+        """Count one start of this update's handler; how many starts it has had, this one too."""
+        self._db.execute("UPDATE updates SET starts = starts + 1 WHERE update_id = ?", (update_id,))
+        row = self._one("SELECT starts FROM updates WHERE update_id = ?", update_id)
+        return int(row[0]) if row else 1
+
+    def starts(self, update_id: int) -> int:
+        row = self._one("SELECT starts FROM updates WHERE update_id = ?", update_id)
+        return int(row[0]) if row else 0
+
     def mark_done(self, update_id: int) -> None:
         self._exec("UPDATE updates SET done = 1 WHERE update_id = ?", (update_id,))
 
@@ -166,6 +190,14 @@ class Journal:
         rows = self._exec(sql + " ORDER BY n", args).fetchall()
         return [Handoff(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
 
+    def replace_handoff_text(self, key: str, text: str) -> str | None:
+        """The user edited a message still waiting here: its session, or None when it is gone."""
+        cur = self._db.execute("UPDATE handoffs SET text = ? WHERE key = ?", (text, key))
+        if not cur.rowcount:
+            return None
+        row = self._one("SELECT session FROM handoffs WHERE key = ?", key)
+        return str(row[0]) if row else None
+
     def handoff_done(self, key: str) -> None:
         self._exec("DELETE FROM handoffs WHERE key = ?", (key,))
 
@@ -199,8 +231,9 @@ class Journal:
         return names
 
     def forget_session(self, session: str) -> None:
-        for table in ("delivered", "handoffs", "active", "drafts"):
-            self._exec(f"DELETE FROM {table} WHERE session = ?", (session,))
+        """Every row of a removed session: a new one of the same name starts from nothing."""
+        for table in SESSION_TABLES:
+            self._exec(f"DELETE FROM {table} WHERE session = ?", (session,))  # noqa: S608
         self._active = {c: s for c, s in self._active.items() if s != session}
 
     # ----------------------------------------------------------------------- chats
@@ -279,3 +312,23 @@ class Journal:
 
     def clear_draft(self, session: str) -> None:
         self._exec("DELETE FROM drafts WHERE session = ?", (session,))
+
+    # ----------------------------------------------------------------------- retries
+
+    def add_retry(self, session: str, key: str, chat_id: int, text: str) -> int:
+        """The row behind a Retry button; a replayed stop finds its existing row."""
+        self._exec(
+            "INSERT OR IGNORE INTO retries (session, key, chat_id, text) VALUES (?, ?, ?, ?)",
+            (session, key, chat_id, text),
+        )
+        row = self._one("SELECT n FROM retries WHERE session = ? AND key = ?", session, key)
+        assert row is not None
+        return int(row[0])
+
+    def take_retry(self, n: int) -> tuple[str, int, str] | None:
+        """(session, chat, text) of a Retry button, once: a second tap finds nothing."""
+        row = self._one("SELECT session, chat_id, text FROM retries WHERE n = ?", n)
+        if row is None:
+            return None
+        cur = self._exec("DELETE FROM retries WHERE n = ?", (n,))
+        return (str(row[0]), int(row[1]), str(row[2])) if cur.rowcount else None

@@ -6,6 +6,11 @@ leaves it either unconfirmed (Telegram sends it again; the journal drops the rep
 journaled (the restarted bot runs what is not marked done). Strangers' updates go straight to
 the gate, which refuses them; they are never written anywhere.
 
+Every journaled update is marked done once its handler ran, whether it answered or failed (PTB
+hands a handler's exception to bot.app's error handler). One that never finishes because it
+took the bot down with it is counted as it starts, and a restarted bot gives it up after
+`MAX_UPDATE_STARTS` instead of running it at every start.
+
 Updates run in one lane per chat: in order within a chat, and a slow command in one chat never
 holds up another.
 """
@@ -22,7 +27,7 @@ from telegram.ext import Application
 
 from bot import startup
 from bot.gate import Gate
-from bot.journal import Journal
+from bot.journal import MAX_UPDATE_STARTS, Journal
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,8 @@ class Poller:
     async def _lane(self, lane: asyncio.Queue[tuple[Update, bool]]) -> None:
         while True:
             update, journaled = await lane.get()
+            if journaled:
+                self.journal.mark_started(update.update_id)
             try:
                 await self.app.process_update(update)
             except Exception:
@@ -68,6 +75,11 @@ class Poller:
     def resume(self) -> int | None:
         """Run what a previous run journaled but did not finish; the offset to poll from."""
         for update_id, body in self.journal.unfinished_updates():
+            if self.journal.starts(update_id) >= MAX_UPDATE_STARTS:
+                log.warning("event=update_given_up update_id=%d starts=%d", update_id,
+                            self.journal.starts(update_id))
+                self.journal.mark_done(update_id)
+                continue
             try:
                 update = Update.de_json(json.loads(body), self.app.bot)
             except Exception:

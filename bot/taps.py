@@ -1,5 +1,6 @@
 """What a tap on an inline button does: answer a permission prompt, revoke a grant, switch,
-confirm a removal.
+confirm a removal, send again a message a user's stop cut short (a new hand-off, exactly as if
+the user wrote it).
 
 bot.app routes each tap here by the kind of its callback data (bot.callbacks); data that does
 not parse is answered and ignored. Every tap is answered (an unanswered one spins in the user's
@@ -8,6 +9,7 @@ client), and a permission answer shows what the worker said: applied, or why not
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -19,7 +21,7 @@ from bot.chat import ChatServer
 from bot.control import Refused, SupervisorClient
 from bot.delivery import Delivery
 from bot.handoff import Couriers
-from bot.journal import Journal
+from bot.journal import Handoff, Journal
 from bot.render import Chunk
 from bot.reply import say
 from bot.telegram_out import TelegramOut, reliably
@@ -139,7 +141,24 @@ class Taps:
         await self.couriers.forget(name)
         await self.delivery.forget(name)
         self.journal.forget_session(name)
-        await self._edit(chat, mid, f"Session {name} removed.", "remove")
+        await self._edit(chat, mid, f"Session {name} removed: its history, work folder and the"
+                         " bot's records of it are deleted.", "remove")
+
+    async def retry(self, update: Update, ctx: Ctx) -> None:
+        query, chat, mid = _query(update)
+        n = callbacks.parse_retry(query.data or "")
+        found = self.journal.take_retry(n) if n is not None else None
+        await reliably(partial(self.out.remove_buttons, chat, mid), "buttons")
+        if found is None:
+            await query.answer("This message was already sent again.")
+            return
+        session, chat_id, text = found
+        # A key of its own: the stopped turn's key is done in the worker's inbox.
+        key = f"tg:{chat_id}:retry-{n}"
+        self.journal.add_handoff(Handoff(key, session, chat_id, text, None, [], time.time()))
+        self.couriers.kick(session)
+        log.info("event=retry session=%s n=%d", session, n)
+        await query.answer("Sent again.")
 
     async def unknown(self, update: Update, ctx: Ctx) -> None:
         query, _, _ = _query(update)

@@ -228,6 +228,20 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
         }  # fmt: skip
         return self._request("POST", "send_photo", body)
 
+    def send_other(self, user_id: int, kind: str, chat_id: int | None = None, *,
+                   token: str | None = None) -> dict[str, Any]:
+        """The user sends a voice note, audio, video, video note, sticker, location, contact or
+        poll (``kind``: the Bot API field name)."""
+        body = {"user_id": user_id, "chat_id": chat_id, "kind": kind, "token": token}
+        return self._request("POST", "send_other", body)
+
+    def edit(self, user_id: int, message_id: int, text: str, chat_id: int | None = None, *,
+             token: str | None = None) -> dict[str, Any]:
+        """The user edits the text of their message: the bot gets an ``edited_message``."""
+        body = {"user_id": user_id, "chat_id": chat_id, "message_id": message_id, "text": text,
+                "token": token}
+        return self._request("POST", "edit", body)
+
     def tap(
         self,
         user_id: int,

@@ -154,6 +154,8 @@ class TelegramServer:
         r.add_post("/_sandbox/send_document", self.control(users.send_document))
         r.add_post("/_sandbox/send_photo", self.control(users.send_photo))
         r.add_post("/_sandbox/tap", self.control(users.tap))
+        r.add_post("/_sandbox/send_other", self.control(users.send_other))
+        r.add_post("/_sandbox/edit", self.control(users.edit))
         r.add_post("/_sandbox/create_topic", self.control(topics.user_create_topic))
         r.add_post("/_sandbox/close_topic", self.control(topics.user_close_topic))
         r.add_post("/_sandbox/delete_topic", self.control(topics.user_delete_topic))

@@ -116,6 +116,54 @@ def send_photo(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
     return _user_message(bot, body, photo=f.file_id, caption=caption, caption_entities=ents)
 
 
+# What a Telegram client sends for each kind of message that is neither text nor a file.
+OTHER_KINDS: dict[str, dict[str, Any]] = {
+    "voice": {"file_id": "voice-1", "file_unique_id": "v1", "duration": 2,
+              "mime_type": "audio/ogg"},
+    "audio": {"file_id": "audio-1", "file_unique_id": "a1", "duration": 3},
+    "video": {"file_id": "video-1", "file_unique_id": "vd1", "width": 64, "height": 64,
+              "duration": 1},
+    "video_note": {"file_id": "vnote-1", "file_unique_id": "vn1", "length": 64, "duration": 1},
+    "sticker": {"file_id": "sticker-1", "file_unique_id": "s1", "type": "regular", "width": 512,
+                "height": 512, "is_animated": False, "is_video": False, "emoji": "👍"},
+    "location": {"latitude": 52.52, "longitude": 13.405},
+    "contact": {"phone_number": "+10000000000", "first_name": "Ada"},
+    "poll": {"id": "poll-1", "question": "Tea?", "options": [
+        {"text": "yes", "voter_count": 0}, {"text": "no", "voter_count": 0}],
+        "total_voter_count": 0, "is_closed": False, "is_anonymous": True, "type": "regular",
+        "allows_multiple_answers": False},
+}  # fmt: skip
+
+
+def send_other(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
+    """The user sends a voice note, sticker, location, ... (``kind``, one of OTHER_KINDS)."""
+    kind = str(body.get("kind") or "")
+    if kind not in OTHER_KINDS:
+        raise ApiError(400, f"kind must be one of {sorted(OTHER_KINDS)}, not {kind!r}")
+    return _user_message(bot, body, service={kind: dict(OTHER_KINDS[kind])})
+
+
+def edit(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
+    """The user edits the text of one of their own messages: an ``edited_message`` update."""
+    user_id = required_int(body, "user_id")
+    chat_id = int_field(body, "chat_id")
+    chat = bot.chats.get(user_id if chat_id is None else chat_id)
+    message_id = required_int(body, "message_id")
+    msg = chat.messages.get(message_id) if chat else None
+    if chat is None or msg is None or msg.deleted or msg.from_bot or msg.sender["id"] != user_id:
+        raise ApiError(400, f"user {user_id} has no message {message_id} to edit there")
+    text = body.get("text")
+    if msg.text is None or not isinstance(text, str) or not text.strip():
+        raise ApiError(400, "only a text message can be edited, to a non-empty text")
+    if u16len(text) > MAX_TEXT:
+        raise ApiError(400, f"a user cannot send more than {MAX_TEXT} characters")
+    msg.text, msg.entities = text, auto_entities(text)
+    msg.edits += 1
+    msg.edit_date = int(time.time())
+    update = bot.push_update("edited_message", bot.message_obj(msg))
+    return {"update": update, "message": bot.message_obj(msg)}
+
+
 def tap(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
     user_id = required_int(body, "user_id")
     chat_id = int_field(body, "chat_id")

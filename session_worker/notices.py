@@ -129,3 +129,10 @@ def too_many_attempts(attempts: int) -> str:
         f"This message was tried {attempts} times without an answer, so it was skipped: send it"
         " again if you still need it."
     )
+
+
+def stopped_by_user(text: str) -> str:
+    """The message a user's stop cut short, named by its first 40 characters."""
+    shown = " ".join(text.split())
+    shown = shown if len(shown) <= 40 else shown[:40] + "…"
+    return f'Your message "{shown}" was not finished because the session was stopped.'

@@ -38,6 +38,8 @@ class TurnFacts:
     attempt: int  # 1 for the first try; counts tries across restarts of the worker
     cancel_requested: bool = False  # the user asked to cancel (or a rejected key ended it)
     shutting_down: bool = False  # the worker is stopping: the message waits for the next one
+    user_stop: bool = False  # ... because the user stopped or restarted it: the turn is cut
+    message_text: str = ""  # the user's text (named in the sentence of a user's stop)
     resumed: bool = False  # this CLI was started with --resume=<claude session id>
     init_seen: bool = False  # this CLI has printed its init event
     rc: int | None = None  # the CLI's exit code (EXITED); negative: killed by that signal
@@ -77,6 +79,7 @@ class Fail:
     subtype: str
     sentence: str
     level: str = "error"
+    retry: bool = False  # the user may want it again: the chat offers a Retry button
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,14 @@ class RestartFresh:
 Decision = Run | Finish | Requeue | Fail | RestartFresh
 
 
+STOPPED = "stopped_by_user"
+
+
 def decide(f: TurnFacts) -> Decision:
+    if f.ending is not Ending.BEFORE and f.user_stop:
+        # Whatever the CLI did as it was stopped (answered the interrupt, exited, never
+        # started): the user asked for the turn to end, so it is not run again.
+        return Fail(STOPPED, notices.stopped_by_user(f.message_text), "warning", retry=True)
     if f.ending is Ending.BEFORE:
         if f.attempt > MAX_ATTEMPTS:
             return Fail("error_attempts", notices.too_many_attempts(f.attempt - 1))

@@ -196,6 +196,16 @@ class Store:
             ("done" if ok else "failed", time.time(), item_id),
         )
 
+    def replace_text(self, key: str, text: str) -> str:
+        """The user edited a message: 'replaced' when its turn has not started yet, 'unknown'
+        when no row has that key, 'started' when it is running or over (left as it is)."""
+        cur = self._db.execute(
+            "UPDATE inbox SET text=? WHERE key=? AND state='queued' AND attempts=0", (text, key)
+        )
+        if cur.rowcount == 1:
+            return "replaced"
+        return "unknown" if self.item(key) is None else "started"
+
     def item(self, key: str) -> InboxItem | None:
         row = self._db.execute(
             "SELECT id, key, chat_id, text, message_id, attachments, state, attempts FROM inbox"

@@ -44,6 +44,7 @@ class Turn:
     attempt: int
     done: asyncio.Future[m.TurnResult]
     cancel_requested: bool = False
+    user_stop: bool = False
     retry_noticed: bool = False
     cli: ClaudeProcess | None = None
 
@@ -137,6 +138,8 @@ class TurnRunner:
                     Ending.NO_CLI,
                     turn.attempt,
                     shutting_down=self._cli.closing,
+                    user_stop=turn.user_stop,
+                    message_text=item.text,
                     start_failure=self._cli.start_failure,
                 )
             )
@@ -170,6 +173,8 @@ class TurnRunner:
                     TurnFacts(
                         Ending.RESULT,
                         turn.attempt,
+                        user_stop=turn.user_stop,
+                        message_text=turn.item.text,
                         resumed=resumed,
                         init_seen=self._translator.init_seen,
                         result_subtype=result.subtype,
@@ -191,6 +196,8 @@ class TurnRunner:
                         turn.attempt,
                         cancel_requested=turn.cancel_requested,
                         shutting_down=self._cli.closing,
+                        user_stop=turn.user_stop,
+                        message_text=turn.item.text,
                         resumed=resumed,
                         rc=rc,
                         had_output=had_output,
@@ -202,7 +209,9 @@ class TurnRunner:
                 cli.kill_now()
                 await asyncio.wait([cli.exited], timeout=self.s.stop_kill_wait_seconds)
                 await self._cli.forget(cli)
-                return policy.decide(TurnFacts(Ending.HUNG, turn.attempt, hang_seconds=hang))
+                return policy.decide(TurnFacts(Ending.HUNG, turn.attempt, hang_seconds=hang,
+                                               user_stop=turn.user_stop,
+                                               message_text=turn.item.text))
 
     # ------------------------------------------------------------------- decisions
 
@@ -211,7 +220,7 @@ class TurnRunner:
         if isinstance(decision, policy.Finish):
             self._finish(turn, turn.done.result())
         elif isinstance(decision, policy.Fail):
-            self._fail(item, decision.subtype, decision.sentence, decision.level)
+            self._fail(item, decision.subtype, decision.sentence, decision.level, decision.retry)
         elif isinstance(decision, policy.Requeue):
             if decision.notice is not None:
                 self._out.notice(decision.level, decision.notice)
@@ -245,16 +254,21 @@ class TurnRunner:
             result.duration_ms,
         )
 
-    def _fail(self, item: InboxItem, subtype: str, sentence: str, level: str) -> None:
+    def _fail(
+        self, item: InboxItem, subtype: str, sentence: str, level: str, retry: bool = False
+    ) -> None:
         """End a turn the CLI could not finish: the sentence for the user, then the TurnResult
-        that closes the turn (every TurnStarted that is not retried ends with one)."""
-        self._out.notice(level, sentence)
+        that closes the turn (every TurnStarted that is not retried ends with one). A turn the
+        user may retry says its sentence once, in the TurnResult the bot puts the button on."""
+        if not retry:
+            self._out.notice(level, sentence)
         result = m.TurnResult(
             key=item.key,
             subtype=subtype,
             is_error=True,
             text=sentence,
             session_cost_usd=self._state.cost_usd,
+            retry_text=item.text if retry else "",
         )
         self._out.emit(result)
         self._store.finish(item.id, ok=False)
@@ -272,6 +286,15 @@ class TurnRunner:
             )
         await self.interrupt(turn)
         return m.Ok(id=msg.id)
+
+    async def stop_by_user(self) -> None:
+        """The user stopped or restarted the session: end the running turn now, for good."""
+        turn = self.turn
+        if turn is None:
+            return
+        turn.user_stop = True
+        log.info("event=turn_stopped_by_user key=%s", turn.item.key)
+        await self.interrupt(turn)
 
     async def interrupt(self, turn: Turn) -> None:
         """Interrupt the running turn; kill the CLI if it does not end the turn in time."""

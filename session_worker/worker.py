@@ -14,6 +14,14 @@ the tasks, a last sweep, metadata, sockets). The parts, one idea each:
 Tasks, each owned and cancelled here: chat (requests from the bot), hello (Hello(last_seq) at
 every (re)connection), turns, watchdog (parent gone, prompt deadlines, idle suspend) and
 register (Register and Pong on the supervisor's control socket, never waited for).
+How a worker tells a user's stop from any other: SIGTERM carries nothing, so for a user's stop
+or restart (`/stop`, `switchboardctl stop|restart`) the supervisor first writes the file
+`wire.names.USER_STOP_FILE` into the session dir. Seeing it at the signal, the worker cancels the
+running turn for good (turns.stop_by_user: not run again, the chat offers a Retry); without it (a
+shutdown of the whole supervisor, a lost parent) the unfinished turn stays in the inbox for the
+next start, and a crash or a kill -9 never gets here at all, so the message is tried again. The
+file is removed at every start, so a stale one never turns a later shutdown into a user's stop.
+
 It must never run two CLIs for one Claude session id, never leave a process with its marker
 behind on stop (its tools survive only a crash of the worker or CLI), and never crash on
 anything a peer or the CLI sends.
@@ -64,6 +72,7 @@ class Worker:
         session_dir = Path(settings.state_dir) / "sessions" / self.name
         work_dir = Path(settings.work_dir) if settings.work_dir else session_dir / "work"
         session_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.user_stop_file = session_dir / names.USER_STOP_FILE
         work_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(session_dir / "session.db")
         self.state = SessionState(
@@ -109,6 +118,7 @@ class Worker:
         )
         self.stop_requested = asyncio.Event()
         self.fast_stop = False
+        self.user_stop = False
         self.exit_code = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
@@ -129,6 +139,7 @@ class Worker:
 
     async def _startup(self) -> bool:
         loop = asyncio.get_running_loop()
+        self.user_stop_file.unlink(missing_ok=True)  # a stop of an earlier run, seen or not
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         if self._parent_gone():
@@ -163,7 +174,9 @@ class Worker:
 
     async def _shutdown(self) -> None:
         self.cli.close()
-        log.info("event=stopping fast=%s", self.fast_stop)
+        log.info("event=stopping fast=%s user=%s", self.fast_stop, self.user_stop)
+        if self.user_stop and not self.fast_stop:
+            await self.turns.stop_by_user()
         # Stop the CLI first, with the turn runner still listening: a result that arrives while
         # stdin closes still finishes its message, and an unfinished one stays in the inbox.
         await self.cli.stop(fast=self.fast_stop)
@@ -192,6 +205,9 @@ class Worker:
         log.info("event=signal sig=%s", signal.Signals(sig).name)
         if self._parent_gone():
             self.fast_stop = True
+        if self.user_stop_file.exists():
+            self.user_stop = True
+            self.user_stop_file.unlink(missing_ok=True)
         self.stop_requested.set()
 
     async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -304,6 +320,8 @@ class Worker:
             self._on_user_turn(msg)
         elif isinstance(msg, m.Cancel):
             self._spawn(self._on_cancel(msg))
+        elif isinstance(msg, m.EditTurn):
+            self._reply(self._on_edit(msg))
         elif isinstance(msg, m.PermissionAnswer):
             self._reply(await self.prompts.reply_to(msg))
         elif isinstance(msg, m.ListGrants):
@@ -324,6 +342,18 @@ class Worker:
         log.info("event=turn_accepted key=%s duplicate=%s ahead=%d", msg.key, not fresh, ahead)
         if fresh:
             self.turns.wake.set()
+
+    def _on_edit(self, msg: m.EditTurn) -> m.Ok | m.Error:
+        outcome = self.store.replace_text(msg.key, msg.text)
+        log.info("event=turn_edit key=%s outcome=%s", msg.key, outcome)
+        if outcome == "replaced":
+            return m.Ok(id=msg.id)
+        if outcome == "unknown":
+            return m.Error(id=msg.id, code=m.E_UNKNOWN_NAME,
+                           message="This session never received that message.")
+        return m.Error(id=msg.id, code=m.E_STATE,
+                       message="That message was already being answered, so the edit was not"
+                       " applied: send the new text as a new message.")
 
     async def _on_cancel(self, msg: m.Cancel) -> None:
         self._reply(await self.turns.cancel(msg))

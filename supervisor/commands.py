@@ -5,15 +5,23 @@ with a result or `Error` with a code from wire.messages and one sentence that na
 method returns its result, or raises `Refusal(code, sentence)`, and `Commands.handle` turns
 either into the reply in one place. Waiting (for RUNNING, for STOPPED) is done per request,
 never under a shared lock.
+
+A user's stop or restart leaves `wire.names.USER_STOP_FILE` in the session dir just before the
+SIGTERM, so its worker cancels the running turn instead of keeping it for the next start (see
+session_worker/worker.py); the supervisor's own shutdown never writes it. `remove` deletes the
+session's directory under `<state_dir>/sessions/` and nothing outside it: a project directory a
+session works in is the user's and is never touched.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime
 import logging
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from supervisor.lifeline import retrying_line
@@ -176,10 +184,25 @@ class Commands:
         word = "spawn error" if "spawn error" in reason else "abnormal termination"
         return m.ProgramResult(name=prog.name, ok=False, message=f"ERROR ({word}: {reason})")
 
+    def _session_dir(self, session: str) -> Path:
+        return self.sup.cfg.state_path / "sessions" / session
+
+    def _mark_user_stop(self, prog: Program) -> None:
+        """Tell the worker that this SIGTERM is the user's (see the module docstring)."""
+        _kind, session = names.parse_program(prog.name)
+        if session is None or prog.state not in RUNNING_STATES:
+            return
+        path = self._session_dir(session) / names.USER_STOP_FILE
+        try:
+            path.write_text("stop\n")
+        except OSError as exc:  # the turn is then kept for the next start: nothing is lost
+            log.warning("event=user_stop_mark_failed program=%s error=%r", prog.name, str(exc))
+
     async def _stop_one(self, name: str, *, persist: bool = True) -> m.ProgramResult:
         prog = self.sup.programs[name]
         if persist:
             self._autostart(name, False)
+        self._mark_user_stop(prog)
         err = prog.stop()
         if err:
             return m.ProgramResult(name=name, ok=False, message=f"ERROR ({err})")
@@ -272,15 +295,22 @@ class Commands:
         return m.ActionResult(results=[await self._start_one(program)])
 
     async def remove_session(self, msg: m.RemoveSession) -> m.ActionResult:
-        """Stop a session's worker and forget the session (its files stay on disk)."""
+        """Stop a session's worker, forget the session and delete its directory (history,
+        outbox, metadata, private work folder); a project directory it worked in stays."""
         session, program = self._existing(msg.name)
         prog = self.sup.programs[program]
         prog.stop()
-        await self.sup.wait_stopped(prog)
+        if not await self.sup.wait_stopped(prog):
+            raise Refusal(m.E_STATE, f"session '{session}' did not stop in time, so nothing was"
+                          f" removed: try `switchboardctl remove {session}` again.")
         self.sup.registry.remove(session)
         self.sup.drop_program(program)
         await self.sup.sweep_once()
-        return m.ActionResult(results=[m.ProgramResult(name=program, ok=True, message="removed")])
+        gone = await asyncio.to_thread(delete_session_dir, self.sup.cfg.state_path, session)
+        log.info("event=session_removed session=%s deleted=%r", session, gone)
+        what = f" (deleted {', '.join(gone)})" if gone else ""
+        return m.ActionResult(results=[m.ProgramResult(name=program, ok=True,
+                                                       message="removed" + what)])
 
     async def set_persona(self, msg: m.SetPersona) -> m.ActionResult:
         """Give a session another persona; a running worker restarts with it."""
@@ -316,6 +346,24 @@ class Commands:
     async def version(self, msg: m.Version) -> m.VersionResult:
         """The supervisor's version."""
         return m.VersionResult(version=version())
+
+
+def delete_session_dir(state_dir: Path, session: str) -> list[str]:
+    """Delete `<state_dir>/sessions/<session>` and what is in it; the names of what was there.
+
+    Only that directory, never through a symlink: a link in it (a work folder pointing at a
+    project) is removed as a link and what it points to stays. Refuses (returns nothing) when the
+    path is not a real directory inside the state dir."""
+    if not names.SESSION_NAME_RE.fullmatch(session):  # never a path of another shape
+        return []
+    root = (state_dir / "sessions").resolve()
+    target = state_dir / "sessions" / session
+    if target.is_symlink() or not target.is_dir() or target.resolve().parent != root:
+        return []
+    found = sorted(p.name + ("/" if p.is_dir() and not p.is_symlink() else "")
+                   for p in target.iterdir())
+    shutil.rmtree(target)
+    return found
 
 
 def _order(name: str) -> tuple[int, str]:

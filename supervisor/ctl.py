@@ -355,7 +355,7 @@ COMMANDS: tuple[CtlCommand, ...] = (
                (NAMES,)),
     CtlCommand("new", cmd_new, "create a session and start it",
                (arg("name"), arg("--persona", default=None))),
-    CtlCommand("remove", cmd_remove, "stop a session and forget it (its files stay)",
+    CtlCommand("remove", cmd_remove, "stop a session and delete its history and work folder",
                (arg("name"),)),
     CtlCommand("persona", cmd_persona, "give a session another persona (restarts it)",
                (arg("name"), arg("persona"))),

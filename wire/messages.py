@@ -275,6 +275,17 @@ class Cancel(Msg):
     id: str
 
 
+class EditTurn(Msg):
+    """The user edited a message: replace the text of its inbox row if its turn has not started.
+
+    Answered `Ok`, or `Error` with E_UNKNOWN_NAME (no row with that key) or E_STATE (its turn has
+    started or ended)."""
+
+    id: str
+    key: str
+    text: str
+
+
 class PermissionAnswer(Msg):
     id: str
     prompt_id: str
@@ -363,6 +374,8 @@ class TurnResult(Body):
     num_turns: int = 0
     api_error_status: int | None = None
     terminal_reason: str | None = None
+    # A turn a user's stop cut short: the message's text, for the chat's Retry button.
+    retry_text: str = ""
 
 
 class PermissionRequest(Body):
@@ -445,6 +458,7 @@ ControlRequest = (
     | EnsureRunning | Shutdown | Version | Register | Pong
 )
 ControlReply = Ok | Error | Ping
-ChatToWorker = UserTurn | Cancel | PermissionAnswer | Replay | ListGrants | RevokeGrant
+ChatToWorker = (UserTurn | Cancel | EditTurn | PermissionAnswer | Replay | ListGrants
+                | RevokeGrant)
 ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error
 Message = ControlRequest | Ok | Error | Ping | ChatToWorker | ChatToBot | StateChange

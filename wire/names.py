@@ -2,6 +2,8 @@
 
 Pure functions, no I/O. A session name becomes a directory, a ZeroMQ identity and part of a
 process marker, so it is validated here once and refused everywhere else with the same sentence.
+A few words mean something else to the commands (`stop all`, `tail supervisor`, the `bot`
+program, `/help`): they are never session names, or a command could not tell them apart.
 """
 from __future__ import annotations
 
@@ -16,6 +18,13 @@ MARKER_ENV = "SWITCHBOARD_SESSION"
 # Which Switchboard the marked process belongs to: two instances of one user (a demo next to a
 # real deployment, parallel test runs) may both have a session called "api".
 INSTANCE_ENV = "SWITCHBOARD_INSTANCE"
+# The file a supervisor writes into `<state_dir>/sessions/<name>/` just before it sends SIGTERM
+# for a user's stop or restart: the worker then cancels the running turn instead of keeping it
+# for the next start (SIGTERM itself carries nothing; a shutdown of the whole supervisor, a
+# heartbeat kill or a crash leave no such file, and the message is tried again).
+USER_STOP_FILE = "stop-by-user"
+# Words the chat commands and switchboardctl read as something other than a session.
+RESERVED_NAMES = frozenset({"all", "bot", "supervisor", "help", "none"})
 
 
 class InvalidName(ValueError):
@@ -24,6 +33,11 @@ class InvalidName(ValueError):
 
 def session_name_error(name: str) -> str | None:
     """Return None for a valid session name, else one sentence that says what to use instead."""
+    if name in RESERVED_NAMES:
+        return (
+            f"'{name}' is a reserved word, not a session name: pick another name, for example"
+            f" '{name}-1'."
+        )
     if SESSION_NAME_RE.fullmatch(name):
         return None
     shown = name if len(name) <= 40 else name[:37] + "..."

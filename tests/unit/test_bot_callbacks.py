@@ -69,6 +69,22 @@ def test_grant(data: str, expected: GrantTap | None) -> None:
 
 
 @pytest.mark.timeout(5)
+@pytest.mark.parametrize(("data", "expected"), [
+    ("rt:7", 7),
+    ("rt:0012", 12),
+    ("rt:", None),
+    ("rt:x", None),
+    ("rt:7:more", None),
+    ("rt:" + "9" * 19, None),
+    ("rm:y:alpha", None),
+])
+def test_retry(data: str, expected: int | None) -> None:
+    assert callbacks.parse_retry(data) == expected
+    if expected is not None and not data.startswith("rt:0"):
+        assert _datas(callbacks.retry_markup(expected)) == [data]
+
+
+@pytest.mark.timeout(5)
 def test_builders_make_what_the_parsers_and_patterns_take() -> None:
     prompt = _datas(callbacks.permission_markup(3, "alpha", "`ls` commands"))
     assert prompt == ["p:3:a", "p:3:d", "p:3:s", "sw:alpha"]
@@ -91,7 +107,7 @@ def test_builders_make_what_the_parsers_and_patterns_take() -> None:
     assert _datas(callbacks.remove_confirm("beta")) == ["rm:y:beta", "rm:n:beta"]
     # Each kind's pattern takes its own data and nobody else's.
     kinds = {callbacks.PERMISSION: "p:1:a", callbacks.SWITCH: "sw:a", callbacks.REMOVE: "rm:y:a",
-             callbacks.GRANT: "g:a:1"}
+             callbacks.GRANT: "g:a:1", callbacks.RETRY: "rt:4"}
     for pattern, own in kinds.items():
         assert [re.match(pattern, d) is not None for d in kinds.values()] == [
             d == own for d in kinds.values()]
@@ -99,5 +115,6 @@ def test_builders_make_what_the_parsers_and_patterns_take() -> None:
     longest = "a" * 32
     for data in (*_datas(callbacks.remove_confirm(longest)),
                  *_datas(callbacks.permission_markup(10**17, longest, "x" * 200)),
-                 *_datas(callbacks.revoke_buttons(longest, [(10**17, "x")]))):
+                 *_datas(callbacks.revoke_buttons(longest, [(10**17, "x")])),
+                 *_datas(callbacks.retry_markup(10**17))):
         assert len(data.encode()) <= 64

@@ -94,3 +94,52 @@ def test_drafts(tmp_path: Path) -> None:
     assert j.draft("a") == (1, [5, 6])
     j.clear_draft("a")
     assert j.draft("a") is None
+
+
+def test_retries_are_taken_once_and_a_replayed_stop_finds_its_row(tmp_path: Path) -> None:
+    from bot.journal import Journal
+
+    j = Journal(tmp_path / "bot.db")
+    n = j.add_retry("a", "tg:1:5", 1, "count to ten")
+    assert j.add_retry("a", "tg:1:5", 1, "count to ten") == n
+    assert j.take_retry(n) == ("a", 1, "count to ten")
+    assert j.take_retry(n) is None
+
+
+def test_forget_session_leaves_nothing_of_it(tmp_path: Path) -> None:
+    from bot.journal import SESSION_TABLES, Handoff, Journal
+
+    j = Journal(tmp_path / "bot.db")
+    for s in ("a", "b"):
+        j.set_delivered(s, 7)
+        j.add_handoff(Handoff(f"tg:1:{s}", s, 1, "hi"))
+        j.add_prompt(s, "p1", 1, "prompt")
+        j.set_draft(s, 1, [3])
+        j.add_retry(s, "k", 1, "x")
+    j.set_active(1, "a")
+    j.forget_session("a")
+    for table in SESSION_TABLES:
+        rows = j._db.execute(f"SELECT session FROM {table}").fetchall()  # noqa: S608
+        assert ("a",) not in rows and (table == "active" or ("b",) in rows), table
+    assert j.delivered("a") == 0 and j.active(1) is None
+
+
+def test_an_edit_replaces_a_waiting_handoff_only(tmp_path: Path) -> None:
+    from bot.journal import Handoff, Journal
+
+    j = Journal(tmp_path / "bot.db")
+    j.add_handoff(Handoff("tg:1:5", "a", 1, "old"))
+    assert j.replace_handoff_text("tg:1:5", "new") == "a"
+    assert [h.text for h in j.pending_handoffs("a")] == ["new"]
+    assert j.replace_handoff_text("tg:1:6", "new") is None
+
+
+def test_an_update_counts_its_starts(tmp_path: Path) -> None:
+    from bot.journal import Journal
+
+    j = Journal(tmp_path / "bot.db")
+    assert j.record_update(1, 1, "{}")
+    assert j.starts(1) == 0
+    assert j.mark_started(1) == 1 and j.mark_started(1) == 2
+    j.mark_done(1)
+    assert j.unfinished_updates() == []

@@ -6,12 +6,13 @@ or answered before anything would be started.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from supervisor.commands import Commands
+from supervisor.commands import Commands, delete_session_dir
 from wire import messages as m
 
 
@@ -50,6 +51,8 @@ def _reply(msg: m.Msg) -> m.Ok | m.Error | None:
     (m.EnsureRunning(id="r8", name="session:ghost"), m.E_UNKNOWN_NAME,
      "no session 'ghost': create it with /new ghost."),
     (m.Pong(id="r9"), None, None),
+    (m.NewSession(id="r10", name="all"), m.E_INVALID_NAME, "'all' is a reserved word"),
+    (m.NewSession(id="r11", name="bot"), m.E_INVALID_NAME, "'bot' is a reserved word"),
 ])
 def test_a_refusal_is_one_error_that_echoes_the_id(msg: m.Msg, code: str | None,
                                                    sentence: str | None) -> None:
@@ -85,3 +88,39 @@ def test_a_result_is_wrapped_in_ok_with_the_id() -> None:
     assert isinstance(status, m.Ok) and status.result == m.StatusResult(programs=[], sweeps=0)
     done = asyncio.run(commands.handle(b"ctl", m.Shutdown(id="d")))
     assert done == m.Ok(id="d") and shutdowns == ["switchboardctl"]
+
+
+def _session(state: Path, name: str) -> Path:
+    d = state / "sessions" / name
+    (d / "work" / "uploads").mkdir(parents=True)
+    (d / "session.db").write_text("db")
+    (d / "metadata.json").write_text("{}")
+    (d / "work" / "uploads" / "a.txt").write_text("a")
+    return d
+
+
+@pytest.mark.timeout(5)
+def test_remove_deletes_the_session_dir_and_says_what_was_in_it(tmp_path: Path) -> None:
+    d = _session(tmp_path, "x")
+    other = _session(tmp_path, "y")
+    assert delete_session_dir(tmp_path, "x") == ["metadata.json", "session.db", "work/"]
+    assert not d.exists() and other.exists() and (other / "work" / "uploads" / "a.txt").exists()
+    assert delete_session_dir(tmp_path, "x") == []  # already gone: nothing to say
+
+
+@pytest.mark.timeout(5)
+def test_remove_never_follows_a_link_out_of_the_state_dir(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "main.py").write_text("keep me")
+    state = tmp_path / "state"
+    d = _session(state, "x")
+    (d / "project").symlink_to(project)  # a link inside the session dir goes as a link
+    assert "project" in delete_session_dir(state, "x")
+    assert (project / "main.py").read_text() == "keep me"
+    (state / "sessions" / "linked").symlink_to(project)  # a session dir that is a link: refused
+    assert delete_session_dir(state, "linked") == []
+    assert (project / "main.py").read_text() == "keep me"
+    for bad in ("..", "../project", "", "x/../.."):
+        assert delete_session_dir(state, bad) == []
+    assert project.exists() and state.exists()

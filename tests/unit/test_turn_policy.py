@@ -8,6 +8,7 @@ import pytest
 from session_worker import notices
 from session_worker.policy import (
     MAX_ATTEMPTS,
+    STOPPED,
     Decision,
     Ending,
     Fail,
@@ -51,6 +52,34 @@ CASES: list[tuple[str, TurnFacts, Decision]] = [
         "no CLI while shutting down: the message waits",
         TurnFacts(E.NO_CLI, attempt=1, shutting_down=True),
         Requeue(),
+    ),
+    # ------------------------------------------------------------- a user's stop
+    (
+        "a user's stop that the interrupt answered: not run again, a Retry offered",
+        TurnFacts(E.RESULT, attempt=1, shutting_down=True, user_stop=True, cancel_requested=True,
+                  result_subtype="error_during_execution", message_text="count to ten"),
+        Fail(STOPPED, notices.stopped_by_user("count to ten"), "warning", retry=True),
+    ),
+    (
+        "a user's stop that killed the CLI: not run again either",
+        TurnFacts(E.EXITED, attempt=1, shutting_down=True, user_stop=True, rc=-15,
+                  message_text="count to ten"),
+        Fail(STOPPED, notices.stopped_by_user("count to ten"), "warning", retry=True),
+    ),
+    (
+        "a user's stop before the CLI was up",
+        TurnFacts(E.NO_CLI, attempt=2, shutting_down=True, user_stop=True, message_text="hi"),
+        Fail(STOPPED, notices.stopped_by_user("hi"), "warning", retry=True),
+    ),
+    (
+        "a stop that is not the user's (a shutdown): the message waits, as before",
+        TurnFacts(E.EXITED, attempt=1, shutting_down=True, rc=-15, message_text="hi"),
+        Requeue(),
+    ),
+    (
+        "the attempt limit still comes first at the next start",
+        TurnFacts(E.BEFORE, attempt=MAX_ATTEMPTS + 1, user_stop=True),
+        Fail("error_attempts", notices.too_many_attempts(MAX_ATTEMPTS)),
     ),
     # ------------------------------------------------------------- a result arrived
     ("a result finishes the turn", TurnFacts(E.RESULT, attempt=1, result_subtype="success"),
@@ -176,6 +205,7 @@ def test_every_subtype_is_named_once() -> None:
         "error_interrupt_forced",
         "error_cli_exit",
         "error_cli_crash",
+        STOPPED,
     }
 
 
@@ -220,3 +250,18 @@ def test_api_retry(
 ) -> None:
     got = on_api_retry(status, most, noticed)
     assert (None if got is None else (got.level, got.sentence, got.interrupt)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "sentence"),
+    [
+        ("hi", 'Your message "hi" was not finished because the session was stopped.'),
+        ("a" * 40, f'Your message "{"a" * 40}" was not finished because the session was stopped.'),
+        ("a" * 41 + "zzz",
+         f'Your message "{"a" * 40}…" was not finished because the session was stopped.'),
+        ("two\nlines  here", 'Your message "two lines here" was not finished because the'
+         " session was stopped."),
+    ],
+)
+def test_stopped_sentence_names_the_first_40_characters(text: str, sentence: str) -> None:
+    assert notices.stopped_by_user(text) == sentence

@@ -141,6 +141,17 @@ def test_invalid_session_names_get_one_sentence(name: str) -> None:
         names.check_session_name(name)
 
 
+@pytest.mark.parametrize("name", ["all", "bot", "supervisor", "help", "none"])
+def test_reserved_words_are_not_session_names(name: str) -> None:
+    err = names.session_name_error(name)
+    assert err is not None and f"'{name}' is a reserved word" in err and err.count(".") <= 2
+    with pytest.raises(names.InvalidName):
+        names.check_session_name(name)
+    with pytest.raises(names.InvalidName):
+        names.parse_program(f"session:{name}")
+    assert names.session_name_error(f"{name}-1") is None
+
+
 def test_runtime_dir_is_made_private(tmp_path: Path) -> None:
     d = tmp_path / "rt"
     d.mkdir(mode=0o755)
