@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 
 import zmq.asyncio
 
@@ -35,11 +36,20 @@ class SupervisorClient:
 
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, timeout: float = 5.0) -> None:
         self.timeout = timeout
-        self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong)
+        # Set by bot.app once the parts exist: applies a SIGHUP's settings (bot.reload).
+        self.on_reload: Callable[[m.Reload], m.Ok | m.Error] | None = None
+        self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong,
+                             on_reload=self._reload)
 
     @staticmethod
     def _pong(ping: m.Ping) -> m.Pong:
         return m.Pong(id=ping.id)
+
+    def _reload(self, msg: m.Reload) -> m.Ok | m.Error:
+        if self.on_reload is None:
+            return m.Error(id=msg.id, code=m.E_UNAVAILABLE,
+                           message="the bot is still starting: send SIGHUP again in a moment.")
+        return self.on_reload(msg)
 
     async def register(self) -> None:
         self.rpc.start()

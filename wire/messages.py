@@ -167,6 +167,15 @@ class Pong(Msg):
     stats: WorkerStats | None = None
 
 
+class Reload(Msg):
+    """Supervisor -> child over the control socket after a good SIGHUP: the child's settings as
+    the new config makes them (its BotSettings or WorkerSettings, JSON). The child applies the
+    fields it can while running and answers `Ok` (or `Error` naming what it refused)."""
+
+    id: str
+    settings_json: str
+
+
 # --------------------------------------------------------------------------- replies
 
 
@@ -394,8 +403,9 @@ class StateChange(Msg):
 ControlRequest = (
     Status | Start | Stop | Restart | NewSession | RemoveSession | SetPersona | ListPersonas
     | EnsureRunning | Shutdown | Version | Register | Pong
+    | Ok | Error  # a child's answer to the supervisor's Reload
 )
-ControlReply = Ok | Error | Ping
+ControlReply = Ok | Error | Ping | Reload
 ChatToWorker = UserTurn | Cancel | PermissionAnswer | Replay
 ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error
 Message = ControlRequest | Ok | Error | Ping | ChatToWorker | ChatToBot | StateChange
