@@ -142,6 +142,7 @@ class Worker:
         if found:
             log.warning("event=leftovers_killed count=%d", found)
         self.state.set_status(Status.RUNNING)
+        self._prune()
         chat = self._open_sockets()
         self._tasks = [
             loop.create_task(self._guard(self._chat_loop()), name="chat"),
@@ -271,6 +272,13 @@ class Worker:
         log.info("event=reloaded changed=%s", ",".join(changed) or "-")
         return m.Ok(id=msg.id)
 
+    def _prune(self) -> None:
+        """Keep session.db small: what the bot has (its last Replay said so) and old finished
+        messages go (session_worker.store.Store.prune); the cost rows stay."""
+        events, turns = self.store.prune()
+        if events or turns:
+            log.info("event=pruned events=%d messages=%d", events, turns)
+
     def _pong(self, ping: m.Ping) -> m.Pong:
         return m.Pong(id=ping.id, stats=self.stats())
 
@@ -322,7 +330,9 @@ class Worker:
             self._reply(await self.prompts.reply_to(msg))
         elif isinstance(msg, m.Replay):
             assert self.chat is not None
+            self.store.note_replayed_after(msg.after_seq)
             self._spawn(self.chat.replay(msg))
+            self._prune()
 
     def _on_user_turn(self, msg: m.UserTurn) -> None:
         fresh = self.store.add_turn(msg.key, msg.chat_id, msg.text, msg.message_id, msg.attachments)

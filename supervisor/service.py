@@ -45,7 +45,7 @@ from wire import messages as m
 from wire import names, settings
 from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
-from wire.logs import log_path
+from wire.logs import log_path, rotate_if_over
 from wire.settings import MB
 
 log = logging.getLogger(__name__)
@@ -383,6 +383,8 @@ class Supervisor:
             env[settings.WORKER_SETTINGS_ENV] = settings.dump(child_settings.worker_settings(
                 self.cfg, session, self.persona_of(session), os.getpid()))
         stdio = self._stdio(prog.name)
+        if rotate_if_over(stdio):  # never under a running writer
+            log.info("event=stdio_rotated program=%s", prog.name)
         since = stdio_size(stdio)  # this run's words only
         child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
                               on_exit=lambda code: prog.child_exited(code,
