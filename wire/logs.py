@@ -45,7 +45,9 @@ def rotate_if_over(path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUP
         older = path.with_name(f"{path.name}.{i}")
         if older.exists():
             os.replace(older, path.with_name(f"{path.name}.{i + 1}"))
-    os.replace(path, path.with_name(f"{path.name}.1"))  # rename keeps its 0600
+    rolled = path.with_name(f"{path.name}.1")
+    os.replace(path, rolled)
+    os.chmod(rolled, 0o600)  # a file once made by hand with a looser mode is tightened too
     return True
 
 
