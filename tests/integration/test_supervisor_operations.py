@@ -3,7 +3,9 @@ them: the ctl finds sockets its shell would not derive, the .stdio files roll ov
 says what a reload cannot apply."""
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import pytest
 
 from tests.support.config import render_config, short_dir
 from tests.support.supervisor import SupervisorHarness
+from tests.support.waits import wait_until
 from wire import messages as m
 from wire.endpoints import RUNTIME_DIR_ENV
 from wire.logs import BACKUPS, MAX_BYTES
@@ -98,3 +101,29 @@ def test_check_config_names_what_a_reload_cannot_apply(tmp_path: Path) -> None:
     assert "need a restart: state_dir, runtime_dir (the supervisor);" in out.stdout
     assert "telegram.api_base_url, telegram.token, telegram.token_env (the bot)" in out.stdout
     assert out.stdout.splitlines()[0] == f"{sup.config}: ok (4 personas)"
+
+
+def test_sighup_reaches_a_running_worker_without_a_restart(tmp_path: Path, claude_bin: str,
+                                                           cli_env: dict[str, str]) -> None:
+    extra = {k: v for k, v in cli_env.items() if os.environ.get(k) != v}
+    sup = SupervisorHarness(tmp_path, standin=False,
+                            supervisor={"startsecs": 0.5, "heartbeat_timeout_seconds": 5.0},
+                            claude={"binary": claude_bin, "env": extra})
+    try:
+        sup.start()
+        assert sup.ok(m.NewSession(id=m.new_id(), name="live1"), timeout=30).results[0].ok
+        pid = sup.wait_state("session:live1", "RUNNING").pid
+        wait_until(lambda: "event=registered program=session:live1" in sup.log(), 15,
+                   "the worker to register")
+        sup.sections["claude"].update(permission_timeout_seconds=42.0, idle_suspend_seconds=77.0)
+        sup.write_config()
+        assert sup.proc is not None
+        sup.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "event=reload_applied program=session:live1" in sup.log(), 15,
+                   "the worker to apply the reload")
+        worker_log = (sup.state_dir / "logs" / "session-live1.log").read_text()
+        line = next(x for x in worker_log.splitlines() if "event=reloaded" in x)
+        assert "idle_suspend_seconds" in line and "permission_timeout_seconds" in line
+        assert sup.status()["session:live1"].pid == pid  # applied live, not by a restart
+    finally:
+        sup.close()
