@@ -188,9 +188,10 @@ class Store:
     def note_replayed_after(self, seq: int) -> int:
         """The bot asked for the events after `seq`: everything up to it was delivered. Returns
         the highest such seq ever asked (a lower, later ask never lowers it)."""
-        horizon = max(seq, int(self.get(HORIZON_KEY) or 0))
-        self.put(HORIZON_KEY, str(horizon))
-        return horizon
+        known = int(self.get(HORIZON_KEY) or 0)
+        if seq > known:  # written only when it moves: a repeated ask leaves the file alone
+            self.put(HORIZON_KEY, str(seq))
+        return max(seq, known)
 
     def prune(self, keep_events: int = KEEP_EVENTS, keep_finished: int = KEEP_FINISHED,
               keep_days: float = KEEP_FINISHED_DAYS) -> tuple[int, int]:

@@ -144,7 +144,8 @@ class Supervisor:
         self._tasks: asyncio.TaskGroup | None = None
         self.sweeps = 0  # completed sweeps, reported in Status: proof that sweeps happen
         self.generation = 0  # good reloads so far; a child spawned before the last one is behind
-        self._answers: dict[str, asyncio.Future[m.Ok | m.Error]] = {}  # our Reloads in flight
+        # Our Reloads in flight: id -> (the child's identity, its answer).
+        self._answers: dict[str, tuple[bytes, asyncio.Future[m.Ok | m.Error]]] = {}
         self._reloads: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -315,7 +316,7 @@ class Supervisor:
         """Send one child its settings of `generation` and wait (bounded) for its answer."""
         msg = m.Reload(id=m.new_id(), settings_json="")
         fut: asyncio.Future[m.Ok | m.Error] = self._loop.create_future()
-        self._answers[msg.id] = fut
+        self._answers[msg.id] = (program.encode(), fut)
         try:
             msg.settings_json = self._settings_for(program)
             if not await self.control.send(program.encode(), msg):
@@ -339,10 +340,15 @@ class Supervisor:
             h.generation = max(h.generation, generation)
         log.info("event=reload_applied program=%s generation=%d", program, generation)
 
-    def on_child_answer(self, identity: bytes, msg: m.Ok | m.Error) -> None:
-        fut = self._answers.pop(msg.id, None)
-        if fut is not None and not fut.done():
-            fut.set_result(msg)
+    def on_child_answer(self, identity: bytes, msg: m.Ok | m.Error) -> bool:
+        """True when `msg` answers a Reload we sent to this very identity."""
+        waiting = self._answers.get(msg.id)
+        if waiting is None or waiting[0] != identity:
+            return False
+        del self._answers[msg.id]
+        if not waiting[1].done():
+            waiting[1].set_result(msg)
+        return True
 
     async def _retire_bot(self) -> None:
         """telegram.enabled went false on reload: stop the bot and forget it."""
