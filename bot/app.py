@@ -40,6 +40,7 @@ from bot.inbound import UNSUPPORTED, Inbound
 from bot.journal import Journal
 from bot.poller import Poller
 from bot.ratelimit import ChatRateLimiter
+from bot.reload import Reloader
 from bot.taps import Taps
 from bot.telegram_out import TelegramOut
 from wire import logs
@@ -115,6 +116,7 @@ async def run(settings: BotSettings, token: str) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     poller = Poller(app, journal, gate, settings.poll_timeout_seconds)
+    supervisor.on_reload = Reloader(settings, gate, delivery, poller)  # SIGHUP, applied live
     try:
         supervisor.rpc.start()  # answer the heartbeat while Telegram is still out of reach
         # `async with app` then finds it initialized (getMe done).

@@ -38,10 +38,19 @@ class SupervisorClient:
         self.timeout = timeout
         # "" while the bot can keep its promise; else the sentence the heartbeat reports.
         self.health: Callable[[], str] = lambda: ""
-        self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong)
+        # Set by bot.app once the parts exist: applies a SIGHUP's settings (bot.reload).
+        self.on_reload: Callable[[m.Reload], m.Ok | m.Error] | None = None
+        self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong,
+                             on_reload=self._reload)
 
     def _pong(self, ping: m.Ping) -> m.Pong:
         return m.Pong(id=ping.id, unhealthy=self.health())
+
+    def _reload(self, msg: m.Reload) -> m.Ok | m.Error:
+        if self.on_reload is None:
+            return m.Error(id=msg.id, code=m.E_UNAVAILABLE,
+                           message="the bot is still starting: send SIGHUP again in a moment.")
+        return self.on_reload(msg)
 
     async def register(self) -> None:
         self.rpc.start()

@@ -40,6 +40,10 @@ class Gate:
         self.clock = clock
         self._last_refusal: OrderedDict[int, float] = OrderedDict()
 
+    def allow(self, user_ids: Iterable[int]) -> None:
+        """The allow-list a reload brought: it decides from the next update on."""
+        self.allowed_ids = frozenset(user_ids)
+
     def allowed(self, update: Update) -> bool:
         user = update.effective_user
         return user is not None and user.id in self.allowed_ids

@@ -30,6 +30,7 @@ from wire.storage import StorageFailure, is_storage_error
 log = logging.getLogger(__name__)
 
 KEEP_DONE_UPDATES = 1000
+KEEP_CLOSED_PROMPTS = 1000  # older closed prompts are long delivered: a replay never shows them
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS updates (
@@ -169,6 +170,15 @@ class Journal:
             "(SELECT MAX(update_id) FROM updates) - ?",
             (KEEP_DONE_UPDATES,),
         )
+
+    def prune_prompts(self, keep: int = KEEP_CLOSED_PROMPTS) -> int:
+        """Forget closed prompts but the newest `keep` (an old button then says "already
+        answered", as for any closed prompt); open ones always stay. Returns how many went."""
+        cur = self._db.execute(
+            "DELETE FROM prompts WHERE state != 'open' AND n < (SELECT MAX(n) FROM prompts) - ?",
+            (keep,),
+        )
+        return cur.rowcount
 
     # ----------------------------------------------------------------------- hand-offs
 

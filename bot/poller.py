@@ -133,6 +133,7 @@ class Poller:
                 polls += 1
                 if polls % 100 == 0:
                     self.journal.prune_updates()
+                    self.journal.prune_prompts()
         finally:
             for t in self._tasks:
                 t.cancel()

@@ -76,6 +76,13 @@ CREATE TABLE IF NOT EXISTS grants (
 """
 
 OPEN_STATES = ("queued", "running")
+# What pruning keeps, whatever else: the newest events (a late replay from a bot whose bot.db was
+# reset still gets them, and MAX(seq) stays last_seq) and the newest finished messages (their
+# keys still recognise a resend). Usage rows are never pruned: they are the session's cost.
+KEEP_EVENTS = 500
+KEEP_FINISHED = 1000
+KEEP_FINISHED_DAYS = 30.0
+HORIZON_KEY = "replayed_after"  # kv: the highest seq the bot asked to replay after
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,36 @@ class Store:
                 return
             yield from rows
             after_seq = rows[-1][0]
+
+    # ----------------------------------------------------------------------- pruning
+
+    def note_replayed_after(self, seq: int) -> int:
+        """The bot asked for the events after `seq`: everything up to it was delivered. Returns
+        the highest such seq ever asked (a lower, later ask never lowers it)."""
+        known = int(self.get(HORIZON_KEY) or 0)
+        if seq > known:  # written only when it moves: a repeated ask leaves the file alone
+            self.put(HORIZON_KEY, str(seq))
+        return max(seq, known)
+
+    def prune(self, keep_events: int = KEEP_EVENTS, keep_finished: int = KEEP_FINISHED,
+              keep_days: float = KEEP_FINISHED_DAYS) -> tuple[int, int]:
+        """Delete delivered events (seq up to the replay horizon) but the newest `keep_events`,
+        and finished messages beyond the newest `keep_finished` or older than `keep_days`; open
+        messages and usage always stay. Returns (events, messages) deleted."""
+        horizon = int(self.get(HORIZON_KEY) or 0)
+        upto = min(horizon, self.last_seq - max(1, keep_events))
+        events = self._db.execute("DELETE FROM outbox WHERE seq <= ?", (upto,)).rowcount
+        cutoff = time.time() - keep_days * 86400
+        turns = self._db.execute(
+            "DELETE FROM inbox WHERE state IN ('done', 'failed') AND (finished < ? OR id <"
+            " (SELECT MIN(id) FROM (SELECT id FROM inbox WHERE state IN ('done', 'failed')"
+            " ORDER BY id DESC LIMIT ?)))",
+            (cutoff, keep_finished),
+        ).rowcount
+        if events or turns:
+            # Freed pages are reused by the next rows; the WAL goes back to nothing.
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return max(events, 0), max(turns, 0)
 
     # ----------------------------------------------------------------------- usage and kv
 

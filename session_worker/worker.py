@@ -38,6 +38,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import zmq
 import zmq.asyncio
 
@@ -57,11 +58,16 @@ from wire import names
 from wire.endpoints import Endpoints
 from wire.names import program_name
 from wire.rpc import Requester
-from wire.settings import WorkerSettings
+from wire.settings import CliTuning, WorkerSettings
 
 log = logging.getLogger(__name__)
 
 WATCHDOG_INTERVAL = 0.25
+# What a SIGHUP changes in a running worker (the rest is its identity: session, dirs, parent).
+# The persona and the CLI's binary, env and argv take effect at the next CLI start.
+RELOADABLE = (*CliTuning.__struct_fields__, "persona", "claude_binary", "claude_env",
+              "recycle_rss_bytes", "stop_close_wait_seconds", "stop_term_wait_seconds",
+              "stop_kill_wait_seconds")
 
 
 class Worker:
@@ -152,6 +158,7 @@ class Worker:
         if found:
             log.warning("event=stale_clis_killed count=%d", found)
         self.state.set_status(Status.RUNNING)
+        self._prune()
         chat = self._open_sockets()
         self._tasks = [
             loop.create_task(self._guard(self._chat_loop()), name="chat"),
@@ -253,7 +260,8 @@ class Worker:
         self.chat = ChatLink(self.ctx, ends.chat, self.name, self.store)
         self.out.chat = self.chat
         self.control = Requester(
-            self.ctx, ends.control, identity=program_name(self.name).encode(), on_ping=self._pong
+            self.ctx, ends.control, identity=program_name(self.name).encode(), on_ping=self._pong,
+            on_reload=self._on_reload,
         )
         self.control.start()
         return self.chat
@@ -265,6 +273,32 @@ class Worker:
             await asyncio.wait_for(self.control.send(msg), 2.0)
         except (TimeoutError, zmq.ZMQError) as exc:
             log.info("event=register_not_sent reason=%r", str(exc) or type(exc).__name__)
+
+    def _on_reload(self, msg: m.Reload) -> m.Ok | m.Error:
+        """A SIGHUP's settings: applied to self.s in place (every part reads it at use)."""
+        try:
+            new = msgspec.json.decode(msg.settings_json, type=WorkerSettings)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.error("event=reload_bad_settings error=%r", str(exc))
+            return m.Error(id=msg.id, code=m.E_BAD_REQUEST,
+                           message=f"the worker cannot read its new settings ({exc}): restart it.")
+        if new.session != self.name:
+            return m.Error(id=msg.id, code=m.E_BAD_REQUEST,
+                           message=f"settings for session {new.session}, not {self.name}.")
+        changed = [f for f in RELOADABLE if getattr(self.s, f) != getattr(new, f)]
+        for f in changed:
+            setattr(self.s, f, getattr(new, f))
+        self.prompts.timeout_seconds = self.s.permission_timeout_seconds  # prompts from now on
+        self.state.persona = self.s.persona.name
+        log.info("event=reloaded changed=%s", ",".join(changed) or "-")
+        return m.Ok(id=msg.id)
+
+    def _prune(self) -> None:
+        """Keep session.db small: what the bot has (its last Replay said so) and old finished
+        messages go (session_worker.store.Store.prune); the cost rows stay."""
+        events, turns = self.store.prune()
+        if events or turns:
+            log.info("event=pruned events=%d messages=%d", events, turns)
 
     def _pong(self, ping: m.Ping) -> m.Pong:
         if ping.notice:  # the supervisor killed one of our processes: the chat hears why
@@ -330,7 +364,9 @@ class Worker:
             self._reply(self.prompts.revoke(msg))
         elif isinstance(msg, m.Replay):
             assert self.chat is not None
+            self.store.note_replayed_after(msg.after_seq)
             self._spawn(self.chat.replay(msg))
+            self._prune()
 
     def _on_user_turn(self, msg: m.UserTurn) -> None:
         fresh = self.store.add_turn(msg.key, msg.chat_id, msg.text, msg.message_id, msg.attachments)

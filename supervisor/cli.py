@@ -70,7 +70,7 @@ def load_checked(args: argparse.Namespace, *, to_run: bool
 @command("run", "run the supervisor in the foreground (sessions, the bot, the control socket)",
          add_config_arg)
 def cmd_run(args: argparse.Namespace) -> int:
-    from supervisor import service
+    from supervisor import service, statelock
     from wire import logs
     from wire.endpoints import RuntimeDirError
 
@@ -79,12 +79,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     cfg, personas = loaded
     tightened = service.prepare_state_dir(cfg.state_path)
+    try:
+        # Before the log: a refused second supervisor must not write into the first one's.
+        statelock.acquire(cfg.state_path, cfg.runtime_path)
+    except statelock.AlreadyRunning as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     logs.setup("supervisor", cfg.state_dir)
     for path in tightened:
         log.warning("event=state_dir_tightened path=%s mode=0700", path)
     try:
         return service.main_async(cfg, personas)
-    except (service.AlreadyRunning, RuntimeDirError) as exc:
+    except (statelock.AlreadyRunning, RuntimeDirError) as exc:
         print(str(exc), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -99,6 +105,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     cfg, personas = loaded
     print(f"{cfg.path}: ok ({len(personas)} personas)")
+    print(config_mod.reload_note())
     return 0
 
 

@@ -98,6 +98,8 @@ class Commands:
         if isinstance(msg, m.Pong):
             self.sup.on_pong(identity, msg)
             return None
+        if isinstance(msg, (m.Ok, m.Error)) and self.sup.on_child_answer(identity, msg):
+            return None  # a child's answer to our Reload; any other reply is refused below
         fn = self.table.get(type(msg))
         if fn is None:
             return m.Error(id=getattr(msg, "id", ""), code=m.E_BAD_REQUEST,

@@ -125,6 +125,42 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 " telegram.token is empty")
 
 
+# What a SIGHUP cannot apply to the processes that run, and which process must be restarted for
+# it; every other field applies at once (the persona, claude.binary, claude.env and
+# claude.extra_args at each session's next CLI start: a running CLI keeps its argv).
+RESTART_FIELDS: dict[str, str] = {
+    "state_dir": "the supervisor",
+    "runtime_dir": "the supervisor",
+    "telegram.api_base_url": "the bot",
+    "telegram.token": "the bot",
+    "telegram.token_env": "the bot",
+}
+
+
+def field_value(cfg: Config, dotted: str) -> Any:
+    value: Any = cfg
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def restart_needed(old: Config, new: Config) -> list[str]:
+    """The fields that differ between two configs and that a reload cannot apply."""
+    return [f for f in RESTART_FIELDS if field_value(old, f) != field_value(new, f)]
+
+
+def reload_note() -> str:
+    """What `check-config` says about a reload: which fields it applies, which need a restart."""
+    by_whom: dict[str, list[str]] = {}
+    for f, who in RESTART_FIELDS.items():
+        by_whom.setdefault(who, []).append(f)
+    parts = [f"{', '.join(fs)} ({who})" for who, fs in by_whom.items()]
+    return ("a reload (SIGHUP, `systemctl reload`) applies every other field to the running"
+            " supervisor, bot and sessions at once (the persona and claude.binary, claude.env,"
+            " claude.extra_args at each session's next CLI start); these need a restart: "
+            + "; ".join(parts) + ".")
+
+
 class ConfigError(ValueError):
     """Every problem found in a config file, one line each, each naming its field."""
 

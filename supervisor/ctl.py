@@ -26,6 +26,7 @@ from typing import Any
 import msgspec
 
 from supervisor import config as config_mod
+from supervisor import statelock
 from supervisor.states import STOPPED_STATES
 from wire import messages as m
 from wire import names, rpc
@@ -119,7 +120,10 @@ class Ctl:
             self.cfg = config_mod.parse("", "<defaults>")
         else:
             self.cfg = config_mod.load(path)
-        self.endpoint = Endpoints(self.cfg.runtime_path).control
+        # The running supervisor of this state dir says where its sockets are (a system unit's
+        # runtime dir is not the one this shell would derive).
+        self.endpoint = Endpoints(statelock.running_runtime_dir(
+            self.cfg.state_path, self.cfg.runtime_path)).control
         s = self.cfg.supervisor
         self.long_timeout = 2 * s.stopwaitsecs + s.startsecs + 20
 

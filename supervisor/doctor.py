@@ -303,10 +303,12 @@ def check_running_bot(cfg: Config) -> Check | None:
     supervisor keeps retrying it and its status line says since when and why."""
     if not cfg.telegram.enabled:
         return None
+    from supervisor.statelock import running_runtime_dir
     from wire import rpc
 
+    where = running_runtime_dir(cfg.state_path, cfg.runtime_path)
     try:
-        reply = rpc.request_sync(Endpoints(cfg.runtime_path).control,
+        reply = rpc.request_sync(Endpoints(where).control,
                                  m.Status(id=m.new_id(), names=[BOT_PROGRAM]), STATUS_TIMEOUT)
     except rpc.RpcTimeout:
         return None

@@ -3,9 +3,10 @@
 Children are `[sys.executable, "-m", module]`, spawned with subprocess (vfork+exec, never a bare
 fork of this asyncio process), in their own session so a Ctrl-C at the terminal reaches only the
 supervisor (which then stops them in order), stdin from /dev/null and stdout/stderr appended to a
-file (a pipe nobody drains would block them). No preexec hook, so that Python can use vfork (a
-restart is ~3 ms faster): each child sets its own parent-death signal at start and exits if its
-parent is already gone (wire.lifetime).
+0600 file (a pipe nobody drains would block them; the supervisor rolls it over before a spawn
+when it is past the logs' size limit, wire.logs.rotate_if_over). No preexec hook, so that
+Python can use vfork (a restart is ~3 ms faster): each child sets its own parent-death signal
+at start and exits if its parent is already gone (wire.lifetime).
 
 Exit detection is a pidfd registered with the event loop: readable the instant the child dies,
 then reaped with waitpid. No timer, no polling, no SIGCHLD handler.
@@ -88,6 +89,7 @@ def spawn(
         cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         stdio_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         out = os.open(stdio_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(out, 0o600)  # a file made before (or by hand) is tightened too
     except OSError as exc:
         raise SpawnError(f"cannot prepare {exc.filename}: {exc.strerror}") from None
     try:

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import zmq.asyncio
 
-from supervisor import child_settings, preflight, process
+from supervisor import child_settings, preflight, process, statelock
+from supervisor import config as config_mod
 from supervisor import personas as personas_mod
 from supervisor.backoff import Policy
 from supervisor.config import Config
@@ -37,16 +38,19 @@ from supervisor.lifeline import last_sentence, retrying_line
 from supervisor.notify import Notifier
 from supervisor.program import Child, Program, ProgramConfig, Timer
 from supervisor.registry import Registry
+from supervisor.statelock import AlreadyRunning
 from supervisor.states import RUNNING_STATES, State
 from supervisor.watcher import Limits, MemoryKill, Target, Usage, Watcher, kill_instance_leftovers
 from wire import messages as m
 from wire import names, settings
 from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
-from wire.logs import log_path
+from wire.logs import log_path, rotate_if_over
 from wire.settings import MB
 
 log = logging.getLogger(__name__)
+
+RELOAD_ANSWER_SECONDS = 5.0
 
 
 class LoopClock:
@@ -73,6 +77,7 @@ class Health:
     stats_at: float = 0.0
     usage: Usage = field(default_factory=Usage)
     stdio_since: int = 0  # where this run's output starts in its .stdio file
+    generation: int = 0  # the config generation its settings come from (see Supervisor.reload)
 
 
 def program_config(cfg: Config, *, lifeline: bool = False) -> ProgramConfig:
@@ -120,10 +125,6 @@ def prepare_state_dir(state: Path) -> list[Path]:
     return tightened
 
 
-class AlreadyRunning(RuntimeError):
-    pass
-
-
 class Supervisor:
     def __init__(self, cfg: Config, personas: dict[str, m.Persona]) -> None:
         self.cfg = cfg
@@ -147,13 +148,19 @@ class Supervisor:
         # (a killed worker's notice waits for its successor); ping id -> what it carried.
         self.notices: dict[str, list[str]] = {}
         self._notice_pings: dict[str, tuple[str, list[str]]] = {}
+        self.generation = 0  # good reloads so far; a child spawned before the last one is behind
+        # Our Reloads in flight: id -> (the child's identity, its answer).
+        self._answers: dict[str, tuple[bytes, asyncio.Future[m.Ok | m.Error]]] = {}
+        self._reloads: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def run(self) -> int:
-        endpoints = prepare_runtime_dir(self.cfg.runtime_path)
-        self._lock = self._take_lock(endpoints)
         prepare_state_dir(self.cfg.state_path)
+        # The state dir first: its sweep below must never kill another supervisor's CLIs.
+        endpoints = prepare_runtime_dir(self.cfg.runtime_path)
+        statelock.acquire(self.cfg.state_path, endpoints.runtime_dir)
+        self._lock = self._take_lock(endpoints)
         self.registry.load()
         process.become_subreaper()
         for pid, session in kill_instance_leftovers(names.instance_id(self.cfg.state_dir)):
@@ -182,7 +189,7 @@ class Supervisor:
                 await self._shutdown.wait()
                 self.notifier.stopping("stopping: " + self.summary())
                 await self.stop_all()
-                for t in (serve, beat, sweep, watchdog):
+                for t in (serve, beat, sweep, watchdog, *self._reloads):
                     t.cancel()
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -273,18 +280,80 @@ class Supervisor:
         except preflight.Refused as exc:
             log.error("event=reload_refused error=%r", exc.detail)
             return
+        for key in config_mod.restart_needed(self.cfg, cfg):
+            log.warning("event=reload_needs_restart field=%s restart=%r", key,
+                        config_mod.RESTART_FIELDS[key])
         for key in ("state_dir", "runtime_dir"):
-            if getattr(cfg, key) != getattr(self.cfg, key):
-                log.warning("event=reload_ignored field=%s reason='needs a restart'", key)
-                setattr(cfg, key, getattr(self.cfg, key))
+            setattr(cfg, key, getattr(self.cfg, key))  # what the sockets and locks were made for
         if not cfg.telegram.enabled and names.BOT_PROGRAM in self.programs and self._tasks:
             self._tasks.create_task(self._retire_bot(), name="retire-bot")
         self.cfg, self.personas = cfg, personas
+        self.generation += 1
         for n, p in self.programs.items():
             p.set_config(program_config(cfg, lifeline=n == names.BOT_PROGRAM))
         if cfg.telegram.enabled and names.BOT_PROGRAM not in self.programs:
             self.add_program(names.BOT_PROGRAM).start()
-        log.info("event=reloaded personas=%d", len(personas))
+        log.info("event=reloaded personas=%d generation=%d", len(personas), self.generation)
+        # The running children get their new settings now (a child not registered yet gets them
+        # when it registers): a user taken off the allow-list is refused at the next message.
+        for name, h in self.health.items():
+            if h.registered:
+                self._push_settings(name)
+
+    def _settings_for(self, program: str) -> str:
+        kind, session = names.parse_program(program)
+        if kind == "bot":
+            return settings.dump(child_settings.bot_settings(self.cfg, os.getpid()))
+        assert session is not None
+        return settings.dump(child_settings.worker_settings(
+            self.cfg, session, self.persona_of(session), os.getpid()))
+
+    def _push_settings(self, program: str) -> None:
+        h = self.health.get(program)
+        if self._tasks is None or h is None or h.generation >= self.generation:
+            return
+        task = self._tasks.create_task(self._reload_child(program, self.generation),
+                                       name=f"reload-{program}")
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _reload_child(self, program: str, generation: int) -> None:
+        """Send one child its settings of `generation` and wait (bounded) for its answer."""
+        msg = m.Reload(id=m.new_id(), settings_json="")
+        fut: asyncio.Future[m.Ok | m.Error] = self._loop.create_future()
+        self._answers[msg.id] = (program.encode(), fut)
+        try:
+            msg.settings_json = self._settings_for(program)
+            if not await self.control.send(program.encode(), msg):
+                log.warning("event=reload_not_sent program=%s", program)
+                return
+            async with asyncio.timeout(RELOAD_ANSWER_SECONDS):
+                reply = await fut
+        except TimeoutError:
+            log.warning("event=reload_unanswered program=%s", program)
+            return
+        except Exception:  # a task of the loop's TaskGroup must never end the supervisor
+            log.exception("event=reload_failed program=%s", program)
+            return
+        finally:
+            self._answers.pop(msg.id, None)
+        if isinstance(reply, m.Error):
+            log.error("event=reload_refused_by_child program=%s error=%r", program, reply.message)
+            return
+        h = self.health.get(program)
+        if h is not None:
+            h.generation = max(h.generation, generation)
+        log.info("event=reload_applied program=%s generation=%d", program, generation)
+
+    def on_child_answer(self, identity: bytes, msg: m.Ok | m.Error) -> bool:
+        """True when `msg` answers a Reload we sent to this very identity."""
+        waiting = self._answers.get(msg.id)
+        if waiting is None or waiting[0] != identity:
+            return False
+        del self._answers[msg.id]
+        if not waiting[1].done():
+            waiting[1].set_result(msg)
+        return True
 
     async def _retire_bot(self) -> None:
         """telegram.enabled went false on reload: stop the bot and forget it."""
@@ -326,12 +395,15 @@ class Supervisor:
             env[settings.WORKER_SETTINGS_ENV] = settings.dump(child_settings.worker_settings(
                 self.cfg, session, self.persona_of(session), os.getpid()))
         stdio = self._stdio(prog.name)
+        if rotate_if_over(stdio):  # never under a running writer
+            log.info("event=stdio_rotated program=%s", prog.name)
         since = stdio_size(stdio)  # this run's words only
         child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
                               on_exit=lambda code: prog.child_exited(code,
                                                                      last_words(stdio, since)),
                               loop=self._loop)
-        self.health[prog.name] = Health(last_seen=time.monotonic(), stdio_since=since)
+        self.health[prog.name] = Health(last_seen=time.monotonic(), stdio_since=since,
+                                        generation=self.generation)
         return child
 
     def _stdio(self, program: str) -> Path:
@@ -405,6 +477,7 @@ class Supervisor:
         h = self.health[prog.name]
         h.registered, h.last_seen = True, time.monotonic()
         log.info("event=registered program=%s pid=%d", msg.program, msg.pid)
+        self._push_settings(prog.name)  # spawned before the last reload: catch it up
         return m.Ok(id=msg.id)
 
     def on_pong(self, identity: bytes, msg: m.Pong) -> None:

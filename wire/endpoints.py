@@ -43,7 +43,15 @@ class Endpoints:
         return Path(endpoint.removeprefix("ipc://"))
 
 
+RUNTIME_DIR_ENV = "SWITCHBOARD_RUNTIME_DIR"
+
+
 def default_runtime_dir() -> Path:
+    """$SWITCHBOARD_RUNTIME_DIR (the system unit sets it to its RuntimeDirectory=), else
+    $XDG_RUNTIME_DIR/switchboard, else a per-user dir in /tmp."""
+    explicit = os.environ.get(RUNTIME_DIR_ENV)
+    if explicit:
+        return Path(explicit)
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
         return Path(xdg) / "switchboard"

@@ -1,5 +1,9 @@
 """One log per program under <state_dir>/logs/, rotated by size, as key=value lines.
 
+The children's raw stdout/stderr (`<program>.stdio`, opened by the supervisor at each spawn) roll
+over by the same size limit with `rotate_if_over`, at spawn: the file a child writes is never
+renamed under it, so one run's output may pass the limit until its next start.
+
 Every role calls `setup(...)` once at start. Lines look like
 `time=2026-11-27T06:40:00.123Z level=info program=session:demo session=demo event=turn_done ...`.
 Message texts and tokens never go in at info level; `redact` strips a bot token wherever one
@@ -26,6 +30,25 @@ def redact(text: str) -> str:
 
 def log_path(state_dir: str | Path, program: str) -> Path:
     return Path(state_dir) / "logs" / (program.replace(":", "-") + ".log")
+
+
+def rotate_if_over(path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> bool:
+    """Roll `path` over to `path.1` (… `path.N`, the oldest dropped) when it is over `max_bytes`,
+    as the .log files roll; True when it did. For files another process writes (a child's
+    .stdio): the caller does it before the writer opens the file, never while it holds it."""
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    for i in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{i + 1}"))
+    rolled = path.with_name(f"{path.name}.1")
+    os.replace(path, rolled)
+    os.chmod(rolled, 0o600)  # a file once made by hand with a looser mode is tightened too
+    return True
 
 
 class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):

@@ -184,6 +184,15 @@ class Pong(Msg):
     unhealthy: str = ""
 
 
+class Reload(Msg):
+    """Supervisor -> child over the control socket after a good SIGHUP: the child's settings as
+    the new config makes them (its BotSettings or WorkerSettings, JSON). The child applies the
+    fields it can while running and answers `Ok` (or `Error` naming what it refused)."""
+
+    id: str
+    settings_json: str
+
+
 # --------------------------------------------------------------------------- replies
 
 
@@ -456,8 +465,9 @@ class StateChange(Msg):
 ControlRequest = (
     Status | Start | Stop | Restart | NewSession | RemoveSession | SetPersona | ListPersonas
     | EnsureRunning | Shutdown | Version | Register | Pong
+    | Ok | Error  # a child's answer to the supervisor's Reload
 )
-ControlReply = Ok | Error | Ping
+ControlReply = Ok | Error | Ping | Reload
 ChatToWorker = (UserTurn | Cancel | EditTurn | PermissionAnswer | Replay | ListGrants
                 | RevokeGrant)
 ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error

@@ -1,4 +1,5 @@
-"""The asyncio side of wire.rpc: a DEALER that matches replies to requests and answers Pings."""
+"""The asyncio side of wire.rpc: a DEALER that matches replies to requests and answers the
+supervisor's Pings and Reloads."""
 from __future__ import annotations
 
 import asyncio
@@ -25,6 +26,7 @@ class Requester:
         *,
         identity: bytes | None = None,
         on_ping: Callable[[m.Ping], m.Pong] | None = None,
+        on_reload: Callable[[m.Reload], m.Ok | m.Error] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self._sock = ctx.socket(zmq.DEALER)
@@ -34,6 +36,7 @@ class Requester:
         self._sock.connect(endpoint)
         self._pending: dict[str, asyncio.Future[m.Ok | m.Error]] = {}
         self._on_ping = on_ping
+        self._on_reload = on_reload
         self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -51,9 +54,23 @@ class Requester:
                 if self._on_ping is not None:
                     await self._sock.send(codec.encode(self._on_ping(msg)))
                 continue
+            if isinstance(msg, m.Reload):
+                await self._sock.send(codec.encode(self._reload(msg)))
+                continue
             fut = self._pending.pop(msg.id, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
+
+    def _reload(self, msg: m.Reload) -> m.Ok | m.Error:
+        if self._on_reload is None:
+            return m.Error(id=msg.id, code=m.E_BAD_REQUEST,
+                           message="this program cannot reload its settings: restart it.")
+        try:
+            return self._on_reload(msg)
+        except Exception as exc:  # noqa: BLE001 - a bad reload must not end the reader
+            log.exception("event=reload_failed")
+            return m.Error(id=msg.id, code=m.E_INTERNAL,
+                           message=f"the reload failed ({type(exc).__name__}): restart it.")
 
     async def send(self, msg: m.Msg) -> None:
         """Fire a message that expects no reply (e.g. Register's answer is not awaited)."""
