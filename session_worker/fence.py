@@ -33,6 +33,9 @@ class Fence:
     work_dir: str
     config_file: str | None = None
     env_file: str | None = None
+    # The sessions in the state dir when the CLI starts: a later one is covered by the sandbox
+    # for Bash at once, and by the tools' rules from this session's next CLI start.
+    sessions: tuple[str, ...] = ()
 
 
 def _inside(path: str, root: str) -> bool:
@@ -46,24 +49,24 @@ def _spellings(path: str) -> list[str]:
     return [absolute] if real == absolute else [absolute, real]
 
 
-def other_names(name: str) -> list[str]:
-    """Gitignore globs for every single path segment except `name` (names differ at some first
-    character, or one is a prefix of the other): `ab` -> `[!a]*`, `a[!b]*`, `ab?*`, `a`."""
-    globs = [f"{name[:i]}[!{name[i]}]*" for i in range(len(name))]
-    globs.append(f"{name}?*")
-    globs += [name[:i] for i in range(1, len(name))]
-    return globs
+# Switchboard's own files in the state dir and in each session's dir (ARCHITECTURE.md, "On
+# disk"), for the tools' rules when the work dir lies inside the state dir. Claude's rule
+# patterns have no "all but" (a bracket class like `[!w]*` is not a negation there and denied
+# the work dir itself), so the files are named and other sessions are listed one by one.
+STATE_FILES = ("*.db", "*.db-*", "*.json", "*.json.*", "logs", "logs/**")
+SESSION_FILES = ("*.db", "*.db-*", "*.json", "*.json.*", "stop-by-user")
 
 
-def _denied_beside(root: str, keep: str) -> list[str]:
-    """Rule paths for everything under `root` except `keep` (a path inside it) and below it:
-    at each level, every sibling of the way down to `keep`."""
-    parts = os.path.relpath(keep, root).split("/")
-    out: list[str] = []
-    for depth, part in enumerate(parts):
-        base = "/".join([root.rstrip("/"), *parts[:depth]])
-        for glob in other_names(part):
-            out += [f"{base}/{glob}", f"{base}/{glob}/**"]
+def _denied_beside(state: str, work: str, others: tuple[str, ...]) -> list[str]:
+    """Rule paths for Switchboard's files under `state` and the other sessions' dirs, leaving
+    `work` (inside `state`) open."""
+    root = state.rstrip("/")
+    out = [f"{root}/{g}" for g in STATE_FILES]
+    out += [f"{root}/sessions/*/{g}" for g in SESSION_FILES]
+    own = os.path.relpath(work, root).split("/")
+    for name in others:
+        if own[:2] != ["sessions", name]:
+            out += [f"{root}/sessions/{name}", f"{root}/sessions/{name}/**"]
     return out
 
 
@@ -80,13 +83,14 @@ def tool_rules(fence: Fence) -> list[str]:
     for f in (fence.config_file, fence.env_file):
         if f:
             paths += _spellings(f)
-    for d in (fence.runtime_dir, fence.state_dir):
-        for spelling in _spellings(d):
-            if _inside(work, spelling) or _inside(os.path.realpath(work), spelling):
-                keep = work if _inside(work, spelling) else os.path.realpath(work)
-                paths += _denied_beside(spelling, keep)
-            else:
-                paths += [spelling, f"{spelling}/**"]
+    for spelling in _spellings(fence.runtime_dir):
+        paths += [spelling, f"{spelling}/**"]
+    for spelling in _spellings(fence.state_dir):
+        keep = next((w for w in _spellings(work) if _inside(w, spelling)), None)
+        if keep is None:
+            paths += [spelling, f"{spelling}/**"]
+        else:
+            paths += _denied_beside(spelling, keep, fence.sessions)
     return [f"{tool}({_rule_path(p)})" for tool in FILE_TOOLS for p in dict.fromkeys(paths)]
 
 
