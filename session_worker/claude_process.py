@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import psutil
 
 from session_worker import procs
+from session_worker.fence import Fence, settings_arg
 from session_worker.stream_json import LineFramer, Oversized
 from wire.messages import Persona
 from wire.names import INSTANCE_ENV, MARKER_ENV
@@ -50,10 +51,13 @@ SECRET_PREFIXES = ("SWITCHBOARD_", "TELEGRAM_")
 
 
 def build_argv(
-    binary: str, persona: Persona, extra_args: list[str], resume_id: str | None
+    binary: str, persona: Persona, extra_args: list[str], resume_id: str | None,
+    fence: Fence | None = None,
 ) -> list[str]:
     """The CLI's command line. Tool lists come before a fixed flag so their variadic option
-    cannot swallow anything else."""
+    cannot swallow anything else. With a `fence`, the session's tools run in Claude Code's
+    sandbox (session_worker.fence); `extra_args` come after it, so the owner's config has the
+    last word."""
     argv = [binary]
     if persona.allowed_tools:
         argv += ["--allowedTools", *persona.allowed_tools]
@@ -66,6 +70,8 @@ def build_argv(
         argv += ["--model", persona.model]
     if persona.permission_mode:
         argv += ["--permission-mode", persona.permission_mode]
+    if fence is not None:
+        argv += ["--settings", settings_arg(fence)]
     argv += list(extra_args)
     if resume_id:
         argv.append(f"--resume={resume_id}")

@@ -28,7 +28,9 @@ from session_worker.claude_process import (
     build_argv,
     build_env,
 )
+from session_worker.fence import Fence
 from session_worker.state import SessionState, Status
+from wire import sandbox
 from wire.binaries import find_binary
 from wire.settings import WorkerSettings
 
@@ -110,13 +112,26 @@ class CliLifecycle:
                 return None
             # Never two CLIs for one Claude session: every CLI with our marker goes first.
             await self.sweep_stale()
+            env = build_env(self._environ, self.s.claude_env, self.name, self.instance)
+            missing = sandbox.missing_programs(env.get("PATH"))
+            if not sandbox.wanted(self.s.persona.sandbox, missing):
+                fence = None
+            elif missing:
+                log.error("event=sandbox_unavailable missing=%r", missing)
+                self.start_failure = sandbox.unavailable(self.s.persona.name, missing)
+                return None
+            else:
+                sessions_dir = Path(self.s.state_dir) / "sessions"
+                sessions = tuple(sorted(p.name for p in sessions_dir.iterdir() if p.is_dir()))
+                fence = Fence(self.s.state_dir, self.s.runtime_dir, str(self._work_dir),
+                              self.s.config_file, self.s.env_file, sessions)
             argv = build_argv(
                 self.s.claude_binary,
                 self.s.persona,
                 self.s.extra_args,
                 self._state.claude_session_id,
+                fence,
             )
-            env = build_env(self._environ, self.s.claude_env, self.name, self.instance)
             cli = ClaudeProcess(argv, env, str(self._work_dir), self._on_line)
             try:
                 await cli.start()

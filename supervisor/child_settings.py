@@ -9,10 +9,12 @@ file and never puts the bot token in a settings struct (it travels alone, see wi
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import msgspec
 
+from supervisor.bot_token import env_file_path
 from supervisor.config import Config
 from wire import names, settings
 from wire.messages import Persona
@@ -47,6 +49,8 @@ def worker_settings(cfg: Config, session: str, persona: Persona,
         stop_term_wait_seconds=step,
         stop_kill_wait_seconds=step,
         supervisor_pid=supervisor_pid,
+        config_file=os.path.abspath(cfg.file) if cfg.file else None,
+        env_file=os.path.abspath(env_file_path(cfg.file)) if cfg.file else None,
     )
 
 

@@ -28,6 +28,7 @@ from supervisor.getme import check_token
 from supervisor.getme import redact as _redact
 from supervisor.personas import DEFAULT, PersonaError, load_for
 from wire import messages as m
+from wire import sandbox
 from wire.binaries import find_binary
 from wire.endpoints import CONTROL, MAX_SOCKET_PATH, Endpoints
 from wire.names import BOT_PROGRAM
@@ -353,6 +354,36 @@ def check_personas(cfg: Config) -> Check:
     return Check("personas", OK, f"{len(files)} in {d}")
 
 
+def check_sandbox(cfg: Config, env: dict[str, str]) -> Check:
+    """Whether sessions' tools get Claude Code's OS sandbox here (wire.sandbox decides it the
+    same way for the worker), with a trial run of bubblewrap: it needs user namespaces."""
+    missing = sandbox.missing_programs(env.get("PATH"))
+    try:
+        asking = sorted(p.name for p in load_for(cfg).values() if p.sandbox)
+    except (PersonaError, ConfigError):
+        asking = []  # check_personas reports it
+    if missing:
+        what = " and ".join(missing)
+        if asking:
+            return Check("sandbox", FAIL, f"{what} not installed, but persona(s)"
+                         f" {', '.join(asking)} set \"sandbox\": true",
+                         f"run `{sandbox.INSTALL}` (or set \"sandbox\": false in them)")
+        return Check("sandbox", WARN, f"{what} not installed: sessions' tools run without"
+                     " Claude Code's sandbox and can reach Switchboard's config, state and"
+                     " sockets", f"run `{sandbox.INSTALL}`")
+    bwrap = find_binary("bwrap", env.get("PATH")) or "bwrap"
+    trial = _run([bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid",
+                  "--proc", "/proc", "true"], env)
+    if trial.returncode != 0:
+        return Check("sandbox", WARN, f"bubblewrap cannot start a sandbox here:"
+                     f" {_last_line(trial.stderr or trial.stdout)}",
+                     "allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1,"
+                     " or an AppArmor profile for bwrap), or run sessions with \"sandbox\":"
+                     " false in their persona")
+    return Check("sandbox", OK, "bubblewrap and socat: sessions' tools run in Claude Code's"
+                 " sandbox")
+
+
 def run_checks(config_path: Path) -> list[Check]:
     try:
         cfg = load(config_path)
@@ -374,6 +405,7 @@ def run_checks(config_path: Path) -> list[Check]:
     if running is not None:
         checks.append(running)
     checks.append(check_personas(cfg))
+    checks.append(check_sandbox(cfg, env))
     return checks
 
 

@@ -42,6 +42,9 @@ def load_file(path: Path) -> Persona:
         persona = msgspec.json.decode(raw, type=Persona)
     except msgspec.ValidationError as exc:
         field = _field_of(exc)
+        if field == "sandbox":
+            raise PersonaError(f"{path}: field 'sandbox' must be true or false (leave it out to"
+                               " have it on where bubblewrap and socat are installed)") from None
         where = f" field '{field}'" if field else ""
         raise PersonaError(f"{path}:{where} {exc}") from None
     if not _NAME_RE.fullmatch(persona.name):

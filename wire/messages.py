@@ -40,6 +40,9 @@ class Persona(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     permission_mode: str = "default"
     allowed_tools: list[str] = []
     disallowed_tools: list[str] = []
+    # Claude Code's OS sandbox for the session's tools (session_worker.fence): None means on
+    # where bubblewrap and socat are installed (wire.sandbox), true or false says so outright.
+    sandbox: bool | None = None
 
 
 class ToolProcess(msgspec.Struct, kw_only=True):

@@ -75,6 +75,9 @@ class WorkerSettings(CliTuning, kw_only=True, forbid_unknown_fields=True):
     stop_term_wait_seconds: float = 3.0
     stop_kill_wait_seconds: float = 3.0
     supervisor_pid: int | None = None  # exit when this parent is gone
+    # Fenced off from the session's tools by the sandbox (absolute; None: there is none).
+    config_file: str | None = None
+    env_file: str | None = None
 
 
 class BotSettings(BotTuning, kw_only=True, forbid_unknown_fields=True):

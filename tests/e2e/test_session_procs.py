@@ -33,9 +33,11 @@ def tools_personas(base: Path) -> Path:
     """The shipped personas plus one whose Bash runs without a prompt."""
     d = base / "personas"
     shutil.copytree(ROOT / "personas", d)
+    # Unsandboxed: a sandboxed command has its own network and pid namespaces, so a server it
+    # starts is neither reachable from here nor alive after it (see test_sandbox.py).
     (d / "tools.json").write_text(json.dumps({
         "name": "tools", "description": "Bash without prompts (tests).",
-        "permission_mode": "bypassPermissions"}))
+        "permission_mode": "bypassPermissions", "sandbox": False}))
     return d
 
 

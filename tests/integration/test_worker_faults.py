@@ -20,7 +20,9 @@ from wire import messages as m
 
 pytestmark = pytest.mark.timeout(90)
 
-BYPASS = m.Persona(name="bypass", permission_mode="bypassPermissions")
+# Unsandboxed: a sandboxed command's background processes end with it (its own pid namespace),
+# and these tests are about the ones that outlive it.
+BYPASS = m.Persona(name="bypass", permission_mode="bypassPermissions", sandbox=False)
 
 
 @pytest.fixture
