@@ -80,7 +80,7 @@ async def run(settings: BotSettings, token: str) -> None:
     endpoints = prepare_runtime_dir(Path(settings.runtime_dir))
     ctx = zmq.asyncio.Context()
     journal = Journal(Path(settings.state_dir) / "bot.db")
-    gate = Gate(settings.allowed_user_ids)
+    gate = Gate(settings.allowed_user_ids, groups=settings.groups)
     out = TelegramOut(app.bot)
     delivery = Delivery(journal, out, None, settings)  # type: ignore[arg-type]
     chat = ChatServer(ctx, endpoints.chat, delivery.on_message)

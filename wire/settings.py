@@ -61,6 +61,8 @@ class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # How long one message to Telegram is retried through network errors before the chat is
     # told it was not delivered and the session's line moves on.
     delivery_retry_seconds: float = 120.0
+    # false: the bot answers one sentence in any group it is in or added to, and leaves.
+    groups: bool = True
 
 
 class WorkerSettings(CliTuning, kw_only=True, forbid_unknown_fields=True):
