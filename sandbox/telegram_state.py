@@ -21,7 +21,7 @@ from sandbox.telegram_rules import image_size
 DEFAULT_TOKEN = "123456:SANDBOX-TOKEN"
 DEFAULT_ALLOWED = {
     "message", "edited_message", "callback_query", "channel_post", "inline_query",
-    "stopped_message_generation",
+    "stopped_message_generation", "my_chat_member",  # Telegram holds back only chat_member & co.
 }  # fmt: skip
 
 
