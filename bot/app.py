@@ -47,7 +47,7 @@ from wire import logs
 from wire.aio import wait_event
 from wire.endpoints import RuntimeDirError, prepare_runtime_dir
 from wire.lifetime import die_with_parent
-from wire.settings import BOT_SETTINGS_ENV, TOKEN_ENV, BotSettings, load, take_secret
+from wire.settings import BOT_SETTINGS_ENV, BotSettings, load, read_secret
 
 log = logging.getLogger("bot")
 
@@ -60,10 +60,12 @@ def main() -> int:
     settings = load(BotSettings, BOT_SETTINGS_ENV)
     if not die_with_parent(settings.supervisor_pid):
         raise SystemExit("the supervisor that started the bot is gone: not starting.")
-    token = take_secret(TOKEN_ENV)
+    token = read_secret(settings.token_fd)  # the inherited pipe, closed once read
     if not token:
-        raise SystemExit(f"{TOKEN_ENV} is not set: put the bot token in the config or in the"
-                         " variable named by telegram.token_env, then restart.")
+        raise SystemExit("the bot was started without a token: put the bot token in the env file"
+                         " next to the config (or telegram.token_env), then restart.")
+    logs.add_secret(token)
+    logs.redact_stdio()  # a traceback PTB prints (InvalidToken quotes the token) is redacted too
     logs.setup("bot", settings.state_dir)
     try:
         asyncio.run(run(settings, token))
@@ -79,7 +81,7 @@ async def run(settings: BotSettings, token: str) -> None:
     endpoints = prepare_runtime_dir(Path(settings.runtime_dir))
     ctx = zmq.asyncio.Context()
     journal = Journal(Path(settings.state_dir) / "bot.db")
-    gate = Gate(settings.allowed_user_ids)
+    gate = Gate(settings.allowed_user_ids, groups=settings.groups)
     out = TelegramOut(app.bot)
     delivery = Delivery(journal, out, None, settings)  # type: ignore[arg-type]
     chat = ChatServer(ctx, endpoints.chat, delivery.on_message)

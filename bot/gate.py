@@ -5,6 +5,11 @@ update whose sender is not allowed (messages, commands, button taps, files; priv
 groups alike), so no handler runs for it: no session, no file, no process, nothing forwarded. A
 stranger gets at most one short refusal per interval, and the log gets one line without the
 message text. The poller uses `allowed` too, so a stranger's update is never journaled.
+
+Groups: a stranger who adds the bot to a group (a `my_chat_member` update making it a member)
+gets it out again at once (`leaveChat`), without a word. With `[telegram] groups = false` the
+bot takes no group at all: the owner's message, tap or adding it there gets one sentence in the
+group and the bot leaves. `group_action` is the pure decision; `check` carries it out.
 """
 from __future__ import annotations
 
@@ -20,6 +25,11 @@ from telegram.ext import ApplicationHandlerStop, ContextTypes
 log = logging.getLogger(__name__)
 
 REFUSAL = "This is a private bot."
+GROUPS_OFF = ("This bot does not work in groups (telegram.groups is false): talk to it in a"
+              " private chat, or set groups = true in the config.")
+GROUP_TYPES = ("group", "supergroup")
+MEMBER_STATES = ("member", "administrator", "restricted")
+STAY, LEAVE, SAY_AND_LEAVE = "stay", "leave", "say_and_leave"
 REFUSAL_INTERVAL = 600.0
 MAX_REMEMBERED = 4096
 
@@ -32,10 +42,23 @@ def kind_of(update: Update) -> str:
     return "other"
 
 
+def group_action(chat_type: str | None, allowed: bool, groups: bool, added: bool) -> str:
+    """What the bot does about a group: STAY, LEAVE (silently) or SAY_AND_LEAVE (pure).
+
+    `added`: the update is a my_chat_member that makes the bot a member (someone added it)."""
+    if chat_type not in GROUP_TYPES:
+        return STAY
+    if not allowed:
+        return LEAVE if added else STAY  # a stranger's words in the owner's group: just refused
+    return STAY if groups else SAY_AND_LEAVE
+
+
 class Gate:
-    def __init__(self, allowed_user_ids: Iterable[int], *, interval: float = REFUSAL_INTERVAL,
+    def __init__(self, allowed_user_ids: Iterable[int], *, groups: bool = True,
+                 interval: float = REFUSAL_INTERVAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.allowed_ids = frozenset(allowed_user_ids)
+        self.groups = groups
         self.interval = interval
         self.clock = clock
         self._last_refusal: OrderedDict[int, float] = OrderedDict()
@@ -61,7 +84,10 @@ class Gate:
         return True
 
     async def check(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        await self._groups(update, context)
         if self.allowed(update):
+            if update.my_chat_member is not None:
+                raise ApplicationHandlerStop  # the owner added or removed the bot: nothing to run
             return
         user = update.effective_user
         chat = update.effective_chat
@@ -79,4 +105,31 @@ class Gate:
         except TelegramError as exc:
             log.info("event=refusal_failed user_id=%s error=%r", user.id if user else None,
                      type(exc).__name__)
+        raise ApplicationHandlerStop
+
+    async def _groups(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Leave a group a stranger added us to, and every group when groups are off; then stop
+        the update (ApplicationHandlerStop). Nothing happens for the groups we stay in."""
+        chat = update.effective_chat
+        member = update.my_chat_member
+        if member is not None and member.new_chat_member.status not in MEMBER_STATES:
+            if chat is not None and chat.type in GROUP_TYPES:
+                raise ApplicationHandlerStop  # we were removed (or left): nothing to do
+        action = group_action(chat.type if chat else None, self.allowed(update), self.groups,
+                              member is not None)
+        if action == STAY or chat is None:
+            return
+        user = update.effective_user
+        log.warning("event=group_left chat_id=%s user_id=%s allowed=%s kind=%s", chat.id,
+                    user.id if user else None, action == SAY_AND_LEAVE, kind_of(update))
+        try:
+            if action == SAY_AND_LEAVE:
+                if update.callback_query is not None:
+                    await update.callback_query.answer(GROUPS_OFF[:200])
+                await context.bot.send_message(chat.id, GROUPS_OFF)
+            elif update.callback_query is not None:
+                await update.callback_query.answer()
+            await context.bot.leave_chat(chat.id)
+        except TelegramError as exc:
+            log.info("event=group_leave_failed chat_id=%s error=%r", chat.id, type(exc).__name__)
         raise ApplicationHandlerStop

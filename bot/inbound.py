@@ -2,7 +2,8 @@
 
 bot.handoff delivers them to the worker, so a handler here never waits on a worker (but for an
 edit, below). A file is saved under the session's work folder first and Claude is told where it
-is. Never writes outside `<state_dir>/sessions/<name>/work/uploads`.
+is. Never writes outside `<state_dir>/sessions/<name>/work/uploads`, and never through a link
+planted there (bot.uploads).
 
 Every message gets an answer. An edited text replaces the original while its turn has not
 started: the hand-off still in bot.db, else the worker's queued inbox row (`EditTurn`); otherwise
@@ -13,10 +14,10 @@ sentence each.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 from telegram import Document, Message, PhotoSize, Update
@@ -27,9 +28,11 @@ from bot.handoff import Couriers
 from bot.journal import Handoff, Journal
 from bot.reply import NO_SESSION, chat_of, say
 from bot.telegram_out import TelegramOut, reliably
+from bot.uploads import LinkRefused, save_upload
 from wire import messages as m
 from wire.settings import BotSettings
 
+log = logging.getLogger(__name__)
 Ctx = ContextTypes.DEFAULT_TYPE
 UPLOADS = "uploads"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -113,18 +116,23 @@ class Inbound:
         else:
             return
         name = f"{msg.message_id}-{_UNSAFE.sub('_', original).strip('._') or 'file'}"[:120]
-        folder = session_dir / "work" / UPLOADS
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / name
         # Network trouble is retried (the file is not lost); a refusal is said in one sentence.
         tg_file = await reliably(media.get_file, "get_file")
-        saved: Path | None = None
+        data: bytearray | None = None
         if tg_file is not None:
-            saved = await reliably(partial(tg_file.download_to_drive, path), "download")
-        if saved is None:
+            data = await reliably(tg_file.download_as_bytearray, "download")
+        if data is None:
             await say(self.out, chat, f"Telegram would not hand over {original} (bots can"
                       " download files up to 20 MB): send a smaller file, or put it in the"
                       " session's work folder another way.")
+            return
+        try:  # never through a link the session's tools planted (bot.uploads)
+            path = await asyncio.to_thread(save_upload, session_dir, name, bytes(data))
+        except LinkRefused as where:
+            log.warning("event=upload_refused session=%s reason=symlink path=%s", session, where)
+            await say(self.out, chat, f"{original} was not saved: {where} in session {session}'s"
+                      " folder is a link, which could point outside it; remove the link and"
+                      " send the file again.")
             return
         caption = msg.caption or ""
         text = (f"{caption}\n\n" if caption else "") + (

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wire import dbfiles
 from wire.storage import StorageFailure, is_storage_error
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ class Journal:
         self.path = Path(path)
         self.failure = StorageFailure(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        dbfiles.private_db(self.path)  # 0600 before SQLite makes -wal and -shm with its mode
         self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -99,7 +101,7 @@ class Journal:
             self._db.execute("ALTER TABLE updates ADD COLUMN starts INTEGER NOT NULL DEFAULT 0")
         except sqlite3.OperationalError:
             pass  # the column is there
-        self.path.chmod(0o600)
+        dbfiles.tighten(self.path)
         self._active: dict[int, str] = {
             int(r[0]): str(r[1]) for r in self._exec("SELECT chat_id, session FROM active")
         }

@@ -25,7 +25,11 @@ the first):
 - ``POST send {user_id, text, chat_id?, chat_type?, first_name?, username?, reply_to_message_id?,
   message_thread_id?, is_forum?}`` (``is_forum``: the supergroup is a forum),
   ``POST send_document {user_id, filename, content_b64, caption?, mime_type?}``,
-  ``POST send_photo {user_id, content_b64, caption?}``: a user's message, as an update;
+  ``POST send_photo {user_id, content_b64, caption?}``: a user's message, as an update (a group
+  the bot left takes none until it is added again);
+- ``POST add_bot {user_id, chat_id, chat_type?, title?}``: the user adds the bot to a group (a
+  ``my_chat_member`` update); ``GET member?chat_id=``: whether the bot is in it (``leaveChat``
+  takes it out, with a ``my_chat_member`` update of its own);
 - ``POST tap {user_id, message_id, data, chat_id?}``: a tap on an inline button (400 if the
   message has no such button); ``GET callbacks``: every tap and how the bot answered it;
 - ``GET chat/{chat_id}?deleted=0&content=1&thread=``: the chat as the user sees it, oldest first
@@ -194,6 +198,19 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
                 "message_thread_id": message_thread_id, "is_forum": is_forum,
             },
         )  # fmt: skip
+
+    def add_bot(self, user_id: int, chat_id: int, *, chat_type: str = "group",
+                title: str | None = None, token: str | None = None) -> dict[str, Any]:
+        """The user adds the bot to the group ``chat_id``: the bot gets a ``my_chat_member``
+        update; after a ``leaveChat`` the group takes no messages until it is added again."""
+        body = {"user_id": user_id, "chat_id": chat_id, "chat_type": chat_type, "title": title,
+                "token": token}
+        return self._request("POST", "add_bot", body)
+
+    def is_member(self, chat_id: int, *, token: str | None = None) -> bool:
+        """Whether the bot is in the chat ``chat_id`` (after a ``leaveChat`` it is not)."""
+        reply = self._request("GET", "member", query={"chat_id": chat_id, "token": token})
+        return bool(reply["member"])
 
     def send_document(
         self,

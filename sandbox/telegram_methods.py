@@ -286,6 +286,16 @@ async def delete_message(bot: BotState, p: Params) -> Any:
     return True
 
 
+async def leave_chat(bot: BotState, p: Params) -> Any:
+    """The bot leaves a group; Telegram then sends it a ``my_chat_member`` update (left)."""
+    chat = send_chat(bot, p)
+    if chat.type == "private":
+        raise bad("chat member status can't be changed in private chats")
+    chat.left = True
+    bot.member_update(chat, bot.me(), "member", "left")
+    return True
+
+
 async def send_chat_action(bot: BotState, p: Params) -> Any:
     chat = send_chat(bot, p)
     send_thread(chat, p)
@@ -394,6 +404,7 @@ METHODS: dict[str, tuple[str, Method]] = {
         "editMessageReplyMarkup": edit_message_reply_markup,
         "deleteMessage": delete_message,
         "sendChatAction": send_chat_action,
+        "leaveChat": leave_chat,
         "answerCallbackQuery": answer_callback_query,
         "sendDocument": send_document,
         "sendPhoto": send_photo,

@@ -111,4 +111,6 @@ def send_chat(bot: BotState, p: Params) -> Chat:
         raise bad("chat not found")
     if chat.type == "private" and chat.id in bot.blocked:
         raise ApiError(403, "Forbidden: bot was blocked by the user")
+    if chat.left:
+        raise ApiError(403, f"Forbidden: bot is not a member of the {chat.type} chat")
     return chat

@@ -151,6 +151,8 @@ class TelegramServer:
         r.add_route("*", "/bot{token}/{method}", self.bot_api)
         r.add_get("/file/bot{token}/{path:.+}", self.download)
         r.add_post("/_sandbox/send", self.control(users.send))
+        r.add_post("/_sandbox/add_bot", self.control(users.add_bot))
+        r.add_get("/_sandbox/member", self.control(users.membership))
         r.add_post("/_sandbox/send_document", self.control(users.send_document))
         r.add_post("/_sandbox/send_photo", self.control(users.send_photo))
         r.add_post("/_sandbox/tap", self.control(users.tap))

@@ -21,7 +21,7 @@ from sandbox.telegram_rules import image_size
 DEFAULT_TOKEN = "123456:SANDBOX-TOKEN"
 DEFAULT_ALLOWED = {
     "message", "edited_message", "callback_query", "channel_post", "inline_query",
-    "stopped_message_generation",
+    "stopped_message_generation", "my_chat_member",  # Telegram holds back only chat_member & co.
 }  # fmt: skip
 
 
@@ -129,6 +129,7 @@ class Chat:
     last_action: tuple[str, float] | None = None
     is_forum: bool = False  # a forum supergroup
     topics: dict[int, Topic] = field(default_factory=dict)
+    left: bool = False  # the bot left this group (leaveChat) and was not added again
 
     def obj(self) -> dict[str, Any]:
         o: dict[str, Any] = {"id": self.id, "type": self.type}
@@ -284,6 +285,15 @@ class BotState:
             self.updates.append(update)
             self.notify()
         return update
+
+    def member_update(self, chat: Chat, by: dict[str, Any], old: str, new: str) -> dict[str, Any]:
+        """A ``my_chat_member`` update: the bot's status in ``chat`` went from ``old`` to
+        ``new`` (``left``, ``member``), changed by the user ``by`` (the bot itself for a leave)."""
+        return self.push_update("my_chat_member", {
+            "chat": chat.obj(), "from": by, "date": now(),
+            "old_chat_member": {"status": old, "user": self.me()},
+            "new_chat_member": {"status": new, "user": self.me()},
+        })  # fmt: skip
 
     def allowed(self, update: dict[str, Any]) -> bool:
         kinds = self.allowed_updates or DEFAULT_ALLOWED

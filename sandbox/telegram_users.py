@@ -41,6 +41,8 @@ def user_chat(bot: BotState, body: dict[str, Any]) -> tuple[dict[str, Any], Chat
         raise ApiError(400, "a group's chat_id is negative")
     if known is not None and known.type != chat_type:
         raise ApiError(400, f"chat {chat_id} is a {known.type}")
+    if known is not None and known.left and not body.get("adds_bot"):
+        raise ApiError(400, f"the bot left chat {chat_id}: add it again (add_bot) first")
     user = bot.user(user_id, body.get("first_name"), body.get("username"))
     chat = bot.chat_for(chat_id, chat_type=chat_type if known is None else known.type)
     assert chat is not None
@@ -72,6 +74,22 @@ def _user_message(bot: BotState, body: dict[str, Any], **fields: Any) -> dict[st
     )
     update = bot.push_update("message", bot.message_obj(msg))
     return {"update": update, "message": bot.message_obj(msg)}
+
+
+def add_bot(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
+    """The user adds the bot to a group: a ``my_chat_member`` update (left -> member)."""
+    user, chat = user_chat(bot, {**body, "adds_bot": True})
+    if chat.type == "private":
+        raise ApiError(400, "the bot can only be added to a group or supergroup")
+    was = "left" if chat.left or not chat.messages else "member"
+    chat.left = False
+    return {"update": bot.member_update(chat, user, was, "member")}
+
+
+def membership(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
+    """Whether the bot is in the chat ``chat_id`` (a group it left is not; unknown: not)."""
+    chat = bot.chats.get(required_int(body, "chat_id"))
+    return {"member": chat is not None and not chat.left}
 
 
 def send(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:

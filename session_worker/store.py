@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wire import dbfiles
 from wire.files import atomic_write
 from wire.storage import StorageFailure, is_storage_error
 
@@ -133,6 +133,7 @@ class Store:
         self.path = path
         self.failure = StorageFailure(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        dbfiles.private_db(path)  # 0600 before SQLite makes -wal and -shm with its mode
         self._db = _Guarded(
             sqlite3.connect(str(path), isolation_level=None, check_same_thread=False),
             self.failure)
@@ -143,7 +144,7 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
         self._db.executescript(GRANTS_SCHEMA)
-        os.chmod(path, 0o600)
+        dbfiles.tighten(path)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
         self.last_seq: int = int(row[0])
 

@@ -4,7 +4,8 @@
 its child the same way every time. The fields a child takes as they are (wire.settings'
 CliTuning and BotTuning) are copied by name, so a new one needs no line here; only the fields
 that change shape on the way (MB to bytes, the stop budget) are written out. Pure: it reads no
-file and never puts the bot token in a settings struct (it travels alone, see wire.settings).
+file and never puts the bot token in a settings struct or an environment (it travels through a
+pipe whose fd number is all the settings carry, see wire.settings).
 """
 from __future__ import annotations
 
@@ -25,11 +26,18 @@ def _shared(source: msgspec.Struct, part: type[msgspec.Struct]) -> dict[str, Any
     return {f: copy.copy(getattr(source, f)) for f in part.__struct_fields__}
 
 
-def child_env(base: dict[str, str], cfg: Config) -> dict[str, str]:
-    """A copy of our environment without the bot token or anything that could carry it."""
-    drop = {cfg.telegram.token_env, settings.TOKEN_ENV, settings.WORKER_SETTINGS_ENV,
+# The variable that carried the token to the bot before the pipe did: never handed on.
+LEGACY_TOKEN_ENV = "SWITCHBOARD_TELEGRAM_TOKEN"
+
+
+def child_env(base: dict[str, str], cfg: Config, secrets: tuple[str, ...] = ()) -> dict[str, str]:
+    """A copy of our environment without the bot token or anything that could carry it: the
+    token's variables by name, and any variable whose value holds one of `secrets`."""
+    drop = {cfg.telegram.token_env, LEGACY_TOKEN_ENV, settings.WORKER_SETTINGS_ENV,
             settings.BOT_SETTINGS_ENV, names.MARKER_ENV}
-    return {k: v for k, v in base.items() if k not in drop and not k.startswith("TELEGRAM_")}
+    return {k: v for k, v in base.items()
+            if k not in drop and not k.startswith("TELEGRAM_")
+            and not any(s and s in v for s in secrets)}
 
 
 def worker_settings(cfg: Config, session: str, persona: Persona,
@@ -54,8 +62,10 @@ def worker_settings(cfg: Config, session: str, persona: Persona,
     )
 
 
-def bot_settings(cfg: Config, supervisor_pid: int) -> settings.BotSettings:
+def bot_settings(cfg: Config, supervisor_pid: int,
+                 token_fd: int | None = None) -> settings.BotSettings:
     return settings.BotSettings(
+        token_fd=token_fd,
         **_shared(cfg.telegram, settings.BotTuning),
         state_dir=cfg.state_dir,
         runtime_dir=cfg.runtime_dir,

@@ -70,7 +70,7 @@ def load_checked(args: argparse.Namespace, *, to_run: bool
 @command("run", "run the supervisor in the foreground (sessions, the bot, the control socket)",
          add_config_arg)
 def cmd_run(args: argparse.Namespace) -> int:
-    from supervisor import service, statelock
+    from supervisor import bot_token, service, statelock
     from wire import logs
     from wire.endpoints import RuntimeDirError
 
@@ -78,6 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     cfg, personas = loaded
+    bot_token.take_from_environ([cfg.telegram.token_env])  # no child may inherit it
+    token = cfg.token()
+    if token:
+        logs.add_secret(token)
+    logs.redact_stdio()
     tightened = service.prepare_state_dir(cfg.state_path)
     try:
         # Before the log: a refused second supervisor must not write into the first one's.

@@ -3,10 +3,12 @@
 It asks for what it needs when stdin is a terminal (or takes it as flags), checks the token with
 getMe before writing anything, and writes:
   <config dir>/switchboard.toml   0600, validated with supervisor.config.load
-  <config dir>/env                0600, TELEGRAM_BOT_TOKEN=... (the unit's EnvironmentFile)
+  <config dir>/env                0600, TELEGRAM_BOT_TOKEN=... (read by the supervisor itself)
   <config dir>/switchboard.service  the user unit with this machine's paths
 then creates the state dir 0700 and prints the commands that install and start the unit.
-It never prints the token, and it refuses to overwrite an existing config without --force.
+It never prints the token and never takes it on the command line (every process can read an
+argv): a hidden prompt, the first line of a piped stdin, or the --token-env variable. It refuses
+to overwrite an existing config without --force.
 
 A little over 400 lines: the pure renderers and the prompts are one conversation, read top to
 bottom; the token and binary lookups, the getMe call and the config checks are borrowed
@@ -128,26 +130,26 @@ def render_config(a: Answers, env_file: Path) -> str:
 def render_env_file(existing: str, var: str, token: str) -> str:
     """The env file with `var` set to the token; every other line kept as it was."""
     kept = [ln for ln in existing.splitlines() if ln.split("=", 1)[0].strip() != var]
-    header = [] if kept else ["# Read by the switchboard unit (EnvironmentFile=). Keep it 0600."]
+    header = [] if kept else ["# Read by `switchboard run` (never loaded into an environment)."
+                              " Keep it 0600."]
     return "\n".join([*header, *kept, f"{var}={token}"]) + "\n"
 
 
 def _systemd_path(path: Path) -> str:
-    """A path as a single ExecStart=/EnvironmentFile= word (specifiers and spaces escaped)."""
+    """A path as a single ExecStart= word (specifiers and spaces escaped)."""
     text = str(path).replace("%", "%%")
     if any(c.isspace() for c in text) or '"' in text or "\\" in text:
         text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return text
 
 
-def render_unit(template: str, exe: Path, config_path: Path, env_file: Path) -> str:
-    """The template unit with ExecStart= and EnvironmentFile= pointing at this machine's files."""
+def render_unit(template: str, exe: Path, config_path: Path) -> str:
+    """The template unit with ExecStart= pointing at this machine's files. No EnvironmentFile=:
+    `run` reads the env file next to the config itself, so the token is in no environment."""
     out: list[str] = []
     for line in template.splitlines():
         if line.startswith("ExecStart="):
             line = f"ExecStart={_systemd_path(exe)} run -c {_systemd_path(config_path)}"
-        elif line.startswith("EnvironmentFile="):
-            line = f"EnvironmentFile=-{_systemd_path(env_file)}"
         out.append(line)
     return "\n".join(out) + "\n"
 
@@ -202,7 +204,8 @@ def _ask_token(api_base_url: str) -> tuple[str, str]:
         try:
             token = getpass.getpass("Bot token from @BotFather (input hidden): ").strip()
         except EOFError:
-            raise InitError("no token given: pass --token or set TELEGRAM_BOT_TOKEN.") from None
+            raise InitError("no token given: type it at the prompt, pipe it on standard input,"
+                            " or set TELEGRAM_BOT_TOKEN.") from None
         try:
             check_token_format(token)
             return token, _verify_token(api_base_url, token)
@@ -264,17 +267,19 @@ def gather(args: argparse.Namespace) -> Answers:
         state_dir = default_state_dir()
     state_dir = Path(os.path.abspath(state_dir))
 
-    # No config file yet, so no env file beside it: the flag, else the environment.
-    found = find_token(args.token, token_env, None)
-    if found:
-        token = found.value.strip()
+    # No config file yet, so no env file beside it: the environment, else a prompt or stdin.
+    found = find_token(None, token_env, None)
+    token = found.value.strip() if found else None
+    if token is None and not interactive and not sys.stdin.isatty():
+        token = sys.stdin.readline().strip() or None  # `... | switchboard init`
+    if token:
         check_token_format(token)
         username = _verify_token(api_base_url, token)
     elif interactive:
         token, username = _ask_token(api_base_url)
     else:
         raise InitError(
-            f"no bot token: pass --token or set {token_env} in the environment "
+            f"no bot token: pipe it on standard input or set {token_env} in the environment "
             "(@BotFather gives you one)."
         )
 
@@ -294,13 +299,14 @@ def gather(args: argparse.Namespace) -> Answers:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Write a config for this machine: check the bot token, write switchboard.toml (0600) "
-        "and the token's env file, create the state dir, and print how to start the service."
+        "and the token's env file, create the state dir, and print how to start the service. "
+        "The token is asked for (hidden), or read from the first line of standard input."
     )
     parser.add_argument("-c", "--config", type=Path, default=None,
                         help="where to write the config (default: $SWITCHBOARD_CONFIG, else "
                         "~/.config/switchboard/switchboard.toml)")
-    parser.add_argument("--token", help="the bot token from @BotFather (default: read it from "
-                        "the --token-env variable, else ask)")
+    # Kept only to refuse it with a sentence: a token in argv is readable by every process.
+    parser.add_argument("--token", help=argparse.SUPPRESS)
     parser.add_argument("--token-env", default=None, metavar="NAME",
                         help=f"the variable that holds the token (default: {DEFAULT_TOKEN_ENV})")
     parser.add_argument("--token-in-config", action="store_true",
@@ -330,6 +336,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.token is not None:
+        raise InitError("--token puts the token on the command line, where every process can read"
+                        " it: pipe it on standard input instead (or let init ask for it).")
     config_path = Path(os.path.abspath(
         Path(args.config).expanduser() if args.config else default_config_path()))
     if config_path.exists() and not args.force:
@@ -388,7 +397,7 @@ def _print_unit_steps(config_path: Path, env_file: Path) -> None:
         return
     unit_path = config_path.parent / UNIT_NAME
     try:
-        atomic_write(unit_path, render_unit(UNIT_TEMPLATE.read_text(), exe, config_path, env_file),
+        atomic_write(unit_path, render_unit(UNIT_TEMPLATE.read_text(), exe, config_path),
                      0o644)
     except OSError as exc:
         raise InitError(f"cannot write {unit_path}: {exc.strerror}.") from None

@@ -2,11 +2,17 @@
 
 An invalid file is an error at load naming the file and the field, never a half-loaded set.
 A `default` persona (Claude Code as it comes) always exists unless a file overrides it.
+
+Each `allowed_tools`/`disallowed_tools` entry becomes a word of the CLI's argv, so it must be a
+tool name (`Bash`, `mcp__x__y`) with at most one specifier in parentheses (`Bash(git status:*)`):
+an entry starting with `-` would be read as a flag (`--dangerously-skip-permissions`), and one with
+other whitespace or control characters is not a tool name either; both are refused at load.
 """
 from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 import msgspec
@@ -18,6 +24,21 @@ from wire.settings import DEFAULT_PERSONA
 DEFAULT = Persona(name=DEFAULT_PERSONA, description="Claude Code with its own defaults")
 _PERMISSION_MODES = {"default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"}
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# A name, then an optional specifier that may hold plain spaces (`Bash(git status:*)`).
+_TOOL_RE = re.compile(r"[A-Za-z0-9_*][A-Za-z0-9_.*:-]*(\(.*\))?")
+TOOL_FIELDS = ("allowed_tools", "disallowed_tools")
+
+
+def tool_problem(tool: str) -> str | None:
+    """Why `tool` is not a tool rule for the CLI's argv, or None when it is one (pure)."""
+    if tool.startswith("-"):
+        return "starts with '-', so the CLI would read it as an option"
+    bad = [c for c in tool if (c.isspace() and c != " ") or unicodedata.category(c) in ("Cc", "Cf")]
+    if bad:
+        return f"holds the control or whitespace character {bad[0]!r}"
+    if not _TOOL_RE.fullmatch(tool):
+        return "is not a tool name like Bash, mcp__server__tool or Bash(git status:*)"
+    return None
 
 
 class PersonaError(ValueError):
@@ -52,6 +73,12 @@ def load_file(path: Path) -> Persona:
     if persona.permission_mode not in _PERMISSION_MODES:
         modes = ", ".join(sorted(_PERMISSION_MODES))
         raise PersonaError(f"{path}: field 'permission_mode' must be one of {modes}")
+    for field in TOOL_FIELDS:
+        for tool in getattr(persona, field):
+            problem = tool_problem(tool)
+            if problem:
+                raise PersonaError(f"{path}: field '{field}': the entry {tool!r} {problem};"
+                                   " remove it or write the tool's name")
     return persona
 
 

@@ -8,6 +8,10 @@ when it is past the logs' size limit, wire.logs.rotate_if_over). No preexec hook
 Python can use vfork (a restart is ~3 ms faster): each child sets its own parent-death signal
 at start and exits if its parent is already gone (wire.lifetime).
 
+A secret (the bot token) never goes into a child's environment, where `/proc/<pid>/environ`
+keeps it for the child's whole life: `secret_pipe` writes it into a pipe and `spawn` hands the
+read end over by fd number (`pass_fds`); the child reads it once and closes it.
+
 Exit detection is a pidfd registered with the event loop: readable the instant the child dies,
 then reaped with waitpid. No timer, no polling, no SIGCHLD handler.
 """
@@ -74,6 +78,24 @@ class OsChild:
         self._on_exit(code)
 
 
+def secret_pipe(secret: bytes) -> int:
+    """A pipe holding `secret`, written and closed: the read end, for `spawn(pass_fds=...)`.
+
+    A token is far below the pipe's buffer, so the write never blocks; the child reads to EOF."""
+    read_fd, write_fd = os.pipe()
+    try:
+        os.set_inheritable(read_fd, False)  # only pass_fds hands it on, to the one child
+        view = memoryview(secret)
+        while view:
+            view = view[os.write(write_fd, view):]
+    except OSError:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return read_fd
+
+
 def spawn(
     module: str,
     *,
@@ -82,9 +104,24 @@ def spawn(
     stdio_path: Path,
     on_exit: Callable[[int], None],
     loop: asyncio.AbstractEventLoop | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> OsChild:
-    """Start `python -m module`; raise SpawnError with the reason if it cannot be started."""
+    """Start `python -m module`; raise SpawnError with the reason if it cannot be started.
+
+    Each fd of `pass_fds` is inherited at its own number and closed here once the child has it
+    (or could not be started)."""
     loop = loop or asyncio.get_running_loop()
+    try:
+        return _spawn(module, env=env, cwd=cwd, stdio_path=stdio_path, on_exit=on_exit,
+                      loop=loop, pass_fds=pass_fds)
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
+
+
+def _spawn(module: str, *, env: dict[str, str], cwd: Path, stdio_path: Path,
+           on_exit: Callable[[int], None], loop: asyncio.AbstractEventLoop,
+           pass_fds: tuple[int, ...]) -> OsChild:
     try:
         cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         stdio_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -101,6 +138,7 @@ def spawn(
             stdout=out,
             stderr=out,
             close_fds=True,
+            pass_fds=pass_fds,
             start_new_session=True,
         )
     except OSError as exc:

@@ -45,7 +45,7 @@ from wire import messages as m
 from wire import names, settings
 from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
-from wire.logs import log_path, rotate_if_over
+from wire.logs import log_path, redact, rotate_if_over
 from wire.settings import MB
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def last_words(stdio: Path, since: int = 0) -> str:
         with open(stdio, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             f.seek(max(since, size - 4096))
-            return last_sentence(f.read().decode(errors="replace"))
+            return redact(last_sentence(f.read().decode(errors="replace")))
     except OSError:
         return ""
 
@@ -380,15 +380,16 @@ class Supervisor:
         self.notices.pop(name, None)
 
     def _spawner(self, prog: Program) -> Child:
-        env = child_settings.child_env(dict(os.environ), self.cfg)
+        token = self.cfg.token()
+        env = child_settings.child_env(dict(os.environ), self.cfg, (token,) if token else ())
         kind, session = names.parse_program(prog.name)
+        pass_fds: tuple[int, ...] = ()
         if kind == "bot":
             module, cwd = "bot", self.cfg.state_path
-            env[settings.BOT_SETTINGS_ENV] = settings.dump(
-                child_settings.bot_settings(self.cfg, os.getpid()))
-            token = self.cfg.token()
-            if token:
-                env[settings.TOKEN_ENV] = token
+            if token:  # through a pipe: an environment would keep it in /proc/<pid>/environ
+                pass_fds = (process.secret_pipe(token.encode()),)
+            env[settings.BOT_SETTINGS_ENV] = settings.dump(child_settings.bot_settings(
+                self.cfg, os.getpid(), pass_fds[0] if pass_fds else None))
         else:
             assert session is not None
             module, cwd = "session_worker", self.cfg.state_path / "sessions" / session
@@ -401,7 +402,7 @@ class Supervisor:
         child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
                               on_exit=lambda code: prog.child_exited(code,
                                                                      last_words(stdio, since)),
-                              loop=self._loop)
+                              loop=self._loop, pass_fds=pass_fds)
         self.health[prog.name] = Health(last_seen=time.monotonic(), stdio_since=since,
                                         generation=self.generation)
         return child

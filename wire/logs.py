@@ -7,7 +7,10 @@ renamed under it, so one run's output may pass the limit until its next start.
 Every role calls `setup(...)` once at start. Lines look like
 `time=2026-11-27T06:40:00.123Z level=info program=session:demo session=demo event=turn_done ...`.
 Message texts and tokens never go in at info level; `redact` strips a bot token wherever one
-slips into a string (httpx logs URLs, and Telegram URLs carry the token).
+slips into a string (httpx logs URLs, and Telegram URLs carry the token): anything shaped like a
+token, and the exact secrets a process registered with `add_secret`. `redact_stdio` puts the same
+filter on the process's own stdout and stderr, which the supervisor appends to `<program>.stdio`
+(a traceback of PTB's InvalidToken quotes the token). Never writes a secret anywhere itself.
 """
 from __future__ import annotations
 
@@ -18,14 +21,51 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
 _TOKEN_RE = re.compile(r"\d{5,}:[A-Za-z0-9_-]{20,}|bot\d+:[^/\s]+")
 MAX_BYTES = 5 * 1024 * 1024
 BACKUPS = 3
 
 
+_secrets: set[str] = set()
+
+
+def add_secret(secret: str) -> None:
+    """Redact this exact string (and its part after the colon, a token's secret half) from now on,
+    whatever its shape."""
+    for s in (secret, secret.partition(":")[2]):
+        if len(s) >= 8:  # shorter would redact ordinary words
+            _secrets.add(s)
+
+
 def redact(text: str) -> str:
+    for s in sorted(_secrets, key=len, reverse=True):
+        if s in text:
+            text = text.replace(s, "<token>")
     return _TOKEN_RE.sub("<token>", text)
+
+
+class RedactingStream:
+    """A text stream that redacts every write before passing it on (see redact_stdio)."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self._inner = inner
+
+    def write(self, text: str) -> int:
+        self._inner.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+def redact_stdio() -> None:
+    """Redact what this process writes to stdout and stderr (tracebacks and prints included)."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, RedactingStream):
+            setattr(sys, name, RedactingStream(stream))
 
 
 def log_path(state_dir: str | Path, program: str) -> Path:

@@ -1,8 +1,9 @@
 """What the supervisor hands each child at spawn, so children never re-read the config file.
 
-The settings travel as JSON in one environment variable; secrets travel in their own variable
-(`SWITCHBOARD_TELEGRAM_TOKEN` for the bot), which the child removes from its environment at once
-so that nothing it starts can inherit it.
+The settings travel as JSON in one environment variable. Secrets never travel in the
+environment (`/proc/<pid>/environ` keeps the exec-time block for a process's whole life): the bot
+token comes through an inherited pipe whose fd number is `BotSettings.token_fd`, read once at
+start by `read_secret` and closed, so nothing the bot starts can inherit it either.
 
 The fields a child takes straight from the config (CliTuning, BotTuning) and their defaults are
 defined here and only here: supervisor.config builds its sections on them, because wire/ must
@@ -20,7 +21,7 @@ from wire.messages import Persona
 
 WORKER_SETTINGS_ENV = "SWITCHBOARD_WORKER_SETTINGS"
 BOT_SETTINGS_ENV = "SWITCHBOARD_BOT_SETTINGS"
-TOKEN_ENV = "SWITCHBOARD_TELEGRAM_TOKEN"
+MAX_SECRET_BYTES = 4096
 
 MB = 1024 * 1024
 DEFAULT_API_BASE = "https://api.telegram.org"
@@ -60,6 +61,8 @@ class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     # How long one message to Telegram is retried through network errors before the chat is
     # told it was not delivered and the session's line moves on.
     delivery_retry_seconds: float = 120.0
+    # false: the bot answers one sentence in any group it is in or added to, and leaves.
+    groups: bool = True
 
 
 class WorkerSettings(CliTuning, kw_only=True, forbid_unknown_fields=True):
@@ -87,6 +90,7 @@ class BotSettings(BotTuning, kw_only=True, forbid_unknown_fields=True):
     typing_interval_seconds: float = 4.0
     worker_timeout_seconds: float = 10.0
     supervisor_pid: int | None = None
+    token_fd: int | None = None  # the inherited pipe that holds the bot token
 
 
 def dump(settings: msgspec.Struct) -> str:
@@ -109,6 +113,23 @@ def load(kind: type[S], env_var: str, environ: dict[str, str] | None = None) -> 
         ) from None
 
 
-def take_secret(env_var: str) -> str | None:
-    """Pop a secret from the environment so that no child process inherits it."""
-    return os.environ.pop(env_var, None)
+def read_secret(fd: int | None) -> str | None:
+    """The secret in the inherited pipe `fd`, read to EOF; the fd is closed whatever happens.
+    None when there is no fd or it holds nothing."""
+    if fd is None:
+        return None
+    chunks: list[bytes] = []
+    try:
+        while sum(map(len, chunks)) <= MAX_SECRET_BYTES:
+            chunk = os.read(fd, MAX_SECRET_BYTES)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    return b"".join(chunks).decode(errors="replace").strip() or None

@@ -7,9 +7,10 @@ model request, and earns at most one short refusal.
 """
 from __future__ import annotations
 
+import json
 import os
-import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from conftest import unique
 from tests.support.chat import ask, bot_messages, last_id, message_text, new_session, wait_text
 from tests.support.stack import OWNER, Stack
 from tests.support.waits import wait_until
+from wire import dbfiles
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -199,10 +201,146 @@ def test_the_token_is_in_no_log_file_and_no_argv(stack: Stack, tg: Any) -> None:
         if secret_part in cmd:
             in_argv.append(cmd[:100])
         holders = [k for k, v in env.items() if secret_part in v]
-        # The user exported it for `switchboard run`, which hands it to the bot alone.
-        is_run = stack.proc is not None and p.pid == stack.proc.pid
-        is_bot = re.search(r"-m bot\b", cmd) is not None
-        if holders and not (is_run or is_bot):
+        # The user exported it for `switchboard run`, which takes it out of its own environment
+        # and hands it to the bot through a pipe: no process holds it, `run` and the bot neither.
+        if holders:
             in_environ.append(f"{cmd[:80]}: {holders}")
     assert not in_argv, in_argv
     assert not in_environ, in_environ
+
+
+def raw_environ(pid: int) -> bytes:
+    """The exec-time environment block, as any process of the same user can read it."""
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return b""  # it exited meanwhile
+
+
+@pytest.mark.parametrize("token_in_env_file", [True, False], ids=["env-file", "token-env"])
+def test_no_process_environment_holds_the_token(
+        make_stack: Callable[..., Stack], tg: Any, token_in_env_file: bool) -> None:
+    """Given in the env file next to the config, or exported in the variable the config's
+    token_env names: the bot logs in, and no /proc/<pid>/environ of the stack (run, bot, worker,
+    CLI) holds the token or its secret half."""
+    stack = make_stack(token_in_env_file=token_in_env_file)
+    if token_in_env_file:
+        assert stack.tg.token not in " ".join(f"{k}={v}" for k, v in stack.env().items())
+    name = unique("env")
+    new_session(tg, OWNER, name)
+    ask(tg, OWNER, "environ check tok-e1")
+    stack.note_processes()
+    procs = stack.tagged()
+    assert stack.proc is not None and stack.proc.pid in {p.pid for p in procs}
+    assert len(procs) >= 4, procs  # run, bot, worker, CLI
+    secret = tg.token.split(":", 1)[1].encode()
+    holders = [" ".join(p.cmdline())[:80] for p in procs if secret in raw_environ(p.pid)]
+    assert not holders, holders
+
+
+WRONG_TOKEN = "42:not-this-bot-tok"  # a shape no pattern knows: only the exact secret is redacted
+
+
+def test_a_refused_token_reaches_neither_bot_stdio_nor_the_logs(
+        make_stack: Callable[..., Stack], tg: Any) -> None:
+    """PTB's InvalidToken quotes the token it was given; the bot stops with one sentence and is
+    retried, and neither its .stdio, its log nor `switchboardctl status` shows the token."""
+    stack = make_stack(start=False, telegram={"token": WRONG_TOKEN})
+    stack.start(bot_running=False)
+    stdio = stack.logs_dir() / "bot.stdio"
+
+    def refused_twice() -> bool:
+        text = stdio.read_text(errors="replace") if stdio.exists() else ""
+        return text.count("Telegram refused the bot token") >= 2
+    wait_until(refused_twice, 60, "the bot refused and retried", step=0.2)
+    assert [c["status"] for c in tg.calls("getMe")][:1] in ([401], [404])
+    secret = WRONG_TOKEN.split(":", 1)[1]
+    leaks = [p.name for p in stack.logs_dir().glob("*") if secret in p.read_text(errors="replace")]
+    assert not leaks, leaks
+    out = stack.ctl("status", "-l")
+    assert secret not in out.stdout + out.stderr
+    assert secret not in stack.run_output()
+
+
+def test_every_sqlite_file_and_its_side_files_are_0600(stack: Stack, tg: Any) -> None:
+    new_session(tg, OWNER, unique("db"))
+    ask(tg, OWNER, "db modes tok-d1")
+    dbs = sorted(stack.state_dir.rglob("*.db"))
+    assert {p.name for p in dbs} >= {"bot.db", "session.db"}, dbs
+    files = [f for db in dbs for f in (db, *dbfiles.side_files(db)) if f.exists()]
+    assert any(f.name.endswith("-wal") for f in files) and any(
+        f.name.endswith("-shm") for f in files), files
+    loose = {str(f.relative_to(stack.state_dir)): oct(mode(f)) for f in files if mode(f) != 0o600}
+    assert not loose, loose
+
+
+def test_an_upload_into_a_planted_link_is_refused(stack: Stack, tg: Any, model: Any) -> None:
+    """A link the session's tools put at work/uploads would carry the file anywhere: the bot
+    refuses in one sentence and writes nothing through it; Claude is not asked."""
+    name = unique("up")
+    new_session(tg, OWNER, name)
+    ask(tg, OWNER, "before the link tok-u1")
+    outside = stack.tmp / "outside"
+    outside.mkdir()
+    uploads = stack.state_dir / "sessions" / name / "work" / "uploads"
+    if uploads.is_dir() and not uploads.is_symlink():
+        uploads.rmdir()
+    uploads.symlink_to(outside)
+    requests = len(model.requests())
+    mid = tg.send_document(OWNER, "evil.txt", b"through the link")["message"]["message_id"]
+    reply = wait_text(tg, OWNER, r"evil\.txt was not saved", timeout=30, after=mid)
+    assert "work/uploads" in message_text(reply) and "link" in message_text(reply)
+    assert os.listdir(outside) == []
+    assert len(model.requests()) == requests
+
+
+def test_a_persona_with_an_option_for_a_tool_is_refused_by_check_config_and_doctor(
+        make_stack: Callable[..., Stack]) -> None:
+    personas = Path(__file__).resolve().parents[2] / "personas"
+    stack = make_stack(start=False, top={"personas_dir": "personas"})
+    mine = stack.tmp / "personas"
+    mine.mkdir()
+    for p in personas.glob("*.json"):
+        (mine / p.name).write_text(p.read_text())
+    evil = mine / "evil.json"
+    evil.write_text(json.dumps({"name": "evil",
+                                "allowed_tools": ["Read", "--dangerously-skip-permissions"]}))
+    for argv in (["check-config"], ["doctor"]):
+        r = stack.switchboard(*argv)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0, (argv, out)
+        assert str(evil) in out and "allowed_tools" in out, (argv, out)
+        assert "--dangerously-skip-permissions" in out, (argv, out)
+    rc, out = stack.run_briefly(stack.config)
+    assert rc not in (None, 0) and "allowed_tools" in out, out
+
+
+def test_a_stranger_adding_the_bot_to_a_group_makes_it_leave(stack: Stack, tg: Any) -> None:
+    group = -100555
+    tg.add_bot(STRANGER, group, title="not yours")
+    wait_until(lambda: not tg.is_member(group), 30, "the bot to leave the stranger's group",
+               step=0.1)
+    assert not bot_messages(tg, group), "the bot said something in the stranger's group"
+    assert not list((stack.state_dir / "sessions").glob("*"))
+    # The owner's own group is kept: adding it there leaves it in.
+    mine = -100556
+    tg.add_bot(OWNER, mine, title="mine")
+    wait_until(lambda: not tg.pending_updates(), 30, "the bot to take the update", step=0.05)
+    tg.send(OWNER, "/help", chat_id=mine, chat_type="group")
+    wait_text(tg, mine, r"/new", timeout=20)
+    assert tg.is_member(mine)
+
+
+def test_groups_false_refuses_the_owners_group_with_a_sentence(
+        make_stack: Callable[..., Stack], tg: Any, model: Any) -> None:
+    stack = make_stack(telegram={"groups": False})
+    group = -100557
+    tg.send(OWNER, "hello from the group", chat_id=group, chat_type="group")
+    reply = wait_text(tg, group, r"does not work in groups", timeout=30)
+    assert "groups" in message_text(reply) and message_text(reply).endswith(".")
+    wait_until(lambda: not tg.is_member(group), 30, "the bot to leave the group", step=0.1)
+    assert len(bot_messages(tg, group)) == 1
+    assert model.requests() == [] and not list((stack.state_dir / "sessions").glob("*"))
+    # The owner's private chat still works.
+    new_session(tg, OWNER, unique("priv"))
+    ask(tg, OWNER, "private still works tok-g1")

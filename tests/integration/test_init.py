@@ -74,10 +74,13 @@ def closed_port() -> Iterator[int]:
         s.close()
 
 
-def run_init(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def run_init(env: dict[str, str], *args: str,
+             stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`switchboard init ARGS`, with `stdin` piped in (the token's way in without a terminal)."""
     return subprocess.run(
-        init_argv(*args), env=env, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True,
-        text=True, timeout=RUN_TIMEOUT, check=False,
+        init_argv(*args), env=env, cwd=ROOT, capture_output=True, text=True,
+        timeout=RUN_TIMEOUT, check=False,
+        **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
     )
 
 
@@ -104,9 +107,9 @@ def assert_nothing_written(home: Path) -> None:
 def test_init_end_to_end(telegram_api: TelegramSandbox, env: dict[str, str], home: Path,
                          claude_bin: str) -> None:
     token = telegram_api.token
-    r = run_init(env, "--non-interactive", "--token", token, "--allowed-user-id", "4242",
+    r = run_init(env, "--non-interactive", "--allowed-user-id", "4242",
                  "--allowed-user-id", "77,88", "--api-base-url", telegram_api.url,
-                 "--claude-binary", claude_bin)
+                 "--claude-binary", claude_bin, stdin=token + "\n")
     assert r.returncode == 0, r.stderr
     assert token not in r.stdout + r.stderr
     assert "@sandbox_bot" in r.stdout
@@ -133,7 +136,8 @@ def test_init_end_to_end(telegram_api: TelegramSandbox, env: dict[str, str], hom
     exe = Path(exec_start.group(1))
     assert exe == SWITCHBOARD and exe.is_file() and os.access(exe, os.X_OK)
     assert exec_start.group(2) == str(cfg_path)
-    assert f"EnvironmentFile=-{env_file}" in text.splitlines()
+    # The supervisor reads the env file itself: systemd must not put the token in its environ.
+    assert not re.search(r"^\s*EnvironmentFile=", text, re.MULTILINE), text
     assert "Type=notify" in text and "%h" not in text
 
     # The printed commands install and start exactly that unit.
@@ -149,8 +153,8 @@ def test_init_end_to_end(telegram_api: TelegramSandbox, env: dict[str, str], hom
                     reason="systemd-analyze is not installed")
 def test_written_unit_passes_systemd_analyze(telegram_api: TelegramSandbox,
                                              env: dict[str, str], home: Path) -> None:
-    r = run_init(env, "--non-interactive", "--token", telegram_api.token, "--allowed-user-id", "1",
-                 "--api-base-url", telegram_api.url)
+    r = run_init(env, "--non-interactive", "--allowed-user-id", "1",
+                 "--api-base-url", telegram_api.url, stdin=telegram_api.token + "\n")
     assert r.returncode == 0, r.stderr
     unit = config_dir(home) / "switchboard.service"
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
@@ -181,8 +185,8 @@ def test_token_from_named_variable_into_config(telegram_api: TelegramSandbox,
 def test_rejected_token_writes_nothing(telegram_api: TelegramSandbox, env: dict[str, str],
                                        home: Path) -> None:
     wrong = "999999:WRONG-token-from-a-typo"
-    r = run_init(env, "--non-interactive", "--token", wrong, "--allowed-user-id", "1",
-                 "--api-base-url", telegram_api.url)
+    r = run_init(env, "--non-interactive", "--allowed-user-id", "1",
+                 "--api-base-url", telegram_api.url, stdin=wrong + "\n")
     assert r.returncode == 1
     line = assert_one_sentence(r.stderr)
     assert "the token was rejected by Telegram (401): copy it again from @BotFather" in line
@@ -193,8 +197,8 @@ def test_rejected_token_writes_nothing(telegram_api: TelegramSandbox, env: dict[
 
 def test_unreachable_api_writes_nothing(env: dict[str, str], home: Path,
                                         closed_port: int) -> None:
-    r = run_init(env, "--non-interactive", "--token", "123:abc", "--allowed-user-id", "1",
-                 "--api-base-url", f"http://127.0.0.1:{closed_port}")
+    r = run_init(env, "--non-interactive", "--allowed-user-id", "1",
+                 "--api-base-url", f"http://127.0.0.1:{closed_port}", stdin="123:abc\n")
     assert r.returncode == 1
     line = assert_one_sentence(r.stderr)
     assert f"cannot reach the Telegram Bot API at http://127.0.0.1:{closed_port}" in line
@@ -207,9 +211,8 @@ def test_refuses_to_overwrite_without_force(telegram_api: TelegramSandbox,
     cfg_path = config_dir(home) / "switchboard.toml"
     cfg_path.parent.mkdir(parents=True)
     cfg_path.write_text("# mine\n")
-    args = ["--non-interactive", "--token", telegram_api.token, "--allowed-user-id", "1",
-            "--api-base-url", telegram_api.url]
-    r = run_init(env, *args)
+    args = ["--non-interactive", "--allowed-user-id", "1", "--api-base-url", telegram_api.url]
+    r = run_init(env, *args, stdin=telegram_api.token + "\n")
     assert r.returncode == 1
     assert "already exists: pass --force to overwrite it" in assert_one_sentence(r.stderr)
     assert cfg_path.read_text() == "# mine\n"
@@ -217,7 +220,7 @@ def test_refuses_to_overwrite_without_force(telegram_api: TelegramSandbox,
 
     env_file = cfg_path.parent / "env"
     env_file.write_text("ANTHROPIC_API_KEY=sk-keep-me\nTELEGRAM_BOT_TOKEN=1:old\n")
-    r = run_init(env, *args, "--force")
+    r = run_init(env, *args, "--force", stdin=telegram_api.token + "\n")
     assert r.returncode == 0, r.stderr
     assert load(cfg_path).telegram.allowed_user_ids == [1]
     assert mode(cfg_path) == 0o600 and mode(env_file) == 0o600
@@ -229,8 +232,8 @@ def test_refuses_to_overwrite_without_force(telegram_api: TelegramSandbox,
 @pytest.mark.parametrize("bad", ["abc", "-5", "0", "12x"])
 def test_bad_user_id_is_one_sentence(telegram_api: TelegramSandbox, env: dict[str, str],
                                      home: Path, bad: str) -> None:
-    r = run_init(env, "--non-interactive", "--token", telegram_api.token,
-                 f"--allowed-user-id={bad}", "--api-base-url", telegram_api.url)
+    r = run_init(env, "--non-interactive", f"--allowed-user-id={bad}",
+                 "--api-base-url", telegram_api.url, stdin=telegram_api.token + "\n")
     assert r.returncode == 1
     line = assert_one_sentence(r.stderr)
     assert "is not a Telegram user id" in line and "@userinfobot" in line
@@ -238,12 +241,25 @@ def test_bad_user_id_is_one_sentence(telegram_api: TelegramSandbox, env: dict[st
     assert telegram_api.calls("getMe") == []
 
 
+def test_a_token_on_the_command_line_is_refused(telegram_api: TelegramSandbox,
+                                                env: dict[str, str], home: Path) -> None:
+    r = run_init(env, "--non-interactive", "--token", telegram_api.token, "--allowed-user-id", "1",
+                 "--api-base-url", telegram_api.url)
+    assert r.returncode == 1
+    line = assert_one_sentence(r.stderr)
+    assert "--token puts the token on the command line" in line and "standard input" in line
+    assert telegram_api.token not in r.stdout + r.stderr
+    assert_nothing_written(home)
+    assert telegram_api.calls("getMe") == [], "refusing must not need the network"
+
+
 def test_missing_values_without_a_terminal(telegram_api: TelegramSandbox,
                                            env: dict[str, str], home: Path) -> None:
     r = run_init(env, "--allowed-user-id", "1", "--api-base-url", telegram_api.url)
     assert r.returncode == 1
-    assert "no bot token: pass --token or set TELEGRAM_BOT_TOKEN" in assert_one_sentence(r.stderr)
-    r = run_init(env, "--token", telegram_api.token, "--api-base-url", telegram_api.url)
+    assert ("no bot token: pipe it on standard input or set TELEGRAM_BOT_TOKEN"
+            in assert_one_sentence(r.stderr))
+    r = run_init(env, "--api-base-url", telegram_api.url, stdin=telegram_api.token + "\n")
     assert r.returncode == 1
     assert "no allowed user id: pass --allowed-user-id" in assert_one_sentence(r.stderr)
     assert_nothing_written(home)

@@ -1,10 +1,12 @@
 """The psutil sweep, the control socket under garbage, shutdown order, a SIGKILLed supervisor."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import psutil
 import pytest
@@ -208,7 +210,9 @@ def test_sigterm_stops_sessions_first_and_the_bot_last(tmp_path):
         s.close()
 
 
-def test_token_reaches_only_the_bot_and_only_in_its_variable(tmp_path):
+def test_token_reaches_the_bot_through_a_pipe_and_no_environment(tmp_path):
+    """The bot logs in (RUNNING) with a token that is in no process's /proc/<pid>/environ: not
+    the bot's, not the worker's, and not the supervisor's, which had it exported at exec."""
     token = "987654:" + "b" * 30
     s = SupervisorHarness(tmp_path, telegram={"enabled": True, "token_env": "MY_TOKEN"},
                    env={"MY_TOKEN": token, "TELEGRAM_OTHER": "x"})
@@ -217,11 +221,15 @@ def test_token_reaches_only_the_bot_and_only_in_its_variable(tmp_path):
         bot = s.wait_state("bot", "RUNNING").pid
         s.ok(m.NewSession(id=m.new_id(), name="tok"))
         worker = s.wait_state("session:tok", "RUNNING").pid
-        benv, wenv = psutil.Process(bot).environ(), psutil.Process(worker).environ()
-        assert benv["SWITCHBOARD_TELEGRAM_TOKEN"] == token
-        assert token not in " ".join(psutil.Process(bot).cmdline())
+        for pid in (s.proc.pid, bot, worker):
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+            assert token.encode() not in raw and token.split(":")[1].encode() not in raw, pid
+            assert token not in " ".join(psutil.Process(pid).cmdline())
+        benv = psutil.Process(bot).environ()
         assert "MY_TOKEN" not in benv and "TELEGRAM_OTHER" not in benv
-        assert token not in "".join(f"{k}={v}" for k, v in wenv.items())
+        assert "SWITCHBOARD_TELEGRAM_TOKEN" not in benv
+        # What the bot's environment says of the token is where to read it, nothing more.
+        assert isinstance(json.loads(benv["SWITCHBOARD_BOT_SETTINGS"])["token_fd"], int)
     finally:
         s.close()
 

@@ -122,8 +122,12 @@ class Stack(StackProcesses):
         profile: Profile = E2E,
         cli_env: dict[str, str] | None = None,
         base: Path | None = None,
+        token_in_env_file: bool = False,
     ) -> None:
         self.tg, self.model = tg, model
+        # The token in the `env` file next to the config (what `switchboard init` writes) instead
+        # of the variable exported to `switchboard run`.
+        self.token_in_env_file = token_in_env_file
         self.owns_tmp = base is None
         self.tmp = short_dir(prefix) if base is None else base
         self.tag = f"{self.tmp.name}-{uuid.uuid4().hex[:6]}"
@@ -169,6 +173,10 @@ class Stack(StackProcesses):
             "supervisor": {**profile.supervisor, **(supervisor or {})},
         }
         self.write_config()
+        if token_in_env_file:
+            env_file = self.tmp / "env"
+            env_file.write_text(f"# the bot token\n{TOKEN_ENV}={tg.token}\n")
+            env_file.chmod(0o600)
 
     # ------------------------------------------------------------------ config and commands
 
@@ -180,7 +188,10 @@ class Stack(StackProcesses):
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env[TOKEN_ENV] = self.tg.token
+        if self.token_in_env_file:
+            env.pop(TOKEN_ENV, None)
+        else:
+            env[TOKEN_ENV] = self.tg.token
         env[TAG_ENV] = self.tag
         env["PYTHONUNBUFFERED"] = "1"
         env.pop("SWITCHBOARD_CONFIG", None)
@@ -247,7 +258,9 @@ class Stack(StackProcesses):
 
     # ------------------------------------------------------------------ life
 
-    def start(self, timeout: float = 45) -> Stack:
+    def start(self, timeout: float = 45, bot_running: bool = True) -> Stack:
+        """Start `switchboard run` and wait for the bot RUNNING (`bot_running=False`: only for
+        the control socket to answer, for a bot that is meant to fail)."""
         out = open(self.run_out, "wb")  # noqa: SIM115 - closed after Popen
         self.proc = subprocess.Popen([*_script("switchboard"), "run", "-c", str(self.config)],
                                      cwd=self.tmp, env=self.env(), stdout=out,
@@ -259,11 +272,14 @@ class Stack(StackProcesses):
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"switchboard run exited at start (rc={self.proc.returncode}):"
                                      f"\n{self.run_output()}")
+            if not bot_running:
+                return self.sup.answers()
             if not self.ready_by_ctl:
                 return self.sup.answers() and self.sup.state("bot") == "RUNNING"
             r = self.row("bot")
             return bool(r and r["state"] == "RUNNING")
-        wait_until(up, timeout, "the bot RUNNING in switchboardctl status" if self.ready_by_ctl
+        wait_until(up, timeout, "the control socket answering" if not bot_running else
+                   "the bot RUNNING in switchboardctl status" if self.ready_by_ctl
                    else "the bot RUNNING on the control socket", step=0.1)
         self.note_processes()
         return self

@@ -85,5 +85,13 @@ def test_a_childs_lists_are_its_own() -> None:
 def test_the_child_environment_carries_no_token() -> None:
     cfg = config.parse('[telegram]\ntoken_env = "MY_TOKEN"')
     env = child_settings.child_env({"MY_TOKEN": "1:a", "TELEGRAM_X": "y", "PATH": "/bin",
-                                    settings.TOKEN_ENV: "1:a"}, cfg)
+                                    "SWITCHBOARD_TELEGRAM_TOKEN": "1:a", "OTHER": "x1:secretx"},
+                                   cfg, ("1:secret",))
     assert env == {"PATH": "/bin"}
+
+
+def test_the_bot_settings_carry_the_token_fd_and_never_the_token() -> None:
+    cfg = config.parse('[telegram]\ntoken = "123456:abcdefabcdefabcdefabcdef"')
+    dumped = settings.dump(child_settings.bot_settings(cfg, 1, token_fd=7))
+    assert "abcdefabcdef" not in dumped
+    assert settings.load(settings.BotSettings, "X", {"X": dumped}).token_fd == 7

@@ -133,8 +133,10 @@ def test_units_have_the_promised_settings(unit: str) -> None:
                  "PrivateTmp=yes", "ExecReload=/bin/kill -HUP $MAINPID"]:
         assert line in text.splitlines(), f"{unit} lacks {line}"
     assert re.search(r"^WatchdogSec=\d+", text, re.M)
-    comment = "# The token lives here (TELEGRAM_BOT_TOKEN=...)"
-    assert "TELEGRAM_BOT_TOKEN=" not in text.replace(comment, "")
+    assert "TELEGRAM_BOT_TOKEN=" not in text
+    # The supervisor reads the env file itself: systemd would put the token in its environment.
+    assert not re.search(r"^\s*EnvironmentFile=", text, re.M), f"{unit} loads an EnvironmentFile"
+    assert not re.search(r"^\s*Environment=.*TOKEN", text, re.M)
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,
