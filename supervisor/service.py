@@ -51,6 +51,10 @@ from wire.settings import MB
 log = logging.getLogger(__name__)
 
 RELOAD_ANSWER_SECONDS = 5.0
+# A child that has not spoken yet is still starting (Python and its imports; on a loaded box, or
+# the bot loading PTB, that can take seconds): the heartbeat timeout starts to count once it has
+# registered or answered a Ping, and until then it has at least this long.
+START_GRACE_SECONDS = 20.0
 
 
 class LoopClock:
@@ -73,6 +77,7 @@ class Health:
 
     last_seen: float = 0.0  # monotonic: spawn, Register or Pong
     registered: bool = False
+    answered: bool = False  # registered or answered a Ping: past its start-up
     stats: m.WorkerStats | None = None
     stats_at: float = 0.0
     usage: Usage = field(default_factory=Usage)
@@ -476,7 +481,7 @@ class Supervisor:
             return m.Error(id=msg.id, code=m.E_STATE,
                            message=f"{msg.program} runs as pid {prog.pid}, not {msg.pid}.")
         h = self.health[prog.name]
-        h.registered, h.last_seen = True, time.monotonic()
+        h.registered, h.answered, h.last_seen = True, True, time.monotonic()
         log.info("event=registered program=%s pid=%d", msg.program, msg.pid)
         self._push_settings(prog.name)  # spawned before the last reload: catch it up
         return m.Ok(id=msg.id)
@@ -493,7 +498,7 @@ class Supervisor:
                 log.warning("event=unhealthy program=%s pid=%s reason=%r", prog.name, prog.pid,
                             msg.unhealthy)
             return
-        h.last_seen = time.monotonic()
+        h.last_seen, h.answered = time.monotonic(), True
         sent = self._notice_pings.get(identity.decode(errors="replace"))
         if sent is not None and sent[0] == msg.id:
             # The worker has them (it emitted them as Notices): they leave the queue.
@@ -512,7 +517,10 @@ class Supervisor:
                     continue
                 h = self.health[name]
                 silent = now - h.last_seen
-                if silent > s.heartbeat_timeout_seconds:
+                limit = s.heartbeat_timeout_seconds
+                if not h.answered:
+                    limit = max(limit, START_GRACE_SECONDS)
+                if silent > limit:
                     log.warning("event=heartbeat_timeout program=%s pid=%s silent=%.1f",
                                 name, prog.pid, silent)
                     prog.kill(f"no heartbeat for {silent:.0f}s")
