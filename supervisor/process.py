@@ -19,7 +19,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from supervisor.program import SpawnError
@@ -81,9 +81,30 @@ def spawn(
     stdio_path: Path,
     on_exit: Callable[[int], None],
     loop: asyncio.AbstractEventLoop | None = None,
+    keys_fds: Sequence[int] = (),
 ) -> OsChild:
-    """Start `python -m module`; raise SpawnError with the reason if it cannot be started."""
+    """Start `python -m module`; raise SpawnError with the reason if it cannot be started.
+
+    `keys_fds` are the read ends of the pipes that carry the child's socket keys
+    (wire.auth.keys_pipe): inherited by the child alone, and closed here after the spawn."""
     loop = loop or asyncio.get_running_loop()
+    try:
+        return _spawn(module, env, cwd, stdio_path, on_exit, loop, keys_fds)
+    finally:
+        _close_all(keys_fds)
+
+
+def _close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _spawn(module: str, env: dict[str, str], cwd: Path, stdio_path: Path,
+           on_exit: Callable[[int], None], loop: asyncio.AbstractEventLoop,
+           keys_fds: Sequence[int]) -> OsChild:
     try:
         cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         stdio_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -99,6 +120,7 @@ def spawn(
             stdout=out,
             stderr=out,
             close_fds=True,
+            pass_fds=tuple(keys_fds),
             start_new_session=True,
         )
     except OSError as exc:

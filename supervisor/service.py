@@ -39,8 +39,8 @@ from supervisor.program import Child, Program, ProgramConfig, Timer
 from supervisor.registry import Registry
 from supervisor.states import RUNNING_STATES, State
 from supervisor.watcher import Limits, MemoryKill, Target, Usage, Watcher, kill_instance_leftovers
+from wire import auth, names, settings
 from wire import messages as m
-from wire import names, settings
 from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
 from wire.logs import log_path
@@ -132,6 +132,7 @@ class Supervisor:
         self.programs: dict[str, Program] = {}
         self.health: dict[str, Health] = {}
         self.watcher = Watcher()
+        self.keys = auth.RunKeys()  # this run's socket keys (wire.auth); never logged
         self.ready = asyncio.Event()  # initial programs are up (or failed): for systemd's READY=1
         self._shutdown = asyncio.Event()
         self._poke = asyncio.Event()
@@ -162,8 +163,9 @@ class Supervisor:
         from supervisor.commands import Commands
 
         self.commands = Commands(self)
-        self.events = EventPublisher(ctx, endpoints)
-        self.control = ControlServer(ctx, endpoints, self.commands.handle)
+        self.control = ControlServer(ctx, endpoints, self.commands.handle, self.keys)
+        self.events = EventPublisher(ctx, endpoints, self.keys)
+        auth.write_owner_keys(endpoints.runtime_dir, self.keys.owner_keys())
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_shutdown, sig.name)
         self._loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -327,7 +329,9 @@ class Supervisor:
                 self.cfg, session, self.persona_of(session), os.getpid()))
         stdio = self._stdio(prog.name)
         since = stdio_size(stdio)  # this run's words only
-        child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
+        keys_fd = auth.keys_pipe(self.keys.for_child(prog.name))
+        env[auth.KEYS_FD_ENV] = str(keys_fd)
+        child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio, keys_fds=[keys_fd],
                               on_exit=lambda code: prog.child_exited(code,
                                                                      last_words(stdio, since)),
                               loop=self._loop)
