@@ -1,8 +1,8 @@
 """The chat socket: the bot's ROUTER that every session worker's DEALER connects to.
 
-Every worker is authenticated by its CURVE key (wire.auth.chat_judge): the session a frame
-speaks for is its ZAP User-Id, so a frame can only speak for its own session (the `session`
-field of an Event is checked against it) and a process without a worker's key is never let in.
+Every worker is authenticated by its CURVE key (wire.auth.ChatPeers): a frame speaks for the
+session its key was made for and no other (the `session` field of an Event is checked against
+it); a process without a worker's key is never answered and nothing it sends is taken.
 The routing id is `<name>/<random>`, a new one per worker process: a message to a session goes
 to the connection that last spoke for it, so a restarted worker is reached from its first frame
 (its Hello) on, and no peer can take another's route (no ROUTER_HANDOVER). Sends use
@@ -40,7 +40,8 @@ class ChatServer:
         self.endpoint = endpoint
         self._handler = handler
         # Bound before the ROUTER: libzmq lets a CURVE peer in unchecked when no handler is there.
-        self._zap = auth.ZapHandler(ctx, auth.chat_judge(chat_root))
+        self._zap = auth.ZapHandler(ctx, auth.chat_judge)
+        self._peers = auth.ChatPeers(chat_root)
         self._zap_task: asyncio.Task[None] | None = None
         self._sock = ctx.socket(zmq.ROUTER)
         configure(self._sock)
@@ -130,10 +131,12 @@ class ChatServer:
             frames = await self._sock.recv_multipart(copy=False)
             if len(frames) < 2:
                 continue
-            identity = auth.peer_of(frames[-1])  # the session its key speaks for
-            if not identity:  # cannot happen past ZAP; never fall back to the routing id
+            route = bytes(frames[0].buffer)
+            identity = self._peers.session_of(route, auth.peer_of(frames[-1]))
+            if identity is None:  # not a worker's key, or not the session it names
+                log.warning("event=chat_unknown_peer route=%r", route[:40])
                 continue
-            self._routes[identity] = bytes(frames[0].buffer)
+            self._routes[identity] = route
             msg = codec.to_bot.decode(frames[-1].buffer)
             if isinstance(msg, codec.DecodeError):
                 log.warning("event=chat_bad_frame session=%s reason=%r", identity, msg.reason)

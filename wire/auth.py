@@ -8,10 +8,11 @@ Every socket is CURVE-encrypted and every server asks a ZAP handler (RFC 27) abo
 - chat (the bot's ROUTER): a per-run `chat_root` secret, handed to the bot only, derives the
   chat server keypair and each worker's chat key (`derive(chat_root, "chat:<name>")`), so a
   worker's key speaks for its own session and no other, and a restarted worker is let in again
-  by the same key.
-The identity a server acts on is the ZAP `User-Id` (read from a frame's metadata), never the
-routing id: a DEALER's routing id is only a hint (the chat one carries `<name>/<random>` so that
-a restarted worker never collides with its dead predecessor's connection).
+  by the same key. libzmq's ZAP request lacks the peer's routing id, so the session is checked
+  per frame (`ChatPeers`): the routing id `<name>/<random>` names it, the key must be its.
+The identity a server acts on comes from the ZAP `User-Id` (read from a frame's metadata), never
+from a routing id alone; the random tail of a worker's routing id means a restarted worker never
+collides with its dead predecessor's connection.
 
 Keys travel to a child through a pipe it inherits (`SWITCHBOARD_KEYS_FD` names the fd, read and
 closed at start): never in the environment or argv, where any process of the user could read
@@ -207,21 +208,31 @@ class RunKeys:
         return None
 
 
-def chat_judge(chat_root: bytes) -> Policy:
-    """The bot's policy: a worker's routing id names its session; its key must be that one's."""
-    cache: dict[str, str] = {}
+def chat_judge(domain: str, identity: bytes, key: str) -> str | None:
+    """The bot's ZAP policy: any CURVE key completes the handshake, its User-Id is the key.
 
-    def judge(domain: str, identity: bytes, key: str) -> str | None:
-        if domain != CHAT_DOMAIN:
-            return None
-        name = identity.split(b"/", 1)[0].decode(errors="replace")
-        if session_name_error(name):
-            return None
-        if name not in cache:
-            cache[name] = worker_chat_keys(chat_root, name).public
-        return name if hmac.compare_digest(cache[name], key) else None
+    libzmq's ZAP request does not carry the peer's routing id, so which session a key speaks
+    for is judged per frame by `ChatPeers` (routing id `<name>/...`, key derived for <name>):
+    a peer without a worker's key is let in but is never answered and nothing it sends is
+    taken."""
+    return key if domain == CHAT_DOMAIN else None
 
-    return judge
+
+class ChatPeers:
+    """Which session a chat frame speaks for: its routing id names it, its key must be that
+    session's (`worker_chat_keys`); None for anyone else."""
+
+    def __init__(self, chat_root: bytes) -> None:
+        self._root = chat_root
+        self._keys: dict[str, str] = {}
+
+    def session_of(self, route: bytes, key: str) -> str | None:
+        name = route.split(b"/", 1)[0].decode(errors="replace")
+        if not key or session_name_error(name):
+            return None
+        if name not in self._keys:
+            self._keys[name] = worker_chat_keys(self._root, name).public
+        return name if hmac.compare_digest(self._keys[name], key) else None
 
 
 # ----------------------------------------------------------------------- handing keys over

@@ -180,7 +180,6 @@ def test_register_and_pong_on_the_control_socket(tmp_path, claude_bin, env):
 
 
 def test_hello_again_when_the_bot_comes_back(tmp_path, claude_bin, env):
-    import zmq
 
     with WorkerHarness(tmp_path, claude_bin, env) as w:
         w.start()
