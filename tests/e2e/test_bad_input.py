@@ -121,9 +121,9 @@ def test_garbage_on_every_socket_changes_nothing(stack: Stack, tg: Any) -> None:
 
 
 def test_garbage_under_a_stolen_identity_is_recovered_from(stack: Stack, tg: Any) -> None:
-    """A peer on the sockets (only the owner can connect: they are 0600) that takes the bot's or
-    a session's identity steals its route (ROUTER_HANDOVER). Not an escalation, but the stack
-    must come back from it on its own: heartbeats restart what went deaf, and nothing is lost."""
+    """A peer on the sockets that claims the bot's or a session's routing id, with no key: the
+    sockets are CURVE with a ZAP check, so it never completes a handshake, takes no route (there
+    is no ROUTER_HANDOVER) and the stack carries on: nothing is lost."""
     name = unique("id")
     new_session(tg, OWNER, name)
     ask(tg, OWNER, "before identity theft tok-i0")
