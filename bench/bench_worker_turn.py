@@ -28,7 +28,7 @@ import msgspec
 import zmq
 
 from sandbox.model_api import ModelSandbox, cli_environment, find_claude
-from wire import codec
+from wire import auth, codec
 from wire import messages as m
 from wire.endpoints import Endpoints
 from wire.settings import WORKER_SETTINGS_ENV, WorkerSettings
@@ -115,10 +115,18 @@ def cold_resume(binary: str, env: dict[str, str], cwd: Path, sid: str, turns: in
 def through_worker(binary: str, env: dict[str, str], state: Path, turns: int) -> list[float]:
     runtime = Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))
     ctx = zmq.Context()
+    name = "bench"
+    # The worker's keys, made and piped to it the way the supervisor does (wire.auth).
+    chat_root = os.urandom(32)
+    keys = auth.ChildKeys(
+        control=auth.ClientKeys(auth.new_keypair().public, auth.new_keypair()),
+        chat=auth.ClientKeys(auth.chat_server_keys(chat_root).public,
+                             auth.worker_chat_keys(chat_root, name)))
     router = ctx.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
+    auth.as_server(router, auth.chat_server_keys(chat_root), auth.CHAT_DOMAIN)
     router.bind(Endpoints(runtime).chat)
-    name = "bench"
+    route = [b""]  # the worker's routing id, from its first frame
     settings = WorkerSettings(
         session=name,
         state_dir=str(state),
@@ -130,18 +138,24 @@ def through_worker(binary: str, env: dict[str, str], state: Path, turns: int) ->
     wenv = dict(os.environ)
     wenv[WORKER_SETTINGS_ENV] = msgspec.json.encode(settings).decode()
     wenv["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), wenv.get("PYTHONPATH", "")) if p)
+    keys_fd = auth.keys_pipe(keys)
+    wenv[auth.KEYS_FD_ENV] = str(keys_fd)
     proc = subprocess.Popen(
         [sys.executable, "-m", "session_worker"],
         env=wenv,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(keys_fd,),
     )
+    os.close(keys_fd)
 
     def recv(deadline: float) -> m.Msg:
         left = deadline - time.monotonic()
         if left <= 0 or not router.poll(int(left * 1000)):
             raise TimeoutError("the worker did not answer in time")
-        msg = codec.to_bot.decode(router.recv_multipart()[-1])
+        frames = router.recv_multipart()
+        route[0] = frames[0]
+        msg = codec.to_bot.decode(frames[-1])
         assert not isinstance(msg, codec.DecodeError), msg.reason
         return msg
 
@@ -155,7 +169,7 @@ def through_worker(binary: str, env: dict[str, str], state: Path, turns: int) ->
             t0 = time.perf_counter()
             router.send_multipart(
                 [
-                    name.encode(),
+                    route[0],
                     codec.encode(m.UserTurn(id=m.new_id(), key=key, chat_id=1, text=f"worker {i}")),
                 ]
             )

@@ -43,7 +43,7 @@ from bot.ratelimit import ChatRateLimiter
 from bot.reload import Reloader
 from bot.taps import Taps
 from bot.telegram_out import TelegramOut
-from wire import logs
+from wire import auth, logs
 from wire.aio import wait_event
 from wire.endpoints import RuntimeDirError, prepare_runtime_dir
 from wire.lifetime import die_with_parent
@@ -79,21 +79,23 @@ async def run(settings: BotSettings, token: str) -> None:
            .base_file_url(f"{settings.api_base_url}/file/bot").updater(None)
            .rate_limiter(ChatRateLimiter()).build())
     endpoints = prepare_runtime_dir(Path(settings.runtime_dir))
+    keys = auth.receive_keys()  # the socket keys the supervisor piped to us (wire.auth)
+    assert keys.chat_root is not None, "the bot's keys carry the chat root"
     ctx = zmq.asyncio.Context()
     journal = Journal(Path(settings.state_dir) / "bot.db")
     gate = Gate(settings.allowed_user_ids, groups=settings.groups)
     out = TelegramOut(app.bot)
     delivery = Delivery(journal, out, None, settings)  # type: ignore[arg-type]
-    chat = ChatServer(ctx, endpoints.chat, delivery.on_message)
+    chat = ChatServer(ctx, endpoints.chat, delivery.on_message, bytes.fromhex(keys.chat_root))
     delivery.chat = chat
-    supervisor = SupervisorClient(ctx, endpoints.control)
+    supervisor = SupervisorClient(ctx, endpoints.control, keys.control)
     supervisor.health = lambda: journal.unhealthy
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     commands = Commands(journal, supervisor, chat, out)
     inbound = Inbound(settings, journal, couriers, out, chat)
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,
                 settings.worker_timeout_seconds)
-    events = Events(ctx, endpoints.events, journal, out)
+    events = Events(ctx, endpoints.events, journal, out, keys.control)
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
     # First: an edit is never run as a command or sent as a new message (CommandHandler takes

@@ -1,10 +1,13 @@
 """The chat socket: the bot's ROUTER that every session worker's DEALER connects to.
 
-A worker's identity is its session name, so a frame can only speak for its own session (the
-`session` field of an Event is checked against it). Sends use ROUTER_MANDATORY: a message for a
-worker that is not connected fails at once (`send` returns False) instead of vanishing, and the
-caller retries. ROUTER_HANDOVER lets a restarted worker take its name back from the dead one.
-A malformed frame costs one log line.
+Every worker is authenticated by its CURVE key (wire.auth.ChatPeers): a frame speaks for the
+session its key was made for and no other (the `session` field of an Event is checked against
+it); a process without a worker's key is never answered and nothing it sends is taken.
+The routing id is `<name>/<random>`, a new one per worker process: a message to a session goes
+to the connection that last spoke for it, so a restarted worker is reached from its first frame
+(its Hello) on, and no peer can take another's route (no ROUTER_HANDOVER). Sends use
+ROUTER_MANDATORY: a message for a worker that is not connected fails at once (`send` returns
+False) instead of vanishing, and the caller retries. A malformed frame costs one log line.
 """
 from __future__ import annotations
 
@@ -16,10 +19,9 @@ from typing import cast
 import zmq
 import zmq.asyncio
 
-from wire import codec
+from wire import auth, codec
 from wire import messages as m
-from wire.endpoints import make_private
-from wire.names import session_name_error
+from wire.endpoints import bind_private, release
 from wire.rpc import configure
 
 log = logging.getLogger(__name__)
@@ -33,28 +35,40 @@ def _consume(fut: asyncio.Future[object]) -> None:
 
 
 class ChatServer:
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, handler: Handler) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, handler: Handler,
+                 chat_root: bytes) -> None:
         self.endpoint = endpoint
         self._handler = handler
+        # Bound before the ROUTER: libzmq lets a CURVE peer in unchecked when no handler is there.
+        self._zap = auth.ZapHandler(ctx, auth.chat_judge)
+        self._peers = auth.ChatPeers(chat_root)
+        self._zap_task: asyncio.Task[None] | None = None
         self._sock = ctx.socket(zmq.ROUTER)
         configure(self._sock)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self._sock.setsockopt(zmq.SNDHWM, 10000)
-        self._sock.bind(endpoint)
-        make_private(endpoint)
+        auth.as_server(self._sock, auth.chat_server_keys(chat_root), auth.CHAT_DOMAIN)
+        self._claim = bind_private(self._sock, endpoint)
+        self._routes: dict[str, bytes] = {}  # session -> routing id of its newest connection
         self._acks: dict[str, asyncio.Future[m.Accepted]] = {}
         self._replies: dict[str, asyncio.Future[m.Ok | m.Error]] = {}
 
     def close(self) -> None:
+        if self._zap_task is not None:
+            self._zap_task.cancel()
         self._sock.close(linger=0)
+        self._zap.close()
+        release(self._claim)
 
     def send(self, session: str, msg: m.Msg) -> bool:
         """Queue `msg` for the worker of `session`; False if that worker is not connected."""
+        route = self._routes.get(session)
+        if route is None:
+            return False
         try:
             # zmq.asyncio reports a NOBLOCK failure on the returned future, not by raising.
             fut = cast("asyncio.Future[object]", self._sock.send_multipart(
-                [session.encode(), codec.encode(msg)], flags=zmq.NOBLOCK))
+                [route, codec.encode(msg)], flags=zmq.NOBLOCK))
         except zmq.ZMQError as exc:
             return self._failed(session, exc)
         if fut.done():
@@ -105,14 +119,24 @@ class ChatServer:
             self._replies.pop(req_id, None)
 
     async def run(self) -> None:
+        self._zap_task = asyncio.get_running_loop().create_task(self._zap.run(), name="chat-zap")
+        try:
+            await self._serve()
+        finally:
+            self._zap_task.cancel()
+            await asyncio.gather(self._zap_task, return_exceptions=True)
+
+    async def _serve(self) -> None:
         while True:
             frames = await self._sock.recv_multipart(copy=False)
             if len(frames) < 2:
                 continue
-            identity = bytes(frames[0].buffer).decode(errors="replace")
-            if session_name_error(identity):
-                log.warning("event=chat_bad_identity identity=%r", identity[:40])
+            route = bytes(frames[0].buffer)
+            identity = self._peers.session_of(route, auth.peer_of(frames[-1]))
+            if identity is None:  # not a worker's key, or not the session it names
+                log.warning("event=chat_unknown_peer route=%r", route[:40])
                 continue
+            self._routes[identity] = route
             msg = codec.to_bot.decode(frames[-1].buffer)
             if isinstance(msg, codec.DecodeError):
                 log.warning("event=chat_bad_frame session=%s reason=%r", identity, msg.reason)

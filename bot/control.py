@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import zmq.asyncio
 
+from wire import auth
 from wire import messages as m
 from wire.names import BOT_PROGRAM
 from wire.rpc import Requester, RpcTimeout
@@ -32,15 +33,17 @@ class Refused(Exception):
 
 
 class SupervisorClient:
-    """The bot's client of the supervisor (a DEALER with the bot's identity)."""
+    """The bot's client of the supervisor (a DEALER with the bot's key)."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, timeout: float = 5.0) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, keys: auth.ClientKeys,
+                 timeout: float = 5.0) -> None:
         self.timeout = timeout
         # "" while the bot can keep its promise; else the sentence the heartbeat reports.
         self.health: Callable[[], str] = lambda: ""
         # Set by bot.app once the parts exist: applies a SIGHUP's settings (bot.reload).
         self.on_reload: Callable[[m.Reload], m.Ok | m.Error] | None = None
-        self.rpc = Requester(ctx, endpoint, identity=BOT_PROGRAM.encode(), on_ping=self._pong,
+        # The supervisor knows us as the bot by our key; the routing id is libzmq's own.
+        self.rpc = Requester(ctx, endpoint, keys=keys, on_ping=self._pong,
                              on_reload=self._reload)
 
     def _pong(self, ping: m.Ping) -> m.Pong:

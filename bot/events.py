@@ -16,7 +16,7 @@ import zmq.asyncio
 from bot import render
 from bot.journal import Journal
 from bot.telegram_out import TelegramOut, reliably
-from wire import codec, names
+from wire import auth, codec, names
 from wire import messages as m
 from wire.rpc import configure
 
@@ -31,9 +31,10 @@ def fatal_text(session: str, reason: str) -> str:
 
 class Events:
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, journal: Journal,
-                 out: TelegramOut) -> None:
+                 out: TelegramOut, keys: auth.ClientKeys) -> None:
         self.sock = ctx.socket(zmq.SUB)
         configure(self.sock, 1024 * 1024)
+        auth.as_client(self.sock, keys)  # the supervisor serves events to the bot's key only
         self.sock.setsockopt(zmq.SUBSCRIBE, b"")
         self.sock.connect(endpoint)
         self.journal = journal

@@ -3,6 +3,9 @@
 The server prints `LISTENING http://127.0.0.1:PORT` as its first stdout line and exits when its
 stdin closes (`--exit-on-stdin-eof`), so it cannot outlive the process that started it even if
 that process is SIGKILLed. Stopping proves the process is gone.
+
+A server whose test-side endpoints need a key (`stdin_secret`) gets it as the first line of
+that same stdin: never argv or the environment, where any local process could read it.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_DEADLINE_S = 10.0
 STOP_DEADLINE_S = 5.0
 PREFIX = "LISTENING "
+USER_KEY_HEADER = "X-Sandbox-Key"  # the header that carries the key of a server's user side
 
 
 class ServerProcess:
@@ -39,8 +43,12 @@ class ServerProcess:
         return []
 
     def server_env(self) -> dict[str, str]:
-        """Extra environment for the server (secrets go here, never into argv)."""
+        """Extra environment for the server (never a secret, never into argv)."""
         return {}
+
+    def stdin_secret(self) -> str:
+        """A secret for the server, written as the first line of its stdin ("": none)."""
+        return ""
 
     @property
     def pid(self) -> int:
@@ -65,6 +73,11 @@ class ServerProcess:
             stderr=self._stderr,
         )
         try:
+            secret = self.stdin_secret()
+            if secret:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write(secret.encode() + b"\n")
+                self.proc.stdin.flush()
             line = self._read_first_line(self.start_timeout)
             if not line.startswith(PREFIX):
                 raise RuntimeError(

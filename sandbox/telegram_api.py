@@ -20,7 +20,9 @@ closeForumTopic, reopenForumTopic, deleteForumTopic, ``message_thread_id`` on ev
 private chats) and ``allows_users_to_create_topics``; both are off by default.
 
 The test's side, under ``{url}/_sandbox/`` (JSON in, JSON out; ``token`` picks the bot, default
-the first):
+the first). Every request carries the ``X-Sandbox-Key`` header with the random key the server
+read from the first line of its stdin (``--user-key-on-stdin``); without it: 403. Only the
+process that started the server (:class:`TelegramSandbox`: the tests, ``make demo``) knows it:
 
 - ``POST send {user_id, text, chat_id?, chat_type?, first_name?, username?, reply_to_message_id?,
   message_thread_id?, is_forum?}`` (``is_forum``: the supergroup is a forum),
@@ -59,6 +61,7 @@ import asyncio
 import base64
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -69,7 +72,12 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.server_process import PROJECT_ROOT, START_DEADLINE_S, ServerProcess  # noqa: F401
+from sandbox.server_process import (  # noqa: F401
+    PROJECT_ROOT,
+    START_DEADLINE_S,
+    USER_KEY_HEADER,
+    ServerProcess,
+)
 from sandbox.telegram_topics_client import TopicsAndDrafts
 
 DEFAULT_TOKEN = "123456:SANDBOX-TOKEN"
@@ -119,10 +127,15 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
         self.token = self.tokens[0]
         self.bot_username = bot_username
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self.user_key = secrets.token_urlsafe(32)  # the user's side answers only this key
+
+    def stdin_secret(self) -> str:
+        return self.user_key
 
     def server_args(self) -> list[str]:
         # After the base class's `--port 0`: argparse keeps the last one.
-        args = ["--port", str(self.port)] if self.port else []
+        args = ["--user-key-on-stdin"]
+        args += ["--port", str(self.port)] if self.port else []
         if self.unavailable_seconds > 0:
             args += ["--unavailable-seconds", str(self.unavailable_seconds)]
         if self.bot_username:
@@ -157,7 +170,7 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
         q = {k: v for k, v in (query or {}).items() if v is not None}
         url = f"{self.url}/_sandbox/{path}" + (f"?{urllib.parse.urlencode(q)}" if q else "")
         data = None
-        headers = {}
+        headers = {USER_KEY_HEADER: self.user_key}
         if body is not None:
             data = json.dumps({k: v for k, v in body.items() if v is not None}).encode()
             headers["Content-Type"] = "application/json"
@@ -408,6 +421,17 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
 # ---------------------------------------------------------------------------- the server CLI
 
 
+def _read_line(fd: int) -> str:
+    """One line from `fd`, a byte at a time: nothing after it is taken from the pipe."""
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m sandbox.telegram_api", description=__doc__.split("\n\n")[0]
@@ -428,7 +452,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exit-on-stdin-eof", action="store_true", help="stop when stdin closes (parent gone)"
     )
+    parser.add_argument(
+        "--user-key-on-stdin", action="store_true",
+        help="read the key of the /_sandbox/ endpoints from stdin's first line (else they 403)",
+    )
     args = parser.parse_args(argv)
+    user_key = _read_line(sys.stdin.fileno()) if args.user_key_on_stdin else ""
     tokens = args.token or [
         t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()
     ]
@@ -460,6 +489,7 @@ def main(argv: list[str] | None = None) -> int:
             args.unavailable_seconds,
             has_topics_enabled=args.topics_enabled,
             allows_users_to_create_topics=args.users_create_topics,
+            user_key=user_key,
         )
 
     asyncio.run(run())

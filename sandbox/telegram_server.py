@@ -3,7 +3,8 @@
 - ``{base}/bot{token}/{method}``: the Bot API (see :mod:`sandbox.telegram_methods`), with the
   call log and the injected faults;
 - ``{base}/file/bot{token}/{file_path}``: file downloads;
-- ``/_sandbox/...``: the test's side (act as a user, read a chat, its topics and drafts, the call
+- ``/_sandbox/...`` (each request carries the ``X-Sandbox-Key`` its starter was given, else 403):
+  the test's side (act as a user, read a chat, its topics and drafts, the call
   log, faults, reset).
 
 Run it with ``python -m sandbox.telegram_api`` (see there); this module needs aiohttp.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import hmac
 import json
 import re
 import socket
@@ -24,6 +26,7 @@ from aiohttp import web
 from sandbox import telegram_drafts as drafts
 from sandbox import telegram_topics as topics
 from sandbox import telegram_users as users
+from sandbox.server_process import USER_KEY_HEADER
 from sandbox.telegram_methods import METHODS, Params, Upload
 from sandbox.telegram_state import DEFAULT_TOKEN, ApiError, BotState, dumps
 
@@ -129,7 +132,11 @@ class TelegramServer:
         *,
         has_topics_enabled: bool = False,
         allows_users_to_create_topics: bool = False,
+        user_key: str = "",
     ) -> None:
+        # The user's side (/_sandbox/...) answers only requests carrying this key, so that no
+        # other local process can act as the user (tap Allow, send a command) in a demo.
+        self.user_key = user_key
         if not tokens:
             tokens = [DEFAULT_TOKEN]
         self.bots = {
@@ -146,7 +153,8 @@ class TelegramServer:
         self.calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_CALLS)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=60 * 1024 * 1024, middlewares=[self._dropped])
+        app = web.Application(client_max_size=60 * 1024 * 1024,
+                              middlewares=[self._user_side_key, self._dropped])
         r = app.router
         r.add_route("*", "/bot{token}/{method}", self.bot_api)
         r.add_get("/file/bot{token}/{path:.+}", self.download)
@@ -181,6 +189,16 @@ class TelegramServer:
             self.control(lambda b, body: {"bots": [x.me() for x in self.bots.values()]}),
         )
         return app
+
+    @web.middleware
+    async def _user_side_key(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/_sandbox/"):
+            given = request.headers.get(USER_KEY_HEADER, "")
+            if not self.user_key or not hmac.compare_digest(given, self.user_key):
+                return _json({"error": f"the user's side of the sandbox needs the {USER_KEY_HEADER}"
+                              " header its starter was given: use TelegramSandbox's methods."},
+                             403)
+        return await handler(request)
 
     @web.middleware
     async def _dropped(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -397,14 +415,17 @@ async def serve(
     *,
     has_topics_enabled: bool = False,
     allows_users_to_create_topics: bool = False,
+    user_key: str = "",
 ) -> None:
     """Serve until ``stop`` is set; print the LISTENING line once bound. With
-    ``unavailable_seconds`` every Bot API method answers 502 for that long from the start."""
+    ``unavailable_seconds`` every Bot API method answers 502 for that long from the start.
+    ``user_key``: what every ``/_sandbox/`` request must carry (none: they are all refused)."""
     server = TelegramServer(
         tokens,
         bot_username,
         has_topics_enabled=has_topics_enabled,
         allows_users_to_create_topics=allows_users_to_create_topics,
+        user_key=user_key,
     )
     if unavailable_seconds > 0:
         server.faults.add({"kind": "5xx", "status": 502, "seconds": unavailable_seconds})

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from session_worker import procs
 from session_worker.worker import Worker
-from wire import logs
+from wire import auth, logs
 from wire.endpoints import RuntimeDirError, check_runtime_dir_length
 from wire.names import InvalidName, check_session_name, program_name
 from wire.settings import WORKER_SETTINGS_ENV, WorkerSettings, load
@@ -28,6 +28,7 @@ def main() -> int:
     procs.set_pdeathsig(signal.SIGTERM)
     settings = load(WorkerSettings, WORKER_SETTINGS_ENV)
     os.environ.pop(WORKER_SETTINGS_ENV, None)
+    keys = auth.receive_keys()  # before anything is spawned: the pipe is ours alone
     try:
         check_session_name(settings.session)
         check_runtime_dir_length(Path(settings.runtime_dir))
@@ -36,7 +37,7 @@ def main() -> int:
         return 2
     logs.setup(program_name(settings.session), settings.state_dir, session=settings.session)
     try:
-        return asyncio.run(Worker(settings).run())
+        return asyncio.run(Worker(settings, keys=keys).run())
     except Exception:
         logging.getLogger("session_worker").exception("event=worker_crashed")
         return 1

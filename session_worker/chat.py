@@ -1,4 +1,7 @@
-"""The worker's end of the chat plane: one DEALER (identity = session name) to the bot's ROUTER.
+"""The worker's end of the chat plane: one DEALER to the bot's ROUTER, authenticated by this
+session's CURVE key (wire.auth), which is what makes the bot take it for this session. Its
+routing id is `<name>/<random>`: new per process, so a restarted worker never collides with the
+dead one's connection.
 
 - `send_now` never blocks: with ZMQ_IMMEDIATE nothing queues for a bot that is not there, and
   what it missed is in the outbox for its Replay.
@@ -25,7 +28,7 @@ import zmq.asyncio
 from zmq.utils.monitor import parse_monitor_message
 
 from session_worker.store import Store
-from wire import codec
+from wire import auth, codec
 from wire import messages as m
 from wire.rpc import configure
 
@@ -36,12 +39,14 @@ SNDHWM = 10000
 
 
 class ChatLink:
-    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, session: str, store: Store) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, session: str, store: Store,
+                 keys: auth.ClientKeys) -> None:
         self.session = session
         self.store = store
         sock = ctx.socket(zmq.DEALER)
         configure(sock)
-        sock.setsockopt(zmq.IDENTITY, session.encode())
+        auth.as_client(sock, keys)
+        sock.setsockopt(zmq.IDENTITY, auth.chat_identity(session))
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.SNDHWM, SNDHWM)
         self._monitor = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)

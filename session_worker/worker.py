@@ -53,8 +53,8 @@ from session_worker.store import StorageError, Store
 from session_worker.stream_json import Oversized
 from session_worker.translate import Translator
 from session_worker.turns import TurnRunner
+from wire import auth, names
 from wire import messages as m
-from wire import names
 from wire.endpoints import Endpoints
 from wire.names import program_name
 from wire.rpc import Requester
@@ -71,8 +71,10 @@ RELOADABLE = (*CliTuning.__struct_fields__, "persona", "claude_binary", "claude_
 
 
 class Worker:
-    def __init__(self, settings: WorkerSettings, environ: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, environ: dict[str, str] | None = None, *,
+                 keys: auth.ChildKeys) -> None:
         self.s = settings
+        self.keys = keys
         self.name = settings.session
         instance = names.instance_id(settings.state_dir)
         session_dir = Path(settings.state_dir) / "sessions" / self.name
@@ -257,12 +259,12 @@ class Worker:
     def _open_sockets(self) -> ChatLink:
         self.ctx = zmq.asyncio.Context()
         ends = Endpoints(Path(self.s.runtime_dir))
-        self.chat = ChatLink(self.ctx, ends.chat, self.name, self.store)
+        assert self.keys.chat is not None, "a worker's keys carry its chat key"
+        self.chat = ChatLink(self.ctx, ends.chat, self.name, self.store, self.keys.chat)
         self.out.chat = self.chat
-        self.control = Requester(
-            self.ctx, ends.control, identity=program_name(self.name).encode(), on_ping=self._pong,
-            on_reload=self._on_reload,
-        )
+        # The supervisor knows us by our key (wire.auth), not by a routing id we could claim.
+        self.control = Requester(self.ctx, ends.control, keys=self.keys.control,
+                                 on_ping=self._pong, on_reload=self._on_reload)
         self.control.start()
         return self.chat
 

@@ -5,8 +5,12 @@ whatever id could be salvaged, and the server keeps serving. Each request runs i
 so a `stop` that waits `stopwaitsecs` never delays a `status` (no global command lock); the
 server owns those tasks and cancels them on close.
 
-Children (the bot, the workers) connect DEALERs with identity = program name and send
-`Register`; `Ping`s go out to that identity and `Pong`s come back on the same socket.
+Every peer is authenticated (wire.auth): the name a request is handled as is the ZAP User-Id
+of its key (`owner` for switchboardctl, `bot`, `session:<name>`), never the routing id, which
+libzmq assigns per connection. A worker's key may only Register and answer Pings: a session's
+process cannot stop or start anything. `Ping`s go to the newest connection of that program, so
+a restarted child is reached as soon as its first frame arrives (no ROUTER_HANDOVER: a peer can
+no longer take another's route by claiming its routing id).
 """
 from __future__ import annotations
 
@@ -17,57 +21,74 @@ from collections.abc import Awaitable, Callable
 import zmq
 import zmq.asyncio
 
-from wire import codec, rpc
+from wire import auth, codec, rpc
 from wire import messages as m
-from wire.endpoints import Endpoints, make_private
+from wire.endpoints import Endpoints, bind_private, release
+from wire.names import SESSION_PREFIX
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, m.Msg], Awaitable[m.Ok | m.Error | None]]
+# What a worker's key may send; everything else is the owner's and the bot's.
+WORKER_MAY_SEND = (m.Register, m.Pong)
 
 
 class ControlServer:
-    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, handler: Handler) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints, handler: Handler,
+                 keys: auth.RunKeys) -> None:
         self._handler = handler
+        # Bound before any server socket of this context: see wire.auth.ZapHandler.
+        self._zap = auth.ZapHandler(ctx, keys.judge)
         self._sock = ctx.socket(zmq.ROUTER)
         rpc.configure(self._sock)
-        # A restarted worker reuses its identity at once instead of waiting for the old pipe.
-        self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self._sock.bind(endpoints.control)
-        make_private(endpoints.control)
+        auth.as_server(self._sock, keys.server, auth.CONTROL_DOMAIN)
+        self._claim = bind_private(self._sock, endpoints.control)
+        self._routes: dict[bytes, bytes] = {}  # peer name -> routing id of its newest connection
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def serve(self) -> None:
+        zap = asyncio.get_running_loop().create_task(self._zap.run(), name="zap")
         try:
             while True:
                 frames = await self._sock.recv_multipart(copy=False)
-                identity = bytes(frames[0].buffer)
+                route = bytes(frames[0].buffer)
+                peer = auth.peer_of(frames[-1]).encode()
+                if not peer:  # cannot happen past ZAP; refuse rather than trust a routing id
+                    continue
+                self._routes[peer] = route
                 if len(frames) != 2:
-                    await self.send(identity, m.Error(
+                    await self._send_route(route, m.Error(
                         id="", code=m.E_BAD_REQUEST,
                         message=f"expected one frame per message, got {len(frames) - 1}"))
                     continue
                 payload = frames[1].bytes
                 msg = codec.control_requests.decode(payload)
                 if isinstance(msg, codec.DecodeError):
-                    log.warning("event=bad_frame peer=%r reason=%r", identity[:40], msg.reason)
-                    await self.send(identity, m.Error(id=codec.request_id_of(payload),
-                                                      code=m.E_BAD_REQUEST, message=msg.reason))
+                    log.warning("event=bad_frame peer=%r reason=%r", peer[:40], msg.reason)
+                    await self._send_route(route, m.Error(id=codec.request_id_of(payload),
+                                                          code=m.E_BAD_REQUEST, message=msg.reason))
                     continue
-                task = asyncio.get_running_loop().create_task(self._run(identity, msg))
+                if peer.startswith(SESSION_PREFIX.encode()) and not isinstance(msg,
+                                                                               WORKER_MAY_SEND):
+                    log.warning("event=request_refused peer=%r type=%s", peer[:40],
+                                type(msg).__name__)
+                    await self._send_route(route, m.Error(
+                        id=getattr(msg, "id", ""), code=m.E_BAD_REQUEST,
+                        message="a session may only register and answer pings on this socket."))
+                    continue
+                task = asyncio.get_running_loop().create_task(self._run(peer, route, msg))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
-            for t in list(self._tasks):
+            for t in [*self._tasks, zap]:
                 t.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(zap, *self._tasks, return_exceptions=True)
 
-    async def _run(self, identity: bytes, msg: m.Msg) -> None:
+    async def _run(self, peer: bytes, route: bytes, msg: m.Msg) -> None:
         req_id = getattr(msg, "id", "")
         try:
-            reply = await self._handler(identity, msg)
+            reply = await self._handler(peer, msg)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -75,30 +96,40 @@ class ControlServer:
             reply = m.Error(id=req_id, code=m.E_INTERNAL,
                             message=f"the supervisor failed on this request ({exc}); see its log.")
         if reply is not None:
-            await self.send(identity, reply)
+            await self._send_route(route, reply)
 
-    async def send(self, identity: bytes, msg: m.Msg) -> bool:
+    async def send(self, peer: bytes, msg: m.Msg) -> bool:
+        """Send to the newest connection of `peer` (a program name); False if it has none."""
+        route = self._routes.get(peer)
+        return route is not None and await self._send_route(route, msg)
+
+    async def _send_route(self, route: bytes, msg: m.Msg) -> bool:
         try:
-            await self._sock.send_multipart([identity, codec.encode(msg)])
+            await self._sock.send_multipart([route, codec.encode(msg)])
             return True
         except zmq.ZMQError as exc:
             if exc.errno != zmq.EHOSTUNREACH:
-                log.warning("event=send_failed peer=%r error=%r", identity[:40], str(exc))
+                log.warning("event=send_failed route=%r error=%r", route.hex(), str(exc))
             return False
 
     def close(self) -> None:
         self._sock.close(linger=0)
+        self._zap.close()
+        release(self._claim)
 
 
 class EventPublisher:
     """PUB of StateChange, one msgpack frame each (subscribe to b"", decode with codec.events)."""
 
-    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints) -> None:
+    def __init__(self, ctx: zmq.asyncio.Context, endpoints: Endpoints,
+                 keys: auth.RunKeys) -> None:
+        """Only the owner's and the bot's keys may subscribe (wire.auth.RunKeys.judge); the ZAP
+        handler is the ControlServer's, made first on the same context."""
         self._sock = ctx.socket(zmq.PUB)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, 10000)
-        self._sock.bind(endpoints.events)
-        make_private(endpoints.events)
+        auth.as_server(self._sock, keys.server, auth.EVENTS_DOMAIN)
+        self._claim = bind_private(self._sock, endpoints.events)
 
     def publish(self, event: m.StateChange) -> None:
         try:
@@ -109,3 +140,4 @@ class EventPublisher:
 
     def close(self) -> None:
         self._sock.close(linger=0)
+        release(self._claim)

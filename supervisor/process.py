@@ -24,7 +24,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from supervisor.program import SpawnError
@@ -104,24 +104,32 @@ def spawn(
     stdio_path: Path,
     on_exit: Callable[[int], None],
     loop: asyncio.AbstractEventLoop | None = None,
-    pass_fds: tuple[int, ...] = (),
+    pass_fds: Sequence[int] = (),
 ) -> OsChild:
     """Start `python -m module`; raise SpawnError with the reason if it cannot be started.
 
-    Each fd of `pass_fds` is inherited at its own number and closed here once the child has it
-    (or could not be started)."""
+    Each fd of `pass_fds` (the read ends of the pipes that carry the child's secrets: the bot's
+    token, `secret_pipe`, and every child's socket keys, wire.auth.keys_pipe) is inherited by
+    the child alone at its own number, and closed here once the child has it (or could not be
+    started)."""
     loop = loop or asyncio.get_running_loop()
     try:
-        return _spawn(module, env=env, cwd=cwd, stdio_path=stdio_path, on_exit=on_exit,
-                      loop=loop, pass_fds=pass_fds)
+        return _spawn(module, env, cwd, stdio_path, on_exit, loop, pass_fds)
     finally:
-        for fd in pass_fds:
+        _close_all(pass_fds)
+
+
+def _close_all(fds: Sequence[int]) -> None:
+    for fd in fds:
+        try:
             os.close(fd)
+        except OSError:
+            pass
 
 
-def _spawn(module: str, *, env: dict[str, str], cwd: Path, stdio_path: Path,
+def _spawn(module: str, env: dict[str, str], cwd: Path, stdio_path: Path,
            on_exit: Callable[[int], None], loop: asyncio.AbstractEventLoop,
-           pass_fds: tuple[int, ...]) -> OsChild:
+           pass_fds: Sequence[int]) -> OsChild:
     try:
         cwd.mkdir(parents=True, exist_ok=True, mode=0o700)
         stdio_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -138,7 +146,7 @@ def _spawn(module: str, *, env: dict[str, str], cwd: Path, stdio_path: Path,
             stdout=out,
             stderr=out,
             close_fds=True,
-            pass_fds=pass_fds,
+            pass_fds=tuple(pass_fds),
             start_new_session=True,
         )
     except OSError as exc:

@@ -41,8 +41,8 @@ from supervisor.registry import Registry
 from supervisor.statelock import AlreadyRunning
 from supervisor.states import RUNNING_STATES, State
 from supervisor.watcher import Limits, MemoryKill, Target, Usage, Watcher, kill_instance_leftovers
+from wire import auth, names, settings
 from wire import messages as m
-from wire import names, settings
 from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
 from wire.logs import log_path, redact, rotate_if_over
@@ -138,6 +138,7 @@ class Supervisor:
         self.programs: dict[str, Program] = {}
         self.health: dict[str, Health] = {}
         self.watcher = Watcher()
+        self.keys = auth.RunKeys()  # this run's socket keys (wire.auth); never logged
         self.ready = asyncio.Event()  # initial programs are up (or failed): for systemd's READY=1
         self._shutdown = asyncio.Event()
         self._poke = asyncio.Event()
@@ -174,8 +175,9 @@ class Supervisor:
         from supervisor.commands import Commands
 
         self.commands = Commands(self)
-        self.events = EventPublisher(ctx, endpoints)
-        self.control = ControlServer(ctx, endpoints, self.commands.handle)
+        self.control = ControlServer(ctx, endpoints, self.commands.handle, self.keys)
+        self.events = EventPublisher(ctx, endpoints, self.keys)
+        auth.write_owner_keys(endpoints.runtime_dir, self.keys.owner_keys())
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.request_shutdown, sig.name)
         self._loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
@@ -404,10 +406,12 @@ class Supervisor:
         if rotate_if_over(stdio):  # never under a running writer
             log.info("event=stdio_rotated program=%s", prog.name)
         since = stdio_size(stdio)  # this run's words only
+        keys_fd = auth.keys_pipe(self.keys.for_child(prog.name))
+        env[auth.KEYS_FD_ENV] = str(keys_fd)
         child = process.spawn(module, env=env, cwd=cwd, stdio_path=stdio,
                               on_exit=lambda code: prog.child_exited(code,
                                                                      last_words(stdio, since)),
-                              loop=self._loop, pass_fds=pass_fds)
+                              loop=self._loop, pass_fds=(*pass_fds, keys_fd))
         self.health[prog.name] = Health(last_seen=time.monotonic(), stdio_since=since,
                                         generation=self.generation)
         return child

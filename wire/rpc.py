@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import zmq
 
-from wire import codec
+from wire import auth, codec
 from wire import messages as m
 
 if TYPE_CHECKING:  # type checkers see the class; at run time it is imported lazily (below)
@@ -48,18 +48,30 @@ def not_running_message(endpoint: str) -> str:
     )
 
 
-def request_sync(endpoint: str, msg: m.Msg, timeout: float = 5.0) -> m.Ok | m.Error:
-    """One blocking request; raises RpcTimeout with a clear sentence when nobody answers."""
+def owner_keys_for(endpoint: str) -> auth.ClientKeys:
+    """The owner's key for the supervisor behind `endpoint` (its runtime dir's owner.key)."""
+    try:
+        return auth.load_owner_keys(Path(endpoint.removeprefix("ipc://")).parent).control
+    except auth.KeyFileError as exc:
+        raise RpcTimeout(str(exc)) from None
+
+
+def request_sync(endpoint: str, msg: m.Msg, timeout: float = 5.0,
+                 keys: auth.ClientKeys | None = None) -> m.Ok | m.Error:
+    """One blocking request as the owner (or with `keys`); raises RpcTimeout with a clear
+    sentence when nobody answers."""
     path = endpoint.removeprefix("ipc://")
     if endpoint.startswith("ipc://") and not Path(path).exists():
         raise RpcTimeout(
             f"the supervisor is not running (no socket at {path}): start it with"
             " `switchboard run -c CONFIG`."
         )
+    keys = keys or owner_keys_for(endpoint)
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
     configure(sock)
     try:
+        auth.as_client(sock, keys)
         sock.connect(endpoint)
         sock.send(codec.encode(msg))
         req_id: str = getattr(msg, "id")  # noqa: B009 - every request has one; Msg does not

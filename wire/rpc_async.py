@@ -9,7 +9,7 @@ from collections.abc import Callable
 import zmq
 import zmq.asyncio
 
-from wire import codec
+from wire import auth, codec
 from wire import messages as m
 from wire.rpc import RpcTimeout, configure, not_running_message
 
@@ -24,13 +24,18 @@ class Requester:
         ctx: zmq.asyncio.Context,
         endpoint: str,
         *,
+        keys: auth.ClientKeys | None = None,
         identity: bytes | None = None,
         on_ping: Callable[[m.Ping], m.Pong] | None = None,
         on_reload: Callable[[m.Reload], m.Ok | m.Error] | None = None,
     ) -> None:
+        """`keys`: this peer's CURVE key for the supervisor (the supervisor knows who we are by
+        it; `identity` is only a routing hint and proves nothing)."""
         self.endpoint = endpoint
         self._sock = ctx.socket(zmq.DEALER)
         configure(self._sock)
+        if keys is not None:
+            auth.as_client(self._sock, keys)
         if identity is not None:
             self._sock.setsockopt(zmq.IDENTITY, identity)
         self._sock.connect(endpoint)

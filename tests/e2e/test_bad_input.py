@@ -25,6 +25,7 @@ from tests.support.chat import ask, bot_messages, last_id, message_text, new_ses
 from tests.support.config import render_config
 from tests.support.stack import OWNER, Stack
 from tests.support.waits import wait_until
+from wire import auth
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -58,11 +59,17 @@ GARBAGE: list[list[bytes]] = [
 ]
 
 
-def zmq_garbage(endpoint: str, kind: int, identity: bytes | None = None) -> None:
+def zmq_garbage(endpoint: str, kind: int, identity: bytes | None = None,
+                keys: auth.ClientKeys | None = None) -> None:
+    """Garbage from a peer without a key (it never completes a handshake, so nothing can leave
+    and there is nothing to linger for: libzmq's term can hang on a never-connected pipe), or
+    with `keys` that complete one (its frames do reach the server)."""
     ctx = zmq.Context()
     try:
         sock = ctx.socket(kind)
-        sock.setsockopt(zmq.LINGER, 2000)
+        sock.setsockopt(zmq.LINGER, 2000 if keys is not None else 0)
+        if keys is not None:
+            auth.as_client(sock, keys)
         if identity is not None:
             sock.setsockopt(zmq.IDENTITY, identity)
         sock.connect(endpoint)
@@ -111,6 +118,14 @@ def test_garbage_on_every_socket_changes_nothing(stack: Stack, tg: Any) -> None:
     zmq_garbage(ep["events.sock"], zmq.SUB)
     zmq_garbage(ep["events.sock"], zmq.XSUB)
     zmq_garbage(ep["events.sock"], zmq.DEALER)  # wrong socket type: the handshake fails
+    # The same with keys that complete the handshake: the owner's on control and events, and
+    # on chat a key of its own for the right server (let in, taken for no session).
+    owner = auth.load_owner_keys(run)
+    chat_keys = auth.ClientKeys(auth.chat_server_keys(bytes.fromhex(owner.chat_root)).public,
+                                auth.new_keypair())
+    zmq_garbage(ep["control.sock"], zmq.DEALER, keys=owner.control)
+    zmq_garbage(ep["chat.sock"], zmq.DEALER, identity=f"{name}/x".encode(), keys=chat_keys)
+    zmq_garbage(ep["events.sock"], zmq.SUB, keys=owner.control)
 
     # Still serving: the same processes, answering both the terminal and the chat.
     ask(tg, OWNER, "after garbage tok-g1")
@@ -121,9 +136,9 @@ def test_garbage_on_every_socket_changes_nothing(stack: Stack, tg: Any) -> None:
 
 
 def test_garbage_under_a_stolen_identity_is_recovered_from(stack: Stack, tg: Any) -> None:
-    """A peer on the sockets (only the owner can connect: they are 0600) that takes the bot's or
-    a session's identity steals its route (ROUTER_HANDOVER). Not an escalation, but the stack
-    must come back from it on its own: heartbeats restart what went deaf, and nothing is lost."""
+    """A peer on the sockets that claims the bot's or a session's routing id, with no key: the
+    sockets are CURVE with a ZAP check, so it never completes a handshake, takes no route (there
+    is no ROUTER_HANDOVER) and the stack carries on: nothing is lost."""
     name = unique("id")
     new_session(tg, OWNER, name)
     ask(tg, OWNER, "before identity theft tok-i0")

@@ -10,25 +10,34 @@ import zmq
 
 from tests.support.supervisor import SupervisorHarness, tagged
 from tests.support.waits import wait_until
-from wire import codec
+from wire import auth, codec
 from wire import messages as m
 
 pytestmark = pytest.mark.timeout(90)
 
 
 class FakeBot:
-    """The bot's side of the chat plane: a ROUTER at the chat endpoint."""
+    """The bot's side of the chat plane: a ROUTER at the chat endpoint with the chat server key
+    (derived from the chat root in the owner's key file, which the owner may use to stand in
+    for the bot). Sends go to the connection a session last spoke from, as the bot's do."""
 
     def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
         self.sock = zmq.Context.instance().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a restarted worker reuses its identity
-        self.sock.bind(endpoint)
         self.inbox: list[m.Msg] = []
+        self.routes: dict[str, bytes] = {}
+
+    def bind(self, runtime_dir) -> None:
+        """After the supervisor started: its key file holds this run's chat root."""
+        root = bytes.fromhex(auth.load_owner_keys(runtime_dir).chat_root)
+        auth.as_server(self.sock, auth.chat_server_keys(root), auth.CHAT_DOMAIN)
+        self.sock.bind(self.endpoint)
 
     def pump(self) -> list[m.Msg]:
         while self.sock.poll(20):
             frames = self.sock.recv_multipart()
+            self.routes[frames[0].split(b"/")[0].decode()] = frames[0]
             msg = codec.to_bot.decode(frames[-1])
             if not isinstance(msg, codec.DecodeError):
                 self.inbox.append(msg)
@@ -36,7 +45,7 @@ class FakeBot:
 
     def turn(self, session: str, text: str) -> str:
         key = m.new_id()
-        self.sock.send_multipart([session.encode(), codec.encode(
+        self.sock.send_multipart([self.routes[session], codec.encode(
             m.UserTurn(id=m.new_id(), key=key, chat_id=1, text=text))])
         return key
 
@@ -65,6 +74,7 @@ def stack(tmp_path, claude_bin, cli_env):
 def test_real_worker_turn_idle_suspend_sigkill_restart_then_supervisor_sigkill(stack):
     sup, bot = stack
     sup.start()
+    bot.bind(sup.runtime_dir)
     sup.subscribe()
     res = sup.ok(m.NewSession(id=m.new_id(), name="real1"), timeout=30)
     assert res.results[0].ok, (res, sup.output())

@@ -650,3 +650,32 @@ async def test_the_standard_updater_polls_the_sandbox(tg):
         await app.updater.stop()
         await app.stop()
     assert tg.calls("deleteWebhook")[0]["params"]["drop_pending_updates"] == "true"
+
+
+# ------------------------------------------------------------------------------- user-side key
+
+
+@pytest.mark.parametrize("key", [None, "", "not-the-key"])
+def test_the_user_side_refuses_a_request_without_its_key(tg, key):
+    """No local process but the one that started the sandbox may act as the user."""
+    headers = {"Content-Type": "application/json"}
+    if key is not None:
+        headers["X-Sandbox-Key"] = key
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for path, body in (("send", {"user_id": USER, "text": "/stop all"}), ("health", None)):
+        req = urllib.request.Request(f"{tg.url}/_sandbox/{path}", headers=headers,
+                                     data=json.dumps(body).encode() if body else None)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            opener.open(req, timeout=5)
+        assert refused.value.code == 403
+        assert "X-Sandbox-Key" in json.loads(refused.value.read())["error"]
+    assert tg.pending_updates() == []  # nothing reached the bot
+    assert tg.send(USER, "with the key")["message"]["text"] == "with the key"
+
+
+def test_the_user_key_is_never_in_argv_or_the_environment(tg):
+    import psutil
+
+    proc = psutil.Process(tg.pid)
+    assert tg.user_key not in " ".join(proc.cmdline())
+    assert tg.user_key not in " ".join(proc.environ().values())

@@ -148,16 +148,22 @@ def test_register_and_pong_on_the_control_socket(tmp_path, claude_bin, env):
     from wire import codec
 
     with WorkerHarness(tmp_path, claude_bin, env) as w:
-        ctl = w.ctx.socket(zmq.ROUTER)
-        ctl.setsockopt(zmq.LINGER, 0)
-        ctl.bind(w.ends.control)
+        from zmq.auth.thread import ThreadAuthenticator
+
+        # Like the supervisor, the test knows the worker by its key: ZAP's User-Id (pyzmq's
+        # authenticator makes it the client's public key).
+        zap = ThreadAuthenticator(w.ctx)
+        zap.start()
+        zap.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
+        ctl = w.bind_control()
         try:
             w.start()
             assert ctl.poll(10000), "no Register"
-            ident, frame = ctl.recv_multipart()
-            reg = codec.control_requests.decode(frame)
+            ident, frame = ctl.recv_multipart(copy=False)
+            reg = codec.control_requests.decode(frame.bytes)
             assert isinstance(reg, m.Register) and reg.program == f"session:{w.session}"
-            assert ident == f"session:{w.session}".encode() and reg.pid == w.pid
+            assert frame.get("User-Id") == w.keys.control.client.public and reg.pid == w.pid
+            ident = ident.bytes
             w.ask("hi")
             ctl.send_multipart([ident, codec.encode(m.Ping(id="p1"))])
             assert ctl.poll(5000), "no Pong"
@@ -170,19 +176,17 @@ def test_register_and_pong_on_the_control_socket(tmp_path, claude_bin, env):
             assert st.persona == "default" and st.last_seq == w.events(durable=True)[-1].seq
         finally:
             ctl.close(linger=0)
+            zap.stop()
 
 
 def test_hello_again_when_the_bot_comes_back(tmp_path, claude_bin, env):
-    import zmq
 
     with WorkerHarness(tmp_path, claude_bin, env) as w:
         w.start()
         w.ask("before")
         last = w.events(durable=True)[-1].seq
         w.router.close(linger=0)
-        w.router = w.ctx.socket(zmq.ROUTER)
-        w.router.setsockopt(zmq.LINGER, 0)
-        w.router.bind(w.ends.chat)
+        w.router = w.bind_chat()
         hellos = w.hellos
         w.wait_for(lambda: w.hellos > hellos, 15, "a Hello to the new bot")
         assert [x for x in w.inbox if isinstance(x, m.Hello)][-1].last_seq == last

@@ -2,7 +2,8 @@
 
 `Control` asks the supervisor what a user's `switchboardctl` would (status, one program's
 state, the sweeps it ran) but gets typed rows back, and subscribes to its StateChange events.
-Both the supervisor harness and the whole-stack harness hand one to their tests. It only talks
+Both the supervisor harness and the whole-stack harness hand one to their tests. It holds the
+owner's key the way switchboardctl does (`<runtime_dir>/owner.key`). It only talks
 to a supervisor someone else started; it never starts, signals or kills a process.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from tests.support.waits import wait_until
-from wire import codec, rpc
+from wire import auth, codec, rpc
 from wire import messages as m
 from wire.endpoints import Endpoints
 
@@ -81,6 +82,8 @@ class Control:
         self._sub = ctx.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
+        # The owner's key, read from the runtime dir exactly as switchboardctl reads it.
+        auth.as_client(self._sub, rpc.owner_keys_for(self.endpoints.control))
         # A SUB misses what is published before its connection is up: wait for the handshake.
         monitor = self._sub.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         try:

@@ -1,6 +1,11 @@
 """The worker harness: a real `python -m session_worker` process, driven over a real ZeroMQ
 ROUTER that the test binds at the chat endpoint (the bot's side of the chat plane).
 
+The harness plays the supervisor's part for keys (wire.auth): it makes the chat root and the
+worker's keys and pipes them to the worker at each start, and its ROUTER is a CURVE server with
+the chat server key (no ZAP handler: the harness lets in any peer that knows that key). Sends go
+to the routing id the worker last spoke from, as the bot's do.
+
 `WorkerHarness` starts the worker, collects everything it sends, and offers waits with
 deadlines (never fixed sleeps). On close it stops the worker and proves that the worker, its
 CLI and every process carrying the session marker are gone; it must never return from close
@@ -27,7 +32,7 @@ import zmq
 from tests.support.config import short_dir
 from tests.support.procs import alive, wait_until_gone
 from tests.support.waits import wait_until
-from wire import codec
+from wire import auth, codec
 from wire import messages as m
 from wire.endpoints import Endpoints
 from wire.names import MARKER_ENV
@@ -54,9 +59,14 @@ class WorkerHarness:
         self.state_dir = state_dir
         self.ends = Endpoints(self.runtime_dir)
         self.ctx = zmq.Context()
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.router.bind(self.ends.chat)
+        self.chat_root = os.urandom(32)
+        self.control_server = auth.new_keypair()  # for a test that plays the supervisor
+        self.keys = auth.ChildKeys(
+            control=auth.ClientKeys(self.control_server.public, auth.new_keypair()),
+            chat=auth.ClientKeys(auth.chat_server_keys(self.chat_root).public,
+                                 auth.worker_chat_keys(self.chat_root, self.session)))
+        self.route = b""  # the routing id the worker last spoke from
+        self.router = self.bind_chat()
         self.settings = WorkerSettings(
             session=self.session,
             state_dir=str(state_dir),
@@ -71,25 +81,47 @@ class WorkerHarness:
         self.hellos = 0
         self.seen_pids: set[int] = set()
 
+    def bind_chat(self) -> zmq.Socket:  # type: ignore[type-arg]
+        """A ROUTER at the chat endpoint, serving as the bot does (the chat server key)."""
+        router = self.ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        auth.as_server(router, auth.chat_server_keys(self.chat_root), auth.CHAT_DOMAIN)
+        router.bind(self.ends.chat)
+        return router
+
+    def bind_control(self) -> zmq.Socket:  # type: ignore[type-arg]
+        """A ROUTER at the control endpoint with the supervisor's key the worker was given."""
+        ctl = self.ctx.socket(zmq.ROUTER)
+        ctl.setsockopt(zmq.LINGER, 0)
+        auth.as_server(ctl, self.control_server, auth.CONTROL_DOMAIN)
+        ctl.bind(self.ends.control)
+        return ctl
+
     # ------------------------------------------------------------------- process
 
     def start(self, wait_hello: bool = True) -> WorkerHarness:
         env = dict(os.environ)
         env[WORKER_SETTINGS_ENV] = msgspec.json.encode(self.settings).decode()
+        keys_fd = auth.keys_pipe(self.keys)
+        env[auth.KEYS_FD_ENV] = str(keys_fd)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
         self.log_path = self.state_dir / f"worker-{int(time.time() * 1000)}.out"
         self.state_dir.mkdir(parents=True, exist_ok=True)
         out = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
         hellos = self.hellos
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "session_worker"],
-            env=env,
-            cwd=str(self.state_dir),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        out.close()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "session_worker"],
+                env=env,
+                cwd=str(self.state_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                pass_fds=(keys_fd,),
+            )
+        finally:
+            out.close()
+            os.close(keys_fd)
         self.seen_pids.add(self.proc.pid)
         if wait_hello:
             self.wait_for(lambda: self.hellos > hellos, 15, "Hello from the worker")
@@ -145,10 +177,11 @@ class WorkerHarness:
     # ------------------------------------------------------------------- chat
 
     def send(self, msg: m.Msg) -> None:
-        self.router.send_multipart([self.session.encode(), codec.encode(msg)])
+        self.send_raw(codec.encode(msg))
 
     def send_raw(self, frame: bytes) -> None:
-        self.router.send_multipart([self.session.encode(), frame])
+        assert self.route, "the worker has not spoken yet: start it (it says Hello) first"
+        self.router.send_multipart([self.route, frame])
 
     def pump(self, timeout: float = 0.05) -> None:
         if self.router.poll(int(timeout * 1000)):
@@ -157,6 +190,8 @@ class WorkerHarness:
                     frames = self.router.recv_multipart(zmq.NOBLOCK)
                 except zmq.Again:
                     break
+                assert frames[0].startswith(f"{self.session}/".encode()), frames[0]
+                self.route = frames[0]
                 msg = codec.to_bot.decode(frames[-1])
                 assert not isinstance(msg, codec.DecodeError), msg.reason
                 if isinstance(msg, m.Hello):

@@ -10,8 +10,8 @@ import time
 import zmq
 import zmq.asyncio
 
+from wire import auth, names
 from wire import messages as m
-from wire import names
 from wire.endpoints import Endpoints
 from wire.lifetime import die_with_parent
 from wire.rpc import Requester
@@ -34,6 +34,7 @@ def spawn_marked_sleeper(session: str) -> subprocess.Popen[bytes]:
 
 
 async def run(program: str, runtime_dir: str, behaviour: str, session: str | None) -> int:
+    keys = auth.receive_keys()  # like the real children: the supervisor pipes them in
     if behaviour == "crash":
         return 1
     ctx = zmq.asyncio.Context()
@@ -51,7 +52,7 @@ async def run(program: str, runtime_dir: str, behaviour: str, session: str | Non
         return m.Pong(id=ping.id, stats=stats)
 
     req = Requester(ctx, Endpoints(__import__("pathlib").Path(runtime_dir)).control,
-                    identity=program.encode(), on_ping=None if behaviour == "hang" else pong)
+                    keys=keys.control, on_ping=None if behaviour == "hang" else pong)
     req.start()
     reply = await req.request(m.Register(id=m.new_id(), program=program, pid=os.getpid()))
     if isinstance(reply, m.Error):
