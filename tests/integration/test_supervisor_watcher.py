@@ -14,7 +14,7 @@ import zmq
 
 from tests.support.supervisor import SupervisorHarness, tagged
 from tests.support.waits import wait_until
-from wire import codec
+from wire import auth, codec, rpc
 from wire import messages as m
 from wire.names import MARKER_ENV
 
@@ -145,6 +145,7 @@ def test_garbage_on_the_control_socket_gets_errors_and_service_continues(sup):
     ctx = zmq.Context.instance()
     s = ctx.socket(zmq.DEALER)
     s.setsockopt(zmq.LINGER, 0)
+    auth.as_client(s, rpc.owner_keys_for(sup.endpoints.control))  # the owner's, as ctl's
     s.connect(sup.endpoints.control)
     try:
         frames = [b"\xff\x00garbage", b"", b"\x81\xa1t\xa6Status",  # no id
@@ -177,6 +178,7 @@ def test_status_answers_while_a_long_stop_runs(tmp_path):
         ctx = zmq.Context.instance()
         d = ctx.socket(zmq.DEALER)
         d.setsockopt(zmq.LINGER, 0)
+        auth.as_client(d, rpc.owner_keys_for(s.endpoints.control))  # the owner's, as ctl's
         d.connect(s.endpoints.control)
         d.send(codec.encode(m.Stop(id="slow", names=["hang-stop"])))
         row = wait_until(lambda: (r := s.status()["session:hang-stop"]).state == "STOPPING" and r,
