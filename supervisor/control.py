@@ -5,12 +5,12 @@ whatever id could be salvaged, and the server keeps serving. Each request runs i
 so a `stop` that waits `stopwaitsecs` never delays a `status` (no global command lock); the
 server owns those tasks and cancels them on close.
 
-Every peer is authenticated (wire.auth): the name a request is handled as is the ZAP User-Id
-of its key (`owner` for switchboardctl, `bot`, `session:<name>`), never the routing id, which
-libzmq assigns per connection. A worker's key may only Register and answer Pings: a session's
-process cannot stop or start anything. `Ping`s go to the newest connection of that program, so
-a restarted child is reached as soon as its first frame arrives (no ROUTER_HANDOVER: a peer can
-no longer take another's route by claiming its routing id).
+Every peer is authenticated (wire.auth): the name a request is handled as is the ZAP User-Id of
+its key (`owner` for switchboardctl, `bot`, `session:<name>`), never the routing id, which
+libzmq assigns per connection. A worker's key may only Register and answer (Pings, Reloads): a
+session's process cannot stop or start anything. `Ping`s go to the newest connection of that
+program, so a restarted child is reached as soon as its first frame arrives (no ROUTER_HANDOVER:
+a peer can no longer take another's route by claiming its routing id).
 """
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[bytes, m.Msg], Awaitable[m.Ok | m.Error | None]]
 # What a worker's key may send; everything else is the owner's and the bot's.
-WORKER_MAY_SEND = (m.Register, m.Pong)
+# Register, and answers: Pong to a Ping, Ok/Error to a Reload (the supervisor takes an Ok or
+# Error only as the answer to a Reload it sent to that very peer; see Supervisor.on_child_answer).
+WORKER_MAY_SEND = (m.Register, m.Pong, m.Ok, m.Error)
 
 
 class ControlServer:
