@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sandbox.telegram_drafts import send_message_draft
-from sandbox.telegram_params import Params, Upload, send_chat
+from sandbox.telegram_params import Params, Upload, find_chat, send_chat
 from sandbox.telegram_rules import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -102,16 +102,7 @@ def _link_preview(p: Params) -> dict[str, Any] | None:
 def _edit_target(bot: BotState, p: Params, verb: str = "edit") -> Message:
     if p.raw("inline_message_id") is not None:
         raise bad("MESSAGE_ID_INVALID")
-    raw = p.raw("chat_id")
-    if raw is None:
-        raise bad("chat_id is empty")
-    try:
-        cid = int(raw)
-    except (TypeError, ValueError):
-        raise bad("chat not found") from None
-    chat = bot.chat_for(cid, create=cid > 0)
-    if chat is None:
-        raise bad("chat not found")
+    chat = find_chat(bot, p)
     mid = p.integer("message_id", missing="message identifier is not specified")
     msg = chat.messages.get(mid)  # type: ignore[arg-type]
     if msg is None or msg.deleted:

@@ -93,7 +93,8 @@ class Params:
         return out
 
 
-def send_chat(bot: BotState, p: Params) -> Chat:
+def find_chat(bot: BotState, p: Params) -> Chat:
+    """The chat a request's chat_id names (an id, or @username); 400 when there is none."""
     raw = p.raw("chat_id")
     if raw is None:
         raise bad("chat_id is empty")
@@ -109,6 +110,12 @@ def send_chat(bot: BotState, p: Params) -> Chat:
         chat = bot.chat_for(cid, create=cid > 0)
     if chat is None:
         raise bad("chat not found")
+    return chat
+
+
+def send_chat(bot: BotState, p: Params) -> Chat:
+    """The chat a send goes to: found, and one the bot may still write to."""
+    chat = find_chat(bot, p)
     if chat.type == "private" and chat.id in bot.blocked:
         raise ApiError(403, "Forbidden: bot was blocked by the user")
     if chat.left:
