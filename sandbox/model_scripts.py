@@ -8,6 +8,8 @@ A request's behaviour is chosen by directives in the text of the newest user mes
     #sb:size=N        an answer of exactly N ASCII characters ending with "END" (see sized_text)
     #sb:bash=CMD      a Bash tool_use; the follow-up request (carrying the tool_result) gets
                       ``tool said: <first 200 chars of the result>``
+    #sb:tool=NAME {JSON}  a tool_use of any tool NAME (an MCP tool is ``mcp__server__tool``)
+                      with the JSON object as its input; the follow-up as for bash
     #sb:text=TEXT     answer exactly TEXT
     #sb:slow=MS       MS milliseconds between deltas, one word per delta
     #sb:words=N       the answer is ``w1 w2 ... wN`` (default 20 with slow), one word per delta
@@ -28,9 +30,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-LINE_VALUED = frozenset({"bash", "text"})
+LINE_VALUED = frozenset({"bash", "text", "tool"})
 KNOWN = frozenset(
-    {"size", "bash", "text", "slow", "words", "error", "hang", "markdown", "thinking", "echo"}
+    {"size", "bash", "text", "tool", "slow", "words", "error", "hang", "markdown", "thinking",
+     "echo"}
 )
 DEFAULT_WORDS = 20
 BIG_CHUNK = 1_000_000  # characters per delta for large answers
@@ -113,6 +116,7 @@ class Script:
     error: int | None = None
     size: int | None = None
     bash: str | None = None
+    tool: tuple[str, str] | None = None  # (name, JSON text of the input object)
     text: str | None = None
     slow_ms: int | None = None
     words: int | None = None
@@ -150,6 +154,22 @@ def _flag(name: str, value: Any) -> bool:
     raise DirectiveError(f"#sb:{name} is a flag, got {value!r}")
 
 
+def _tool(value: Any) -> tuple[str, str]:
+    """``NAME {JSON object}`` (or ``NAME`` alone: an empty input) as (name, JSON text)."""
+    raw = "" if value is None or value is True else str(value).strip()
+    name, _, rest = raw.partition(" ")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        raise DirectiveError(f"#sb:tool needs a tool name, got {raw!r}")
+    rest = rest.strip() or "{}"
+    try:
+        parsed = json.loads(rest)
+    except json.JSONDecodeError as exc:
+        raise DirectiveError(f"#sb:tool's input is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise DirectiveError("#sb:tool's input must be a JSON object")
+    return name, json.dumps(parsed)
+
+
 def script_from_directives(directives: dict[str, Any]) -> Script:
     """Validate directives (parsed from text, or a JSON object from the control API).
 
@@ -175,6 +195,8 @@ def script_from_directives(directives: dict[str, Any]) -> Script:
             if value is None or value is True or str(value) == "":
                 raise DirectiveError(f"#sb:{name} needs a value")
             kw[name] = str(value)
+        elif name == "tool":
+            kw["tool"] = _tool(value)
         elif name in ("hang", "markdown", "thinking"):
             kw[name] = _flag(name, value)
         elif name == "echo":
@@ -381,16 +403,21 @@ def plan_from_script(script: Script, user_said: str) -> Plan:
         plan.blocks.append(
             Block("thinking", split_words(THINKING_TEXT) if by_word else [THINKING_TEXT])
         )
-    if script.bash is not None:
-        tool_input = {"command": script.bash, "description": "sandbox command"}
-        raw = json.dumps(tool_input)
+    if script.bash is not None or script.tool is not None:
+        if script.tool is not None:
+            tool_name, raw = script.tool
+            tool_input = json.loads(raw)
+        else:
+            tool_name = "Bash"
+            tool_input = {"command": script.bash, "description": "sandbox command"}
+            raw = json.dumps(tool_input)
         mid = len(raw) // 2
         plan.blocks.append(
             Block(
                 "tool_use",
                 [raw[:mid], raw[mid:]],
                 tool_id=new_tool_id(),
-                tool_name="Bash",
+                tool_name=tool_name,
                 tool_input=tool_input,
             )
         )

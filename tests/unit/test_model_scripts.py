@@ -244,3 +244,18 @@ def test_split_words_is_lossless(text):
 def test_split_big_is_lossless(text, chunk):
     parts = split_big(text, chunk)
     assert "".join(parts) == text and all(len(p) <= chunk for p in parts)
+
+
+def test_any_tool_with_a_json_input():
+    plan = plan_response(turn(user('#sb:tool=mcp__switchboard__send_file {"path": "a b.txt"}')))
+    (block,) = plan.blocks
+    assert block.type == "tool_use" and block.tool_name == "mcp__switchboard__send_file"
+    assert block.tool_input == {"path": "a b.txt"}
+    assert json.loads(block.full) == block.tool_input
+    assert plan.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize("value", ["", "9bad {}", "Read [1]", "Read {not json"])
+def test_a_tool_directive_that_cannot_run_is_named(value):
+    (block,) = plan_response(turn(user(f"#sb:tool={value}"))).blocks
+    assert block.full.startswith("sandbox: bad directive: #sb:tool")
