@@ -61,13 +61,15 @@ GARBAGE: list[list[bytes]] = [
 
 def zmq_garbage(endpoint: str, kind: int, identity: bytes | None = None,
                 keys: auth.ClientKeys | None = None) -> None:
-    """Garbage from a peer without a key (it never completes a handshake, so nothing can leave
-    and there is nothing to linger for: libzmq's term can hang on a never-connected pipe), or
-    with `keys` that complete one (its frames do reach the server)."""
+    """Garbage from a peer without a key (it never completes a handshake: a frame that finds no
+    pipe is dropped, since a DEALER with no peer would block its sender forever), or with `keys`
+    that complete one (its frames do reach the server). Nothing here can block: every send has
+    a deadline, and the context is destroyed, which closes a socket a failed send left open."""
     ctx = zmq.Context()
     try:
         sock = ctx.socket(kind)
         sock.setsockopt(zmq.LINGER, 2000 if keys is not None else 0)
+        sock.setsockopt(zmq.SNDTIMEO, 5000 if keys is not None else 0)
         if keys is not None:
             auth.as_client(sock, keys)
         if identity is not None:
@@ -79,10 +81,13 @@ def zmq_garbage(endpoint: str, kind: int, identity: bytes | None = None,
             sock.setsockopt(zmq.UNSUBSCRIBE, b"nothing")
         else:
             for frames in GARBAGE:
-                sock.send_multipart(frames)
-        sock.close()  # with LINGER set, ctx.term() below waits until the frames have left
+                try:
+                    sock.send_multipart(frames)
+                except zmq.Again:
+                    pass  # no pipe to the server (a keyless peer's never is): dropped
+        sock.close()  # with LINGER set, destroy() below waits until the frames have left
     finally:
-        ctx.term()
+        ctx.destroy(linger=2000 if keys is not None else 0)
 
 
 def raw_garbage(path: Path) -> None:

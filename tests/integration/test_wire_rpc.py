@@ -52,7 +52,7 @@ async def test_requester_matches_replies_and_answers_pings(runtime_dir: Path) ->
     finally:
         await client.close()
         router.close(linger=0)
-        ctx.term()
+        ctx.destroy(linger=0)
 
 
 async def test_requester_times_out_with_a_sentence(runtime_dir: Path) -> None:
@@ -64,7 +64,7 @@ async def test_requester_times_out_with_a_sentence(runtime_dir: Path) -> None:
             await client.request(m.Version(id="v"), timeout=0.2)
     finally:
         await client.close()
-        ctx.term()
+        ctx.destroy(linger=0)
 
 
 def test_request_sync_without_a_supervisor_says_how_to_start_it(runtime_dir: Path) -> None:

@@ -161,7 +161,7 @@ class WorkerHarness:
                     self.proc.wait(5)
         finally:
             self.router.close(linger=0)
-            self.ctx.term()
+            self.ctx.destroy(linger=0)
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         left = wait_until_gone(self.session, 5)
         assert not left, f"processes with the marker left behind: {left}"
