@@ -98,19 +98,27 @@ def test_tail_reads_the_log_and_shutdown_stops_everything(sup):
 def test_tail_follow_prints_new_lines_until_interrupted(sup):
     sup.start()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "supervisor.ctl", "-c", str(sup.config), "tail", "-f", "-n", "0",
+        [sys.executable, "-m", "supervisor.ctl", "-c", str(sup.config), "tail", "-f", "-n", "1",
          "supervisor"], stdout=subprocess.PIPE, env=sup.env())
     try:
         seen = b""
-        sup.ok(m.NewSession(id=m.new_id(), name="f1"))
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
-        deadline = time.monotonic() + 15
-        while b"event=state program=session:f1" not in seen:
-            left = deadline - time.monotonic()
-            assert left > 0, f"tail -f printed only {seen!r}"
-            if sel.select(left):
-                seen += os.read(proc.stdout.fileno(), 65536)
+
+        def read_until(what: bytes) -> None:
+            nonlocal seen
+            deadline = time.monotonic() + 15
+            while what not in seen:
+                left = deadline - time.monotonic()
+                assert left > 0, f"tail -f printed only {seen!r}"
+                if sel.select(left):
+                    seen += os.read(proc.stdout.fileno(), 65536)
+
+        # The log's last line shows that tail has the file open, so a line written after it
+        # can only arrive by following.
+        read_until(b"\n")
+        sup.ok(m.NewSession(id=m.new_id(), name="f1"))
+        read_until(b"event=state program=session:f1")
         proc.send_signal(signal.SIGINT)
         assert proc.wait(10) == 0
     finally:
