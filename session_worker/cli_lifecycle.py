@@ -124,7 +124,8 @@ class CliLifecycle:
                 sessions_dir = Path(self.s.state_dir) / "sessions"
                 sessions = tuple(sorted(p.name for p in sessions_dir.iterdir() if p.is_dir()))
                 fence = Fence(self.s.state_dir, self.s.runtime_dir, str(self._work_dir),
-                              self.s.config_file, self.s.env_file, sessions)
+                              self.s.config_file, self.s.env_file, sessions,
+                              tuple(self.s.writable_dirs))
             argv = build_argv(
                 self.s.claude_binary,
                 self.s.persona,

@@ -6,8 +6,10 @@ its state dir (every session's conversation, the bot's journal, the logs) and it
 start, run under bubblewrap with those paths unreadable and unwritable, unix sockets blocked (the
 Linux default, so `allowAllUnixSockets` is never set) and no way out of the sandbox
 (`allowUnsandboxedCommands: false`, `failIfUnavailable: true`). The session's own work dir stays
-readable and writable. Claude's own file tools are not under bubblewrap, so the same paths are
-denied to them with permission rules in the same JSON.
+readable and writable (a project's directory, or its git worktree under the state dir, whose
+repository's shared .git dir is writable too so that a commit works: `writable`). Claude's own
+file tools are not under bubblewrap, so the same paths are denied to them with permission rules
+in the same JSON.
 
 Pure: it builds values from paths and never looks at the disk. It must never widen what a
 session may do: no `autoAllowBashIfSandboxed` (the owner still approves every command), no
@@ -36,6 +38,9 @@ class Fence:
     # The sessions in the state dir when the CLI starts: a later one is covered by the sandbox
     # for Bash at once, and by the tools' rules from this session's next CLI start.
     sessions: tuple[str, ...] = ()
+    # More directories its Bash may write (a worktree's shared .git dir), never inside the
+    # state or runtime dir.
+    writable: tuple[str, ...] = ()
 
 
 def _inside(path: str, root: str) -> bool:
@@ -67,6 +72,8 @@ def _denied_beside(state: str, work: str, others: tuple[str, ...]) -> list[str]:
     for name in others:
         if own[:2] != ["sessions", name]:
             out += [f"{root}/sessions/{name}", f"{root}/sessions/{name}/**"]
+        if not (own[:1] == ["worktrees"] and own[2:3] == [name]):  # its worktree of a project
+            out += [f"{root}/worktrees/*/{name}", f"{root}/worktrees/*/{name}/**"]
     return out
 
 
@@ -107,6 +114,10 @@ def sandbox_settings(fence: Fence) -> dict[str, object]:
     filesystem: dict[str, object] = {"denyRead": deny_read, "denyWrite": deny_write}
     if len(deny_write) < len(deny_read):
         filesystem["allowRead"] = _spellings(work)  # re-opens the work dir inside the state dir
+    writable = [s for d in fence.writable for s in _spellings(d)
+                if not any(_inside(s, p) for p in dirs + files)]
+    if writable:
+        filesystem["allowWrite"] = list(dict.fromkeys(writable))
     return {
         "sandbox": {
             "enabled": True,
