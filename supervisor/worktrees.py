@@ -102,7 +102,8 @@ def keep_reason(where: Path, branch: str) -> str | None:
     ours = f"refs/heads/{branch}"
     heads = ["HEAD"] + ([ours] if branch_exists(str(where), branch) else [])
     for head in heads:
-        only_here = _git(["rev-list", "--count", head, "--not", f"--exclude={ours}",
+        # --exclude takes the name without refs/heads/ for --branches, and only that one.
+        only_here = _git(["rev-list", "--count", head, "--not", f"--exclude={branch}",
                           "--branches", "--tags", "--remotes"], str(where))
         if only_here.returncode != 0:
             return f"git cannot read its commits ({_last_line(only_here.stderr)})"
