@@ -12,8 +12,9 @@ file tools are not under bubblewrap, so the same paths are denied to them with p
 in the same JSON.
 
 Pure: it builds values from paths and never looks at the disk. It must never widen what a
-session may do: no `autoAllowBashIfSandboxed` (the owner still approves every command), no
-allowed domains, no allow rules.
+session may do beyond its own directories: no `autoAllowBashIfSandboxed` (the owner still
+approves every command), no allowed domains, no allow rules, and an `allowWrite` only for the
+`writable` dirs the supervisor named (never inside the state or runtime dir).
 """
 from __future__ import annotations
 

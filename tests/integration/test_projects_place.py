@@ -185,3 +185,19 @@ def test_run_check_config_and_reload_refuse_a_bad_project_naming_its_field(
                     '[projects.r]\npath = "plain/r"\nworktrees = true\n')
     cfg, _ = preflight.load(path, to_run=True)
     assert cfg.projects["r"].path == str(tmp_path / "plain" / "r")
+
+
+def test_doctor_reports_the_projects_with_the_same_sentences(tmp_path: Path) -> None:
+    from supervisor import doctor
+
+    (tmp_path / "plain").mkdir()
+    cfg = cfg_for(tmp_path, '[projects.plain]\npath = "plain"\n[projects.gone]\npath = "gone"\n')
+    check = doctor.check_projects(cfg)
+    assert check is not None and check.status == doctor.FAIL
+    assert check.detail == f"projects.gone.path {tmp_path / 'gone'} does not exist: create it or" \
+        " correct the path"
+    del cfg.projects["gone"]
+    check = doctor.check_projects(cfg)
+    assert check is not None and check.status == doctor.OK
+    assert check.detail == f"plain ({tmp_path / 'plain'})"
+    assert doctor.check_projects(cfg_for(tmp_path, "")) is None
