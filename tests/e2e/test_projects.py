@@ -99,6 +99,8 @@ def test_sessions_work_in_their_project_and_their_own_worktrees(
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     out = st.ctl("new", "state", "--dir", str(st.state_dir))
     assert out.returncode != 0 and "inside state_dir" in out.stderr, out
+    out = st.ctl("new", "lost", "--project", "nope")
+    assert out.returncode != 0 and "ERROR: no project 'nope' in the config" in out.stderr, out
     assert [r["name"] for r in st.status()] == ["bot"]
     assert not (st.state_dir / "worktrees").exists()
 
@@ -127,6 +129,9 @@ def test_sessions_work_in_their_project_and_their_own_worktrees(
     assert re.search(rf"• notes — {re.escape(str(plain))} · sessions: {notes}", listed), listed
     assert re.search(rf"• web — {re.escape(str(repo))} · a git worktree per session · sessions:"
                      rf" {one}, {two}", listed), listed
+    out = st.ctl("projects").stdout
+    assert re.search(rf"^web +{re.escape(str(repo))} worktrees sessions={one},{two}$", out,
+                     re.M), out
     sessions = said(tg, "/sessions", re.escape(two))
     assert f"project web · dir {tree_one}" in sessions, sessions
     st.stop()
