@@ -81,6 +81,7 @@ def describe(prog: Program, now: float) -> str:
 class Commands:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
+        self.placing: set[str] = set()  # new sessions whose place is being made (a worktree)
         self.table: dict[type[m.Msg], Handler] = {
             m.Status: self.status,
             m.Start: self.start,
@@ -295,7 +296,8 @@ class Commands:
     async def new_session(self, msg: m.NewSession) -> m.ActionResult:
         """Register a session (with a persona, default otherwise) and start its worker."""
         session, program = self._session_of(msg.name)
-        if session in self.sup.registry.sessions or program in self.sup.programs:
+        if (session in self.sup.registry.sessions or program in self.sup.programs
+                or session in self.placing):
             raise Refusal(m.E_EXISTS, f"session '{session}' already exists: pick another name.")
         limit = self.sup.cfg.supervisor.max_sessions
         if len(self.sup.registry.sessions) >= limit:
@@ -305,11 +307,14 @@ class Commands:
         cfg = self.sup.cfg
         persona = self._known_persona(msg.persona or projects.persona_for(cfg, msg.project)
                                       or cfg.claude.default_persona)
+        self.placing.add(session)  # a second `new` of this name waits for no thread
         try:  # the last check: a worktree is made only for a session that will exist
             place = await asyncio.to_thread(projects.place, cfg, self.sup.personas, session,
                                             msg.project, msg.work_dir)
         except projects.PlaceError as exc:
             raise Refusal(m.E_BAD_REQUEST, str(exc)) from None
+        finally:
+            self.placing.discard(session)
         self.sup.registry.add(session, persona, place)
         self.sup.add_program(program)
         return m.ActionResult(results=[await self._start_one(program)])

@@ -45,23 +45,24 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def dir_problem(where: str, path: str, state_dir: str) -> str | None:
+def dir_problem(where: str, path: str, cfg: Config) -> str | None:
     """Why `path` cannot be a session's directory (a sentence that starts with `where`)."""
     p = Path(path)
     if not p.exists():
         return f"{where} {path} does not exist: create it or correct the path"
     if not p.is_dir():
         return f"{where} {path} is not a directory: name a directory"
-    if _inside(path, state_dir):
-        return (f"{where} {path} is inside state_dir, which is Switchboard's own: name a"
-                " directory outside it")
+    for field_name in ("state_dir", "runtime_dir"):
+        if _inside(path, getattr(cfg, field_name)):
+            return (f"{where} {path} is inside {field_name}, which is Switchboard's own: name a"
+                    " directory outside it")
     return None
 
 
 def project_problems(name: str, project: ProjectConfig, cfg: Config,
                      personas: dict[str, Persona]) -> list[str]:
     where = f"projects.{name}"
-    problem = dir_problem(f"{where}.path", project.path, cfg.state_dir)
+    problem = dir_problem(f"{where}.path", project.path, cfg)
     out = [problem] if problem else []
     if project.persona is not None and project.persona not in personas:
         out.append(f"{where}.persona '{project.persona}' is not a persona in {cfg.personas_dir}"
@@ -113,7 +114,7 @@ def place(cfg: Config, personas: dict[str, Persona], session: str, project: str 
                          " --project or --dir.")
     if work_dir:
         path = os.path.abspath(os.path.expanduser(work_dir))
-        if problem := dir_problem("the directory", path, cfg.state_dir):
+        if problem := dir_problem("the directory", path, cfg):
             raise PlaceError(problem + ".")
         return Place(work_dir=path, writable=_git_writable(path))
     if not project:
