@@ -201,3 +201,16 @@ def test_doctor_reports_the_projects_with_the_same_sentences(tmp_path: Path) -> 
     assert check is not None and check.status == doctor.OK
     assert check.detail == f"plain ({tmp_path / 'plain'})"
     assert doctor.check_projects(cfg_for(tmp_path, "")) is None
+
+
+def test_a_worker_whose_directory_is_gone_says_so_and_makes_nothing(
+        tmp_path: Path, claude_bin: str) -> None:
+    from tests.support.worker import WorkerHarness
+
+    gone = tmp_path / "project-gone"
+    with WorkerHarness(tmp_path / "state", claude_bin, {}, work_dir=str(gone)) as w:
+        w.start(wait_hello=False)
+        assert w.proc is not None and w.proc.wait(15) == 2
+        assert (f"the session's directory {gone} is gone: restore it, or remove the session and"
+                " create it again.") in w.log_path.read_text()
+    assert not gone.exists()
