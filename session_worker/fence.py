@@ -42,6 +42,9 @@ class Fence:
     # More directories its Bash may write (a worktree's shared .git dir), never inside the
     # state or runtime dir.
     writable: tuple[str, ...] = ()
+    # Its own files in the state dir that its tools may read though its work dir lies elsewhere
+    # (the chat's uploads of a session in a project).
+    readable: tuple[str, ...] = ()
 
 
 def _inside(path: str, root: str) -> bool:
@@ -93,8 +96,9 @@ def tool_rules(fence: Fence) -> list[str]:
             paths += _spellings(f)
     for spelling in _spellings(fence.runtime_dir):
         paths += [spelling, f"{spelling}/**"]
+    opened = _spellings(work) + [r for d in fence.readable for r in _spellings(d)]
     for spelling in _spellings(fence.state_dir):
-        keep = next((w for w in _spellings(work) if _inside(w, spelling)), None)
+        keep = next((w for w in opened if _inside(w, spelling)), None)
         if keep is None:
             paths += [spelling, f"{spelling}/**"]
         else:
@@ -113,8 +117,11 @@ def sandbox_settings(fence: Fence) -> dict[str, object]:
     deny_write = [p for p in deny_read
                   if not (_inside(work, p) or _inside(os.path.realpath(work), p))]
     filesystem: dict[str, object] = {"denyRead": deny_read, "denyWrite": deny_write}
-    if len(deny_write) < len(deny_read):
-        filesystem["allowRead"] = _spellings(work)  # re-opens the work dir inside the state dir
+    reopen = _spellings(work) if len(deny_write) < len(deny_read) else []
+    reopen += [r for d in fence.readable for r in _spellings(d)
+               if any(_inside(r, p) for p in deny_read)]
+    if reopen:  # re-opens the work dir (or its uploads) inside the state dir
+        filesystem["allowRead"] = list(dict.fromkeys(reopen))
     writable = [s for d in fence.writable for s in _spellings(d)
                 if not any(_inside(s, p) for p in dirs + files)]
     if writable:

@@ -39,12 +39,12 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout
 
 
-def approved(tg: Any, command: str, timeout: float = 90) -> str:
-    """Send `#sb:bash=COMMAND`, tap Allow on its prompt (a read-only command like `pwd` has
-    none), and return what the tool said."""
+def approved(tg: Any, command: str, timeout: float = 90, tool: str = "") -> str:
+    """Send `#sb:bash=COMMAND` (or `#sb:tool=TOOL`), tap Allow on its prompt (a read-only
+    command like `pwd` has none), and return what the tool said."""
     after = last_id(tg, OWNER)
-    tg.send(OWNER, f"#sb:bash={command}")
-    prompt = wait_text(tg, OWNER, r"asks to use Bash|tool said", timeout, after=after)
+    tg.send(OWNER, f"#sb:tool={tool}" if tool else f"#sb:bash={command}")
+    prompt = wait_text(tg, OWNER, r"asks to use|tool said", timeout, after=after)
     if "tool said" in message_text(prompt):
         return message_text(prompt)
     allow = next(b["callback_data"] for row in prompt["reply_markup"]["inline_keyboard"]
@@ -108,6 +108,13 @@ def test_sessions_work_in_their_project_and_their_own_worktrees(
     notes = unique("nt")
     new_session(tg, OWNER, notes, "@notes")
     assert re.search(rf"tool said: {re.escape(str(plain))}\b", approved(tg, "pwd"))
+    # A file sent from the chat stays under state_dir, and the session can still read it.
+    mid = tg.send_document(OWNER, "todo.txt", b"buy milk tok-up7")["message"]["message_id"]
+    upload = st.state_dir / "sessions" / notes / "work" / "uploads" / f"{mid}-todo.txt"
+    wait_until(upload.exists, 30, "the upload saved")
+    read = approved(tg, "x", tool=f'Read {{"file_path": "{upload}"}}')
+    assert "buy milk tok-up7" in read, read
+    assert not (plain / "uploads").exists() and not (plain / "work").exists()
 
     # A worktrees project: two sessions, two worktrees of the one repository.
     one, two = unique("wa"), unique("wb")

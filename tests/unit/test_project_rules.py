@@ -88,6 +88,19 @@ def test_a_project_dir_outside_the_state_dir_keeps_all_of_it_denied() -> None:
     assert "allowWrite" not in fs and "allowRead" not in fs
 
 
+def test_a_project_session_may_read_its_own_uploads_and_nothing_else_of_the_state_dir() -> None:
+    fence = Fence("/s", "/r", "/code/notes", None, None, ("ab", "cd"),
+                  readable=("/s/sessions/ab/work/uploads",))
+    settings: Any = sandbox_settings(fence)
+    fs = settings["sandbox"]["filesystem"]
+    assert fs["allowRead"] == ["/s/sessions/ab/work/uploads"]
+    assert fs["denyWrite"] == ["/s", "/r"], "read, never written from Bash"
+    rules = tool_rules(fence)
+    assert "Read(//s/**)" not in rules and "Read(//s/sessions/cd/**)" in rules
+    assert "Read(//s/sessions/*/*.db)" in rules and "Read(//s/*.json)" in rules
+    assert not any("sessions/ab" in r for r in rules), rules
+
+
 def test_a_sessions_place_survives_the_registry_file(tmp_path: Path) -> None:
     place = Place(project="web", work_dir="/st/worktrees/web/a", worktree="/st/worktrees/web/a",
                   branch="a", repo="/code/web", writable=["/code/web/.git"])
