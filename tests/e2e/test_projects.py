@@ -1,7 +1,8 @@
 """Sessions in projects, as the owner uses them: through the sandbox Telegram user, the real CLI
 in Claude Code's sandbox, `switchboardctl` and git.
 
-A session on a plain project answers `pwd` with the project's directory; two sessions on a
+A session on a plain project answers `pwd` with the project's directory and reads a file sent
+from the chat, which stays under state_dir; two sessions on a
 worktrees project work in two worktrees of one repository (one commits from inside the
 sandbox, so the repository's .git is writable to it); `/projects`, `status -l` and `--json` name
 each session's project and directory, across a restart of the supervisor; a bad project or
