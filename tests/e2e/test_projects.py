@@ -149,6 +149,8 @@ def test_sessions_work_in_their_project_and_their_own_worktrees(
     rows = {r["name"]: r for r in json.loads(st.ctl("status", "--json").stdout)}
     assert rows[f"session:{one}"]["project"] == "web", rows
     assert rows[f"session:{one}"]["work_dir"] == str(tree_one), rows
+    # The active session resumes in the same worktree (its CLI's --resume needs that cwd).
+    assert re.search(rf"tool said: {re.escape(str(tree_two))}\b", approved(tg, "pwd"))
 
     # /remove: the clean worktree goes, the one with an unpushed commit stays and says why,
     # the plain project's directory is the user's.
