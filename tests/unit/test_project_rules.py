@@ -161,3 +161,32 @@ def test_a_new_session_that_cannot_be_placed_is_refused_and_nothing_is_made(
     reply = asyncio.run(commands.handle(identity, msg))
     assert isinstance(reply, m.Error) and words in reply.message, reply
     assert commands.sup.registry.sessions == {} and list(tmp_path.iterdir()) == []
+
+
+def test_a_second_new_of_a_name_whose_worktree_is_being_made_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from supervisor import projects
+
+    release = threading.Event()
+
+    def slow_place(*args: Any) -> Place:
+        release.wait(5)
+        raise projects.PlaceError("made up: the first one failed.")
+
+    monkeypatch.setattr(projects, "place", slow_place)
+    commands = _commands(tmp_path)
+
+    async def both() -> tuple[m.Ok | m.Error | None, m.Ok | m.Error | None]:
+        first = asyncio.create_task(commands.handle(b"owner", m.NewSession(id="1", name="a")))
+        while "a" not in commands.placing:
+            await asyncio.sleep(0.01)
+        second = await commands.handle(b"owner", m.NewSession(id="2", name="a"))
+        release.set()
+        return await first, second
+
+    first, second = asyncio.run(both())
+    assert isinstance(second, m.Error) and second.code == m.E_EXISTS, second
+    assert isinstance(first, m.Error) and first.message == "made up: the first one failed."
+    assert commands.placing == set()
