@@ -69,22 +69,33 @@ class Commands:
 
     async def new(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
-        if not ctx.args or len(ctx.args) > 2:
-            await self.say(chat, "Usage: /new NAME [PERSONA], for example /new api.")
+        parsed = parse_new(ctx.args or [])
+        if parsed is None:
+            await self.say(chat, "Usage: /new NAME [PERSONA] [@PROJECT], for example /new api or"
+                           " /new fix-login @web.")
             return
-        name = ctx.args[0]
+        name, persona, project = parsed
         if err := session_name_error(name):
             await self.say(chat, err)
             return
-        persona = ctx.args[1] if len(ctx.args) > 1 else None
         try:
-            await self.supervisor.call(m.NewSession(id=m.new_id(), name=name, persona=persona),
-                                       timeout=30.0)
+            await self.supervisor.call(m.NewSession(id=m.new_id(), name=name, persona=persona,
+                                                    project=project), timeout=60.0)
         except Refused as exc:
             await self.say(chat, str(exc))
             return
         self.journal.set_active(chat, name)
         await self.say(chat, f"Session {name} is ready and active: write to it.")
+
+    async def projects(self, update: Update, ctx: Ctx) -> None:
+        chat = chat_of(update)
+        try:
+            result = await self.supervisor.call(m.ListProjects(id=m.new_id()))
+        except Refused as exc:
+            await self.say(chat, str(exc))
+            return
+        found = result.projects if isinstance(result, m.ProjectsResult) else []
+        await self.say(chat, render.projects_text(found))
 
     async def switch(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
@@ -225,8 +236,10 @@ class Commands:
         await self.say(chat, f"Remove session {name}? This deletes its conversation history and"
                        " queued messages (session.db), its metadata (metadata.json), its work"
                        f" folder sessions/{name}/work with every file in it, and the bot's"
-                       " records of it (delivered answers, waiting messages, prompts). This"
-                       " cannot be undone.", callbacks.remove_confirm(name))
+                       " records of it (delivered answers, waiting messages, prompts). A"
+                       " project's directory is never deleted, and its git worktree only when"
+                       " nothing in it would be lost. This cannot be undone.",
+                       callbacks.remove_confirm(name))
 
     async def permissions(self, update: Update, ctx: Ctx) -> None:
         """The session's "allow for this session" grants, each with a button to revoke it."""
@@ -265,16 +278,32 @@ class Commands:
                        " commands.")
 
 
+def parse_new(args: list[str]) -> tuple[str, str | None, str | None] | None:
+    """/new's arguments: (name, persona, project) from `NAME [PERSONA] [@PROJECT]` (the two
+    optional ones in either order), or None when they do not fit."""
+    if not args or len(args) > 3:
+        return None
+    name, rest = args[0], args[1:]
+    projects = [a[1:] for a in rest if a.startswith("@")]
+    personas = [a for a in rest if not a.startswith("@")]
+    if len(projects) > 1 or len(personas) > 1 or any(not p for p in projects):
+        return None
+    return name, (personas[0] if personas else None), (projects[0] if projects else None)
+
+
 # Every chat command, in the order of the menu and of /help. README.md's Commands section lists
 # the same names (tests/unit/test_command_docs.py checks it).
 CHAT_COMMANDS: tuple[ChatCommand, ...] = (
-    ChatCommand("new", Commands.new, "create a session and switch to it",
-                "Create a session and switch to it: /new NAME [PERSONA]", "NAME [PERSONA]"),
+    ChatCommand("new", Commands.new, "create a session and switch to it (in a project with"
+                " @PROJECT)", "Create a session and switch to it: /new NAME [PERSONA] [@PROJECT]",
+                "NAME [PERSONA] [@PROJECT]"),
     ChatCommand("switch", Commands.switch, "make a session the active one",
                 "Switch the active session", "[NAME]"),
     ChatCommand("sessions", Commands.sessions,
                 "every session with state, persona, idle time and cost",
                 "List sessions with state, persona, idle time, cost"),
+    ChatCommand("projects", Commands.projects, "the configured projects and their sessions",
+                "List projects and their sessions"),
     ChatCommand("status", Commands.status, "the supervisor's table", "Supervisor status table"),
     ChatCommand("stop", Commands.stop,
                 "stop a session (the active one by default, every session with all); its"

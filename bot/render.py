@@ -308,8 +308,29 @@ def sessions_text(rows: list[m.ProgramStatus], active: str | None) -> str:
         state = r.state + (" (busy)" if r.busy else "") + (" (suspended)" if r.suspended else "")
         lines.append(
             f"{mark} {name} — {state} · persona {r.persona or '-'} · idle "
-            f"{format_idle(r.idle_seconds)} · {format_cost(r.cost_usd)}"
+            f"{format_idle(r.idle_seconds)} · {format_cost(r.cost_usd)}" + place_text(r)
         )
+    return "\n".join(lines)
+
+
+def place_text(r: m.ProgramStatus) -> str:
+    """` · project web · dir /path` for a session whose status names where it works."""
+    return (f" · project {r.project}" if r.project else "") + (
+        f" · dir {r.work_dir}" if r.work_dir else "")
+
+
+def projects_text(projects: list[m.ProjectInfo]) -> str:
+    """/projects: each configured project, its directory and its sessions."""
+    if not projects:
+        return ("No projects are configured: add a [projects.NAME] table with a path to the"
+                " config and reload.")
+    lines = []
+    for p in projects:
+        how = " · a git worktree per session" if p.worktrees else ""
+        persona = f" · persona {p.persona}" if p.persona else ""
+        sessions = ", ".join(p.sessions) if p.sessions else "none"
+        lines.append(f"• {p.name} — {p.path}{how}{persona} · sessions: {sessions}")
+    lines.append("Start a session in one with /new NAME @PROJECT.")
     return "\n".join(lines)
 
 

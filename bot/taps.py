@@ -134,15 +134,20 @@ class Taps:
             return
         await query.answer(f"Removing {name}…")
         try:
-            await self.supervisor.call(m.RemoveSession(id=m.new_id(), name=name), timeout=60.0)
+            result = await self.supervisor.call(m.RemoveSession(id=m.new_id(), name=name),
+                                                timeout=60.0)
         except Refused as exc:
             await self._edit(chat, mid, str(exc), "remove")
             return
         await self.couriers.forget(name)
         await self.delivery.forget(name)
         self.journal.forget_session(name)
-        await self._edit(chat, mid, f"Session {name} removed: its history, work folder and the"
-                         " bot's records of it are deleted.", "remove")
+        # The supervisor's lines past "removed": what became of a project worktree.
+        said = [line for r in getattr(result, "results", []) for line in
+                r.message.splitlines()[1:]]
+        await self._edit(chat, mid, " ".join([f"Session {name} removed: its history, work folder"
+                                              " and the bot's records of it are deleted.",
+                                              *said]), "remove")
 
     async def retry(self, update: Update, ctx: Ctx) -> None:
         query, chat, mid = _query(update)

@@ -3,8 +3,9 @@
 It starts the sandbox Telegram and Anthropic servers, writes a throw-away config, starts
 `switchboard run` exactly as a user would, plays a short scripted conversation (two sessions with
 different personas, a tool use, a crash of one worker and its recovery, `switchboardctl status`
-before and after), and then lets the person type as the Telegram user, showing the bot's messages
-as they would appear in the chat. Everything it started is stopped when it ends.
+before and after, a session in a project's own git worktree), and then lets the person type as
+the Telegram user, showing the bot's messages as they would appear in the chat. Everything it
+started is stopped when it ends.
 
 This lives in sandbox/ because it drives the sandboxes' test-side APIs; the supervisor only runs
 it as a subprocess, so production code never imports sandbox/.
@@ -126,9 +127,23 @@ class Demo:
             "idle_suspend_seconds = 300",
             "[supervisor]",
             "startsecs = 0.5",
+            "[projects.shop]",
+            f"path = {json.dumps(str(self.make_project()))}",
+            "worktrees = true",
         ]
         self.config.write_text("\n".join(lines) + "\n")
         self.config.chmod(0o600)
+
+    def make_project(self) -> Path:
+        """A small git repository in the demo's temp dir, for the project session."""
+        repo = self.tmp / "shop"
+        repo.mkdir(exist_ok=True)
+        (repo / "README.md").write_text("# shop\n")
+        git = ["git", "-C", str(repo), "-c", "user.name=demo", "-c", "user.email=demo@example.com"]
+        for args in (["init", "-q", "-b", "main"], ["add", "README.md"],
+                     ["commit", "-qm", "first commit"]):
+            subprocess.run([*git, *args], check=True, capture_output=True, timeout=30)
+        return repo
 
     def start_stack(self, tg: TelegramSandbox) -> None:
         env = dict(os.environ, SWITCHBOARD_DEMO_TOKEN=tg.token)
@@ -223,6 +238,21 @@ class Demo:
             self.status()
         self.user(view, tg, "Still there after the crash?", expect="✓")
         self.user(view, tg, "/sessions")
+        self.say("— a session in a project: its own git worktree of the repository, on its own"
+                 " branch —")
+        self.user(view, tg, "/new feature @shop")
+        command = "#sb:bash=pwd; git branch --show-current"
+        print((f"{BOLD}you   {RESET}" if self.color else "you   ") + command)
+        tg.send(USER_ID, command)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                "tool said" in (m.get("text") or "") for m in tg.chat(USER_ID)[-3:]):
+            view.poll()
+            if any("asks to use Bash" in (m.get("text") or "") for m in tg.chat(USER_ID)[-2:]):
+                self.tap_button(view, tg, "Allow", timeout=5)
+            time.sleep(0.15)
+        view.wait_quiet(10)
+        self.user(view, tg, "/projects", expect="shop")
 
     def interactive(self, tg: TelegramSandbox, view: ChatView) -> None:
         self.say("— your turn: type as the Telegram user (/help for commands, Ctrl-D to quit) —")

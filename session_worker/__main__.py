@@ -35,6 +35,12 @@ def main() -> int:
     except (InvalidName, RuntimeDirError) as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if settings.work_dir and not Path(settings.work_dir).is_dir():
+        # A project's directory is the user's: never made again here, or a session would
+        # silently start over in an empty folder (and `--resume` would find nothing there).
+        print(f"the session's directory {settings.work_dir} is gone: restore it, or remove the"
+              " session and create it again.", file=sys.stderr)
+        return 2
     logs.setup(program_name(settings.session), settings.state_dir, session=settings.session)
     try:
         return asyncio.run(Worker(settings, keys=keys).run())

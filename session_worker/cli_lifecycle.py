@@ -123,8 +123,13 @@ class CliLifecycle:
             else:
                 sessions_dir = Path(self.s.state_dir) / "sessions"
                 sessions = tuple(sorted(p.name for p in sessions_dir.iterdir() if p.is_dir()))
+                # The chat's uploads stay in the session's own work/ (bot.uploads): a session
+                # working elsewhere (a project) may still read them.
+                own = sessions_dir / self.name / "work"
+                readable = () if self._work_dir == own else (str(own / "uploads"),)
                 fence = Fence(self.s.state_dir, self.s.runtime_dir, str(self._work_dir),
-                              self.s.config_file, self.s.env_file, sessions)
+                              self.s.config_file, self.s.env_file, sessions,
+                              tuple(self.s.writable_dirs), readable)
             argv = build_argv(
                 self.s.claude_binary,
                 self.s.persona,

@@ -6,12 +6,15 @@ its state dir (every session's conversation, the bot's journal, the logs) and it
 start, run under bubblewrap with those paths unreadable and unwritable, unix sockets blocked (the
 Linux default, so `allowAllUnixSockets` is never set) and no way out of the sandbox
 (`allowUnsandboxedCommands: false`, `failIfUnavailable: true`). The session's own work dir stays
-readable and writable. Claude's own file tools are not under bubblewrap, so the same paths are
-denied to them with permission rules in the same JSON.
+readable and writable (a project's directory, or its git worktree under the state dir, whose
+repository's shared .git dir is writable too so that a commit works: `writable`). Claude's own
+file tools are not under bubblewrap, so the same paths are denied to them with permission rules
+in the same JSON.
 
 Pure: it builds values from paths and never looks at the disk. It must never widen what a
-session may do: no `autoAllowBashIfSandboxed` (the owner still approves every command), no
-allowed domains, no allow rules.
+session may do beyond its own directories: no `autoAllowBashIfSandboxed` (the owner still
+approves every command), no allowed domains, no allow rules, and an `allowWrite` only for the
+`writable` dirs the supervisor named (never inside the state or runtime dir).
 """
 from __future__ import annotations
 
@@ -36,6 +39,12 @@ class Fence:
     # The sessions in the state dir when the CLI starts: a later one is covered by the sandbox
     # for Bash at once, and by the tools' rules from this session's next CLI start.
     sessions: tuple[str, ...] = ()
+    # More directories its Bash may write (a worktree's shared .git dir), never inside the
+    # state or runtime dir.
+    writable: tuple[str, ...] = ()
+    # Its own files in the state dir that its tools may read though its work dir lies elsewhere
+    # (the chat's uploads of a session in a project).
+    readable: tuple[str, ...] = ()
 
 
 def _inside(path: str, root: str) -> bool:
@@ -67,6 +76,8 @@ def _denied_beside(state: str, work: str, others: tuple[str, ...]) -> list[str]:
     for name in others:
         if own[:2] != ["sessions", name]:
             out += [f"{root}/sessions/{name}", f"{root}/sessions/{name}/**"]
+        if not (own[:1] == ["worktrees"] and own[2:3] == [name]):  # its worktree of a project
+            out += [f"{root}/worktrees/*/{name}", f"{root}/worktrees/*/{name}/**"]
     return out
 
 
@@ -85,8 +96,9 @@ def tool_rules(fence: Fence) -> list[str]:
             paths += _spellings(f)
     for spelling in _spellings(fence.runtime_dir):
         paths += [spelling, f"{spelling}/**"]
+    opened = _spellings(work) + [r for d in fence.readable for r in _spellings(d)]
     for spelling in _spellings(fence.state_dir):
-        keep = next((w for w in _spellings(work) if _inside(w, spelling)), None)
+        keep = next((w for w in opened if _inside(w, spelling)), None)
         if keep is None:
             paths += [spelling, f"{spelling}/**"]
         else:
@@ -105,8 +117,15 @@ def sandbox_settings(fence: Fence) -> dict[str, object]:
     deny_write = [p for p in deny_read
                   if not (_inside(work, p) or _inside(os.path.realpath(work), p))]
     filesystem: dict[str, object] = {"denyRead": deny_read, "denyWrite": deny_write}
-    if len(deny_write) < len(deny_read):
-        filesystem["allowRead"] = _spellings(work)  # re-opens the work dir inside the state dir
+    reopen = _spellings(work) if len(deny_write) < len(deny_read) else []
+    reopen += [r for d in fence.readable for r in _spellings(d)
+               if any(_inside(r, p) for p in deny_read)]
+    if reopen:  # re-opens the work dir (or its uploads) inside the state dir
+        filesystem["allowRead"] = list(dict.fromkeys(reopen))
+    writable = [s for d in fence.writable for s in _spellings(d)
+                if not any(_inside(s, p) for p in dirs + files)]
+    if writable:
+        filesystem["allowWrite"] = list(dict.fromkeys(writable))
     return {
         "sandbox": {
             "enabled": True,

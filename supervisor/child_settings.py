@@ -17,6 +17,7 @@ import msgspec
 
 from supervisor.bot_token import env_file_path
 from supervisor.config import Config
+from supervisor.projects import Place
 from wire import names, settings
 from wire.messages import Persona
 
@@ -41,7 +42,8 @@ def child_env(base: dict[str, str], cfg: Config, secrets: tuple[str, ...] = ()) 
 
 
 def worker_settings(cfg: Config, session: str, persona: Persona,
-                    supervisor_pid: int) -> settings.WorkerSettings:
+                    supervisor_pid: int, place: Place | None = None) -> settings.WorkerSettings:
+    """`place`: where the session works (its registry record); none: its private work/."""
     c = cfg.claude
     step = min(3.0, cfg.supervisor.stopwaitsecs / 4)  # the worker's stop fits in stopwaitsecs
     return settings.WorkerSettings(
@@ -50,6 +52,8 @@ def worker_settings(cfg: Config, session: str, persona: Persona,
         state_dir=cfg.state_dir,
         runtime_dir=cfg.runtime_dir,
         persona=persona,
+        work_dir=place.work_dir if place else None,
+        writable_dirs=list(place.writable) if place else [],
         claude_binary=c.binary,
         claude_env=dict(c.env),
         recycle_rss_bytes=c.recycle_rss_mb * settings.MB,

@@ -10,7 +10,9 @@ A user's stop or restart leaves `wire.names.USER_STOP_FILE` in the session dir j
 SIGTERM, so its worker cancels the running turn instead of keeping it for the next start (see
 session_worker/worker.py); the supervisor's own shutdown never writes it. `remove` deletes the
 session's directory under `<state_dir>/sessions/` and nothing outside it: a project directory a
-session works in is the user's and is never touched.
+session works in is the user's and is never touched; its git worktree is removed only when that
+loses nothing (supervisor.projects.release). Where a session works is decided once, at `new`
+(supervisor.projects.place); any directory (`--dir`) only for the owner's key.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from supervisor import projects
 from supervisor.lifeline import retrying_line
 from supervisor.program import Program
 from supervisor.states import RUNNING_STATES, STARTABLE_STATES, State
+from wire import auth, names
 from wire import messages as m
-from wire import names
 
 if TYPE_CHECKING:
     from supervisor.service import Supervisor
@@ -78,6 +81,7 @@ def describe(prog: Program, now: float) -> str:
 class Commands:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
+        self.placing: set[str] = set()  # new sessions whose place is being made (a worktree)
         self.table: dict[type[m.Msg], Handler] = {
             m.Status: self.status,
             m.Start: self.start,
@@ -90,6 +94,7 @@ class Commands:
             m.EnsureRunning: self.ensure_running,
             m.Shutdown: self.shutdown,
             m.Version: self.version,
+            m.ListProjects: self.list_projects,
         }
 
     async def handle(self, identity: bytes, msg: m.Msg) -> m.Ok | m.Error | None:
@@ -100,6 +105,9 @@ class Commands:
             return None
         if isinstance(msg, (m.Ok, m.Error)) and self.sup.on_child_answer(identity, msg):
             return None  # a child's answer to our Reload; any other reply is refused below
+        if isinstance(msg, m.NewSession) and msg.work_dir and identity != auth.OWNER.encode():
+            return m.Error(id=msg.id, code=m.E_BAD_REQUEST, message="only the owner at the"
+                           " terminal may name a directory: use `switchboardctl new --dir`.")
         fn = self.table.get(type(msg))
         if fn is None:
             return m.Error(id=getattr(msg, "id", ""), code=m.E_BAD_REQUEST,
@@ -239,6 +247,7 @@ class Commands:
         st = h.stats if h else None
         live = prog.state in RUNNING_STATES
         _, session = names.parse_program(name)
+        place = self.sup.place_of(session) if session else None
         return m.ProgramStatus(
             name=name,
             state=prog.state.value,
@@ -258,6 +267,9 @@ class Commands:
             tools=[m.ToolProcess(pid=t.pid, name=t.name, rss_bytes=t.rss_bytes)
                    for t in h.usage.tools] if (h and live) else [],
             tools_rss_bytes=sum(t.rss_bytes for t in h.usage.tools) if (h and live) else 0,
+            project=place.project if place else None,
+            work_dir=(place.work_dir or str(self._session_dir(session) / "work")) if (
+                place and session) else None,
         )
 
     # ------------------------------------------------------------------ commands
@@ -284,15 +296,26 @@ class Commands:
     async def new_session(self, msg: m.NewSession) -> m.ActionResult:
         """Register a session (with a persona, default otherwise) and start its worker."""
         session, program = self._session_of(msg.name)
-        if session in self.sup.registry.sessions or program in self.sup.programs:
+        if (session in self.sup.registry.sessions or program in self.sup.programs
+                or session in self.placing):
             raise Refusal(m.E_EXISTS, f"session '{session}' already exists: pick another name.")
         limit = self.sup.cfg.supervisor.max_sessions
         if len(self.sup.registry.sessions) >= limit:
             raise Refusal(m.E_STATE, f"there are already {limit} sessions, the most"
                           " supervisor.max_sessions allows: remove one, or raise max_sessions"
                           " in the config and reload.")
-        persona = self._known_persona(msg.persona or self.sup.cfg.claude.default_persona)
-        self.sup.registry.add(session, persona)
+        cfg = self.sup.cfg
+        persona = self._known_persona(msg.persona or projects.persona_for(cfg, msg.project)
+                                      or cfg.claude.default_persona)
+        self.placing.add(session)  # a second `new` of this name waits for no thread
+        try:  # the last check: a worktree is made only for a session that will exist
+            place = await asyncio.to_thread(projects.place, cfg, self.sup.personas, session,
+                                            msg.project, msg.work_dir)
+        except projects.PlaceError as exc:
+            raise Refusal(m.E_BAD_REQUEST, str(exc)) from None
+        finally:
+            self.placing.discard(session)
+        self.sup.registry.add(session, persona, place)
         self.sup.add_program(program)
         return m.ActionResult(results=[await self._start_one(program)])
 
@@ -305,14 +328,17 @@ class Commands:
         if not await self.sup.wait_stopped(prog):
             raise Refusal(m.E_STATE, f"session '{session}' did not stop in time, so nothing was"
                           f" removed: try `switchboardctl remove {session}` again.")
+        place = self.sup.place_of(session) or projects.Place()
         self.sup.registry.remove(session)
         self.sup.drop_program(program)
         await self.sup.sweep_once()
         gone = await asyncio.to_thread(delete_session_dir, self.sup.cfg.state_path, session)
         log.info("event=session_removed session=%s deleted=%r", session, gone)
         what = f" (deleted {', '.join(gone)})" if gone else ""
-        return m.ActionResult(results=[m.ProgramResult(name=program, ok=True,
-                                                       message="removed" + what)])
+        kept = await asyncio.to_thread(projects.release, place)
+        log.info("event=session_place_released session=%s said=%r", session, kept)
+        return m.ActionResult(results=[m.ProgramResult(
+            name=program, ok=True, message="removed" + what + (f"\n{kept}" if kept else ""))])
 
     async def set_persona(self, msg: m.SetPersona) -> m.ActionResult:
         """Give a session another persona; a running worker restarts with it."""
@@ -330,6 +356,14 @@ class Commands:
         infos = [m.PersonaInfo(name=p.name, description=p.description)
                  for p in sorted(self.sup.personas.values(), key=lambda p: p.name)]
         return m.PersonasResult(personas=infos)
+
+    async def list_projects(self, msg: m.ListProjects) -> m.ProjectsResult:
+        """The configured projects, each with its sessions."""
+        on = {n: r.project for n, r in self.sup.registry.sessions.items()}
+        return m.ProjectsResult(projects=[
+            m.ProjectInfo(name=n, path=p.path, persona=p.persona, worktrees=p.worktrees,
+                          sessions=sorted(s for s, pr in on.items() if pr == n))
+            for n, p in sorted(self.sup.cfg.projects.items())])
 
     async def ensure_running(self, msg: m.EnsureRunning) -> m.ActionResult:
         """The user wrote to this session: start it unless it runs (clears FATAL too)."""

@@ -9,6 +9,7 @@ rest are here. The bot token is looked up by supervisor.bot_token, never here by
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +82,16 @@ class SupervisorConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     max_sessions: int = DEFAULT_MAX_SESSIONS  # a new one past it is refused
 
 
+class ProjectConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """[projects.NAME]: a directory sessions can work in. Its shape is checked here; whether the
+    directory exists and is a git repository is supervisor.projects' check (run, check-config,
+    a reload and doctor all ask it)."""
+
+    path: str = ""  # resolved like every path of the file (~, relative to the config's dir)
+    persona: str | None = None  # the default persona of sessions in it
+    worktrees: bool = False  # one git worktree (and branch) per session
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     state_dir: str = ""
     runtime_dir: str = ""
@@ -88,6 +99,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     telegram: TelegramConfig = msgspec.field(default_factory=TelegramConfig)
     claude: ClaudeConfig = msgspec.field(default_factory=ClaudeConfig)
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
+    projects: dict[str, ProjectConfig] = {}
     # Not from the file: where it was read from (for messages and relative paths).
     path: str = ""
 
@@ -209,6 +221,33 @@ def _check_struct(section: str, kind: type[msgspec.Struct], raw: Any,
     return good
 
 
+PROJECTS = "projects"
+_PROJECT_NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def _check_projects(raw: Any, problems: list[str]) -> dict[str, ProjectConfig]:
+    """[projects.NAME] tables: each name like a session name, each table a ProjectConfig."""
+    if not isinstance(raw, dict):
+        problems.append("[projects] must hold one [projects.NAME] table per project")
+        return {}
+    out: dict[str, ProjectConfig] = {}
+    for name, table in raw.items():
+        where = f"{PROJECTS}.{name}"
+        if not _PROJECT_NAME_RE.fullmatch(name):
+            problems.append(f"[{where}]: a project name is 1-32 characters of a-z, 0-9, '-' and"
+                            " '_', starting with a letter or digit")
+            continue
+        before = len(problems)
+        project = ProjectConfig(**_check_struct(where, ProjectConfig, table, problems))
+        if len(problems) > before:
+            continue
+        if not project.path.strip():
+            problems.append(f"{where}.path is missing: set it to the project's directory")
+            continue
+        out[name] = project
+    return out
+
+
 def _semantic_checks(cfg: Config, problems: list[str]) -> None:
     t, c, s = cfg.telegram, cfg.claude, cfg.supervisor
     if not all(isinstance(u, int) and u > 0 for u in t.allowed_user_ids):
@@ -275,13 +314,15 @@ def parse(text: str, path: str = "<config>", *, base_dir: Path | None = None) ->
     for key, value in raw.items():
         if key in _SECTIONS:
             values[key] = _SECTIONS[key](**_check_struct(key, _SECTIONS[key], value, problems))
+        elif key == PROJECTS:
+            values[key] = _check_projects(value, problems)
         elif key in _TOP:
             if isinstance(value, str) and value.strip():
                 values[key] = value
             else:
                 problems.append(f"{key} must be a non-empty path string")
         else:
-            known = ", ".join(sorted([*_TOP, *_SECTIONS]))
+            known = ", ".join(sorted([*_TOP, *_SECTIONS, PROJECTS]))
             problems.append(f"{key} is not a known field or section (known: {known})")
     cfg = Config(**values, path=path)
     base = base_dir or (Path(path).parent if path != "<config>" else Path.cwd())
@@ -297,6 +338,8 @@ def parse(text: str, path: str = "<config>", *, base_dir: Path | None = None) ->
     cfg.personas_dir = resolve(cfg.personas_dir, PROJECT_PERSONAS)
     if cfg.claude.binary and is_path(cfg.claude.binary):
         cfg.claude.binary = resolve(cfg.claude.binary, Path(cfg.claude.binary))
+    for project in cfg.projects.values():
+        project.path = resolve(project.path, Path(project.path))
     _semantic_checks(cfg, problems)
     if problems:
         raise ConfigError(path, problems)

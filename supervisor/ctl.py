@@ -70,7 +70,15 @@ def detail_line(r: m.ProgramStatus) -> str:
         cli = "-"
     return (f"    persona={r.persona or '-'} claude={cli} rss={human_bytes(r.rss_bytes)}"
             f" cpu={r.cpu_percent:.1f}% cost=${r.cost_usd:.4f} queued={r.queued}"
-            f" idle={hms(r.idle_seconds)}" + (" busy" if r.busy else "") + tools_part(r))
+            f" idle={hms(r.idle_seconds)}" + (" busy" if r.busy else "") + tools_part(r)
+            + place_part(r))
+
+
+def place_part(r: m.ProgramStatus) -> str:
+    """A session's project (`-` for none) and the directory its CLI runs in."""
+    if r.work_dir is None:
+        return ""
+    return f" project={r.project or '-'} dir={r.work_dir}"
 
 
 def tools_part(r: m.ProgramStatus) -> str:
@@ -209,7 +217,9 @@ def _reply_results(ctl: Ctl, reply: m.Ok | m.Error) -> int:
 
 
 def cmd_new(ctl: Ctl) -> int:
-    msg = m.NewSession(id=m.new_id(), name=ctl.args.name, persona=ctl.args.persona)
+    work_dir = str(Path(ctl.args.dir).expanduser().absolute()) if ctl.args.dir else None
+    msg = m.NewSession(id=m.new_id(), name=ctl.args.name, persona=ctl.args.persona,
+                       project=ctl.args.project, work_dir=work_dir)
     return _reply_results(ctl, ctl.request(msg, timeout=ctl.long_timeout))
 
 
@@ -233,6 +243,21 @@ def cmd_personas(ctl: Ctl) -> int:
     else:
         for p in reply.result.personas:
             print(f"{p.name:<20}{p.description}".rstrip())
+    return EXIT_OK
+
+
+def cmd_projects(ctl: Ctl) -> int:
+    reply = ctl.request(m.ListProjects(id=m.new_id()))
+    if isinstance(reply, m.Error):
+        return ctl.fail(reply)
+    assert isinstance(reply.result, m.ProjectsResult)
+    if ctl.json:
+        ctl.out(reply.result.projects)
+    else:
+        for p in reply.result.projects:
+            extra = (" worktrees" if p.worktrees else "") + (
+                f" persona={p.persona}" if p.persona else "")
+            print(f"{p.name:<20}{p.path}{extra} sessions={','.join(p.sessions) or '-'}")
     return EXIT_OK
 
 
@@ -349,7 +374,7 @@ COMMANDS: tuple[CtlCommand, ...] = (
     CtlCommand("status", cmd_status, "show programs in supervisorctl's layout (exit 3: one is"
                " not running, 4: unknown name)", (
                    arg("-l", "--long", action="store_true", help="add persona, CLI pid or"
-                       " suspended, RSS, CPU%%, cost, queue, idle time"),
+                       " suspended, RSS, CPU%%, cost, queue, idle time, project, dir"),
                    arg("names", nargs="*", metavar="NAME"))),
     CtlCommand("start", partial(_action, kind=m.Start), "start programs (clears FATAL)",
                (NAMES,)),
@@ -358,12 +383,17 @@ COMMANDS: tuple[CtlCommand, ...] = (
     CtlCommand("restart", partial(_action, kind=m.Restart), "stop, then start programs",
                (NAMES,)),
     CtlCommand("new", cmd_new, "create a session and start it",
-               (arg("name"), arg("--persona", default=None))),
+               (arg("name"), arg("--persona", default=None),
+                arg("--project", default=None, help="work in this [projects.NAME] of the"
+                    " config"),
+                arg("--dir", default=None, help="work in this directory instead (it must"
+                    " exist)"))),
     CtlCommand("remove", cmd_remove, "stop a session and delete its history and work folder",
                (arg("name"),)),
     CtlCommand("persona", cmd_persona, "give a session another persona (restarts it)",
                (arg("name"), arg("persona"))),
     CtlCommand("personas", cmd_personas, "list the personas"),
+    CtlCommand("projects", cmd_projects, "list the configured projects and their sessions"),
     CtlCommand("tail", cmd_tail, "print the end of a program's log (bot, NAME or supervisor)", (
         arg("-f", "--follow", action="store_true", help="keep printing new lines"),
         arg("-n", "--lines", type=int, default=20, help="lines to show first (default 20)"),

@@ -27,6 +27,7 @@ from supervisor.config import Config, ConfigError, default_config_path, load
 from supervisor.getme import check_token
 from supervisor.getme import redact as _redact
 from supervisor.personas import DEFAULT, PersonaError, load_for
+from supervisor.projects import problems as project_problems
 from wire import messages as m
 from wire import sandbox
 from wire.binaries import find_binary
@@ -384,6 +385,26 @@ def check_sandbox(cfg: Config, env: dict[str, str]) -> Check:
                  " sandbox")
 
 
+def check_projects(cfg: Config) -> Check | None:
+    """The configured projects, checked by the same function `run` refuses them with
+    (supervisor.projects.problems); no row when there are none."""
+    if not cfg.projects:
+        return None
+    try:
+        personas = load_for(cfg)
+    except (PersonaError, ConfigError):
+        # check_personas reports it; a project's persona is not judged against a broken set
+        personas = {p.persona: DEFAULT for p in cfg.projects.values() if p.persona}
+    found = project_problems(cfg, personas)
+    if found:
+        return Check("projects", FAIL, "; ".join(found),
+                     "correct each field named (`switchboard run` refuses the config until"
+                     " then)")
+    return Check("projects", OK, ", ".join(
+        f"{n} ({p.path}{', worktrees' if p.worktrees else ''})"
+        for n, p in sorted(cfg.projects.items())))
+
+
 def run_checks(config_path: Path) -> list[Check]:
     try:
         cfg = load(config_path)
@@ -406,6 +427,8 @@ def run_checks(config_path: Path) -> list[Check]:
         checks.append(running)
     checks.append(check_personas(cfg))
     checks.append(check_sandbox(cfg, env))
+    if (projects := check_projects(cfg)) is not None:
+        checks.append(projects)
     return checks
 
 

@@ -1,9 +1,10 @@
 """What `switchboard run`, `check-config` and a SIGHUP reload accept: one load, one set of checks.
 
 The config (every field, supervisor.config), its personas checked against it
-(supervisor.personas.load_for) and, for a start or a reload, a bot token when the bot is on:
-a config one of them takes, all of them take. `doctor` reports the same refusals check by check.
-Refusing is all it does: it starts nothing and writes nothing.
+(supervisor.personas.load_for), its projects on disk (supervisor.projects.problems) and, for a
+start or a reload, a bot token when the bot is on: a config one of them takes, all of them take.
+`doctor` reports the same refusals check by check. Refusing is all it does: it starts nothing and
+writes nothing.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from supervisor import config as config_mod
 from supervisor import personas as personas_mod
+from supervisor import projects as projects_mod
 from supervisor.config import Config
 from wire.messages import Persona
 
@@ -33,6 +35,8 @@ def load(path: str | Path, *, to_run: bool) -> tuple[Config, dict[str, Persona]]
     try:
         cfg = config_mod.load(path)
         personas = personas_mod.load_for(cfg)
+        if found := projects_mod.problems(cfg, personas):
+            raise config_mod.ConfigError(cfg.path, found)
     except config_mod.ConfigError as exc:
         raise Refused(str(exc), exc.report()) from None
     except personas_mod.PersonaError as exc:

@@ -1,6 +1,7 @@
 """The persistent set of sessions and whether each should run: <state_dir>/sessions.json.
 
-A restart of the supervisor brings back exactly the sessions marked `autostart`. Written
+A restart of the supervisor brings back exactly the sessions marked `autostart`, each in the
+place it was given at creation (its project, directory and worktree: supervisor.projects). Written
 atomically (temp file, fsync, rename, fsync of the directory) after every change, so a kill at
 any moment leaves either the old or the new file, never half of one.
 """
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import msgspec
 
+from supervisor.projects import Place
 from wire.files import atomic_write
 
 
@@ -19,6 +21,17 @@ class SessionRecord(msgspec.Struct, kw_only=True):
     persona: str
     autostart: bool = True
     created: float = 0.0
+    # Where its CLI runs, fixed at creation (supervisor.projects.Place); none: its private work/.
+    project: str | None = None
+    work_dir: str | None = None
+    worktree: str | None = None
+    branch: str | None = None
+    repo: str | None = None
+    writable: list[str] = []
+
+    def place(self) -> Place:
+        return Place(project=self.project, work_dir=self.work_dir, worktree=self.worktree,
+                     branch=self.branch, repo=self.repo, writable=list(self.writable))
 
 
 class _File(msgspec.Struct, kw_only=True):
@@ -54,8 +67,12 @@ class Registry:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         atomic_write(self.path, msgspec.json.format(msgspec.json.encode(data)) + b"\n")
 
-    def add(self, name: str, persona: str) -> SessionRecord:
-        rec = SessionRecord(name=name, persona=persona, autostart=True, created=time.time())
+    def add(self, name: str, persona: str, place: Place | None = None) -> SessionRecord:
+        where = place or Place()
+        rec = SessionRecord(name=name, persona=persona, autostart=True, created=time.time(),
+                            project=where.project, work_dir=where.work_dir,
+                            worktree=where.worktree, branch=where.branch, repo=where.repo,
+                            writable=list(where.writable))
         self.sessions[name] = rec
         self.save()
         return rec

@@ -37,6 +37,7 @@ from supervisor.control import ControlServer, EventPublisher
 from supervisor.lifeline import last_sentence, retrying_line
 from supervisor.notify import Notifier
 from supervisor.program import Child, Program, ProgramConfig, Timer
+from supervisor.projects import Place
 from supervisor.registry import Registry
 from supervisor.statelock import AlreadyRunning
 from supervisor.states import RUNNING_STATES, State
@@ -313,7 +314,7 @@ class Supervisor:
             return settings.dump(child_settings.bot_settings(self.cfg, os.getpid()))
         assert session is not None
         return settings.dump(child_settings.worker_settings(
-            self.cfg, session, self.persona_of(session), os.getpid()))
+            self.cfg, session, self.persona_of(session), os.getpid(), self.place_of(session)))
 
     def _push_settings(self, program: str) -> None:
         h = self.health.get(program)
@@ -401,7 +402,7 @@ class Supervisor:
             assert session is not None
             module, cwd = "session_worker", self.cfg.state_path / "sessions" / session
             env[settings.WORKER_SETTINGS_ENV] = settings.dump(child_settings.worker_settings(
-                self.cfg, session, self.persona_of(session), os.getpid()))
+                self.cfg, session, self.persona_of(session), os.getpid(), self.place_of(session)))
         stdio = self._stdio(prog.name)
         if rotate_if_over(stdio):  # never under a running writer
             log.info("event=stdio_rotated program=%s", prog.name)
@@ -427,6 +428,11 @@ class Supervisor:
             prog.live_trouble = trouble
             if self.ready.is_set():
                 self.notifier.status(self.summary())
+
+    def place_of(self, session: str) -> Place | None:
+        """Where the session works, as its registry record keeps it."""
+        rec = self.registry.sessions.get(session)
+        return rec.place() if rec else None
 
     def persona_of(self, session: str) -> m.Persona:
         rec = self.registry.sessions.get(session)

@@ -74,6 +74,9 @@ class ProgramStatus(msgspec.Struct, kw_only=True):
     # The processes its CLI's tools started (detached or not), from the supervisor's sweep.
     tools: list[ToolProcess] = []
     tools_rss_bytes: int = 0
+    # A session's project (None: none) and the directory its CLI runs in.
+    project: str | None = None
+    work_dir: str | None = None
 
 
 class ProgramResult(msgspec.Struct, kw_only=True):
@@ -128,6 +131,14 @@ class NewSession(Msg):
     id: str
     name: str
     persona: str | None = None
+    project: str | None = None  # a configured [projects.NAME]
+    work_dir: str | None = None  # any directory: the owner's (switchboardctl) only
+
+
+class ListProjects(Msg):
+    """The configured projects, each with its sessions."""
+
+    id: str
 
 
 class RemoveSession(Msg):
@@ -216,6 +227,18 @@ class PersonasResult(Msg):
     personas: list[PersonaInfo]
 
 
+class ProjectInfo(msgspec.Struct, kw_only=True):
+    name: str
+    path: str
+    persona: str | None = None
+    worktrees: bool = False
+    sessions: list[str] = []
+
+
+class ProjectsResult(Msg):
+    projects: list[ProjectInfo]
+
+
 class Done(Msg):
     """An answer with nothing to say but 'done'."""
 
@@ -233,7 +256,8 @@ class GrantsResult(Msg):
     grants: list[GrantInfo]
 
 
-Result = StatusResult | ActionResult | VersionResult | PersonasResult | GrantsResult | Done
+Result = (StatusResult | ActionResult | VersionResult | PersonasResult | GrantsResult | Done
+          | ProjectsResult)
 
 
 class Ok(Msg):
@@ -467,7 +491,7 @@ class StateChange(Msg):
 
 ControlRequest = (
     Status | Start | Stop | Restart | NewSession | RemoveSession | SetPersona | ListPersonas
-    | EnsureRunning | Shutdown | Version | Register | Pong
+    | EnsureRunning | Shutdown | Version | Register | Pong | ListProjects
     | Ok | Error  # a child's answer to the supervisor's Reload
 )
 ControlReply = Ok | Error | Ping | Reload

@@ -71,6 +71,8 @@ class WorkerSettings(CliTuning, kw_only=True, forbid_unknown_fields=True):
     runtime_dir: str
     persona: Persona
     work_dir: str | None = None  # default <state_dir>/sessions/<name>/work
+    # More directories the fence lets its tools write: a worktree's shared .git dir (commits).
+    writable_dirs: list[str] = []
     claude_binary: str = DEFAULT_CLAUDE_BINARY
     claude_env: dict[str, str] = {}
     recycle_rss_bytes: int = DEFAULT_RECYCLE_RSS_MB * MB

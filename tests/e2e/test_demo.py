@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -51,6 +52,11 @@ def test_demo_plays_the_scripted_conversation() -> None:
     # And the conversation went on after it.
     assert "echo: Still there after the crash?" in out
     assert "• api — RUNNING" in out or "api — RUNNING" in out
+    # A session in the demo project works in its own worktree, on a branch named after it.
+    project = out.split("/new feature @shop")[1]
+    assert "Session feature is ready" in project
+    assert re.search(r"/state/worktrees/shop/feature\n\s*feature\n", project), project
+    assert "• shop — " in project and "sessions: feature" in project
     # The interactive part: what the person typed reached the stack and was answered.
     typed = out.split("your turn")[1]
     assert "you   typed by the person tok-7" in typed

@@ -31,10 +31,11 @@ def test_table_to_help_and_menu(table: tuple[ChatCommand, ...], help_lines: list
 @pytest.mark.timeout(5)
 def test_the_bots_table() -> None:
     assert [n for n, _ in menu(CHAT_COMMANDS)] == [
-        "new", "switch", "sessions", "status", "stop", "restart", "cancel", "persona", "remove",
-        "permissions", "cost", "help"]
+        "new", "switch", "sessions", "projects", "status", "stop", "restart", "cancel", "persona",
+        "remove", "permissions", "cost", "help"]
     assert "start" in names(CHAT_COMMANDS)
-    assert HELP.startswith("Switchboard runs your Claude Code sessions.\n\n/new NAME [PERSONA] —")
+    assert HELP.startswith("Switchboard runs your Claude Code sessions.\n\n/new NAME [PERSONA]"
+                           " [@PROJECT] —")
     assert "\n/help — this list\n\nAnything else you write" in HELP
     # Telegram's rules for the menu: lowercase names up to 32, descriptions up to 256.
     for name, description in menu(CHAT_COMMANDS):
