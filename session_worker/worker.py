@@ -51,6 +51,7 @@ from session_worker.router import ControlWaiters, Router
 from session_worker.state import SessionState, Status
 from session_worker.store import StorageError, Store
 from session_worker.stream_json import Oversized
+from session_worker.terminal import Terminal
 from session_worker.translate import Translator
 from session_worker.turns import TurnRunner
 from wire import auth, names
@@ -120,6 +121,10 @@ class Worker:
             self.out,
             spawn=self._spawn,
         )
+        self.terminal = Terminal(settings, dict(os.environ if environ is None else environ),
+                                 instance, work_dir, self.state, self.cli, self.out,
+                                 busy=lambda: self.turns.turn is not None)
+        self.turns.before_turn = self.terminal.wait_while_held
         self.router = Router(
             self.translator, self.state, self.out, self.prompts, self.waiters, self.cli.write,
             self.turns,
@@ -264,7 +269,8 @@ class Worker:
         self.out.chat = self.chat
         # The supervisor knows us by our key (wire.auth), not by a routing id we could claim.
         self.control = Requester(self.ctx, ends.control, keys=self.keys.control,
-                                 on_ping=self._pong, on_reload=self._on_reload)
+                                 on_ping=self._pong, on_reload=self._on_reload,
+                                 on_detach=self.terminal.detach)
         self.control.start()
         return self.chat
 
