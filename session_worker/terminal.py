@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import pwd
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from wire.terminal import resume_command, resumes
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+WATCH_SECONDS = 2.0  # how often a warm, idle CLI checks that no terminal took its id
 
 
 def in_use_sentence(session: str, pid: int) -> str:
@@ -90,6 +92,8 @@ class Terminal:
         self._cli = cli
         self._out = out
         self._busy = busy
+        self.held_pid: int | None = None  # the terminal's claude we are waiting for
+        self._next_watch = 0.0
 
     def command(self, session_id: str) -> str:
         env = build_env(self._environ, self.s.claude_env, self.name, self._instance)
@@ -127,10 +131,36 @@ class Terminal:
         if pid is None:
             return False
         log.info("event=held_by_terminal pid=%d key=%s", pid, item.key)
-        self._out.notice("info", in_use_sentence(self.name, pid), chat_id=item.chat_id,
-                         key=item.key)
-        while pid is not None and not self._cli.closing:
-            await asyncio.sleep(POLL_SECONDS)
-            pid = await self._holder()
+        self.held_pid = pid
+        self.announce(item.chat_id, item.key)
+        try:
+            while pid is not None and not self._cli.closing:
+                await asyncio.sleep(POLL_SECONDS)
+                pid = await self._holder()
+                self.held_pid = pid or self.held_pid
+        finally:
+            self.held_pid = None
         log.info("event=terminal_released key=%s", item.key)
         return True
+
+    def announce(self, chat_id: int | None, key: str) -> None:
+        """Tell the chat that this message waits for the terminal (each message once)."""
+        if self.held_pid is not None:
+            self._out.notice("info", in_use_sentence(self.name, self.held_pid), chat_id=chat_id,
+                             key=key)
+
+    async def watch_warm(self) -> None:
+        """From the watchdog: a terminal's claude resumed our id while our CLI is warm and idle
+        (the user ran `claude --resume` without /handoff): our CLI steps aside at once, so the
+        next message waits for the terminal instead of writing to the same conversation."""
+        now = time.monotonic()
+        if now < self._next_watch:
+            return
+        self._next_watch = now + WATCH_SECONDS
+        sid = self._state.claude_session_id
+        if not sid or self._cli.warm is None or self._busy() or self._cli.closing:
+            return
+        pid = await asyncio.to_thread(holder, sid, self.name, self._instance)
+        if pid is not None and not self._busy():
+            log.warning("event=terminal_took_over pid=%d", pid)
+            await self._cli.suspend("terminal")

@@ -251,6 +251,7 @@ class Worker:
                 self.stop_requested.set()
                 return
             await self.prompts.expire()
+            await self.terminal.watch_warm()
             if (
                 self.cli.cli is not None
                 and self.turns.turn is None
@@ -386,6 +387,7 @@ class Worker:
         log.info("event=turn_accepted key=%s duplicate=%s ahead=%d", msg.key, not fresh, ahead)
         if fresh:
             self.turns.wake.set()
+            self.terminal.announce(msg.chat_id, msg.key)  # if a terminal holds the conversation
 
     def _on_edit(self, msg: m.EditTurn) -> m.Ok | m.Error:
         outcome = self.store.replace_text(msg.key, msg.text)

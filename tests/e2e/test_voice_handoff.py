@@ -8,13 +8,14 @@ terminal CLI runs, a message waits with one sentence and is answered after it ex
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
 import shlex
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
@@ -136,29 +137,51 @@ def test_handoff_to_a_terminal_and_back(stack: Stack, tg: Any, model: Any) -> No
     env = cli_environment(model.url, stack.tmp / "terminal-home")
     env.pop("CLAUDE_CONFIG_DIR")
     env.pop(TAG_ENV, None)
-    terminal = subprocess.Popen(
-        ["bash", "-c", shown + " -p 'from the terminal #sb:slow=300 #sb:words=15'"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with at_terminal(shown, "from the terminal", env) as terminal:
         first = wait_until(lambda: asked(model, "from the terminal"), 30,
                            "the terminal's model request")
         assert "the first words" in user_texts(first[0])  # the same conversation
-        # A message while the terminal holds the id: one sentence, and it waits.
+        # Messages while the terminal holds the id: one sentence each, and they wait.
         after = last_id(tg, OWNER)
         tg.send(OWNER, "while you were away")
         wait_text(tg, OWNER, r"in use at a terminal", 20, after=after)
+        second = last_id(tg, OWNER)
+        tg.send(OWNER, "and this too")
+        wait_text(tg, OWNER, r"in use at a terminal", 20, after=second)
         assert terminal.poll() is None, "the terminal's claude ended before the check"
         assert not asked(model, "while you were away")
-        out_text, err = terminal.communicate(timeout=60)
-    finally:
-        if terminal.poll() is None:
-            terminal.kill()
-            terminal.wait(10)
-    assert terminal.returncode == 0, err  # never killed as a stale CLI
-    assert "w15" in out_text
+    assert terminal.returncode == 0  # never killed as a stale CLI
 
-    # Back in the chat: the waiting message runs on the conversation the terminal continued.
-    wait_text(tg, OWNER, re.escape("echo: while you were away"), 60, after=after)
+    # Back in the chat: the waiting messages run on the conversation the terminal continued.
+    wait_text(tg, OWNER, re.escape("echo: and this too"), 60, after=after)
     [resumed] = asked(model, "while you were away")
     carried = user_texts(resumed)
     assert "the first words" in carried and "from the terminal" in carried
+
+    # The CLI is warm again; a `claude --resume` started without /handoff makes it step aside.
+    assert (stack.row(f"session:{name}") or {}).get("claude_pid")
+    with at_terminal(shown, "again from the terminal", env) as terminal:
+        wait_until(lambda: (stack.row(f"session:{name}") or {}).get("suspended"), 20,
+                   "the warm CLI suspended for the terminal")
+    assert terminal.returncode == 0
+    after = last_id(tg, OWNER)
+    tg.send(OWNER, "home again")
+    wait_text(tg, OWNER, re.escape("echo: home again"), 60, after=after)
+    assert "again from the terminal" in user_texts(asked(model, "home again")[0])
+
+
+@contextlib.contextmanager
+def at_terminal(command: str, prompt: str, env: dict[str, str]) -> Iterator[Any]:
+    """Run the printed command as a user would at a terminal, with one slow prompt (-p), and
+    wait for it to exit at the end of the block (killed if it outlives 60 s)."""
+    proc = subprocess.Popen(
+        ["bash", "-c", f"{command} -p {shlex.quote(prompt + ' #sb:slow=300 #sb:words=15')}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+        out, err = proc.communicate(timeout=60)
+        assert "w15" in out, (out, err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
