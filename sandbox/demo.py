@@ -29,6 +29,7 @@ from sandbox.telegram_api import TelegramSandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USER_ID = 4242
+VOICE_PREFIX = "/voice"
 BOLD, DIM, CYAN, GREEN, RESET = "\033[1m", "\033[2m", "\033[36m", "\033[32m", "\033[0m"
 
 
@@ -126,6 +127,8 @@ class Demo:
             "idle_suspend_seconds = 300",
             "[supervisor]",
             "startsecs = 0.5",
+            "[voice]",  # the model sandbox transcribes too (sandbox.transcription)
+            f'api_base_url = "{model.url}/v1"',
         ]
         self.config.write_text("\n".join(lines) + "\n")
         self.config.chmod(0o600)
@@ -225,7 +228,8 @@ class Demo:
         self.user(view, tg, "/sessions")
 
     def interactive(self, tg: TelegramSandbox, view: ChatView) -> None:
-        self.say("— your turn: type as the Telegram user (/help for commands, Ctrl-D to quit) —")
+        self.say("— your turn: type as the Telegram user (/help for commands, Ctrl-D to quit;"
+                 f" '{VOICE_PREFIX} words' sends a voice note of those words) —")
         stop = threading.Event()
 
         def pump() -> None:
@@ -249,7 +253,10 @@ class Demo:
                     if echo:
                         you = f"{BOLD}you   {RESET}" if self.color else "you   "
                         print(you + line, flush=True)
-                    tg.send(USER_ID, line)
+                    if line.startswith(VOICE_PREFIX):  # a "recording" of the words after it
+                        tg.send_voice(USER_ID, line[len(VOICE_PREFIX):].strip().encode() or b".")
+                    else:
+                        tg.send(USER_ID, line)
         except KeyboardInterrupt:
             interrupted = True
         finally:
