@@ -31,8 +31,8 @@ def test_demo_plays_the_scripted_conversation() -> None:
     # voice note, which the model sandbox transcribes).
     proc = subprocess.run(
         [sys.executable, "-m", "supervisor", "demo", "--interactive"],
-        input="typed by the person tok-7\n/voice spoken by the person\n/status\n", capture_output=True, text=True,
-        timeout=200, env=env,
+        input="typed by the person tok-7\n/voice spoken by the person\n/status\n",
+        capture_output=True, text=True, timeout=200, env=env,
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr

@@ -111,9 +111,22 @@ def test_handoff_to_a_terminal_and_back(stack: Stack, tg: Any, model: Any) -> No
 
     name = unique("hand")
     new_session(tg, OWNER, name)
+    # Nothing to hand off yet, and no such session: one sentence each.
+    after = last_id(tg, OWNER)
+    tg.send(OWNER, "/handoff")
+    wait_text(tg, OWNER, r"has no conversation yet: send it a message first", 30, after=after)
+    nosuch = stack.ctl("attach", "nosuch")
+    assert nosuch.returncode == 4 and "no session 'nosuch'" in nosuch.stderr
     after = last_id(tg, OWNER)
     tg.send(OWNER, "the first words")
     wait_text(tg, OWNER, re.escape("echo: the first words"), 60, after=after)
+    # Not while it answers: the running turn keeps its CLI.
+    after = last_id(tg, OWNER)
+    tg.send(OWNER, "a slow answer #sb:slow=250 #sb:words=12")
+    wait_text(tg, OWNER, r"w2", 30, after=after)
+    tg.send(OWNER, "/handoff")
+    wait_text(tg, OWNER, r"is answering a message: wait for the answer", 30, after=after)
+    wait_text(tg, OWNER, r"w12", 30, after=after)
 
     # /handoff: the CLI is suspended and the chat gets the command.
     after = last_id(tg, OWNER)
