@@ -147,3 +147,18 @@ def test_the_voice_key_reaches_the_bot_by_pipe_and_no_environment(tmp_path: Path
     assert bot.voice == wire_settings.VoiceTuning(api_base_url="http://127.0.0.1:9/v1")
     assert bot.voice_key_fd == 6 and "sk-" not in json.dumps(wire_settings.dump(bot))
     assert "voice.api_key_env" in config.RESTART_FIELDS
+
+
+def test_doctor_says_where_voice_goes_and_misses_its_key(tmp_path: Path) -> None:
+    from supervisor.doctor import OK, WARN, check_voice
+
+    assert check_voice(config.parse("")) is None  # off: nothing to say
+    p = tmp_path / "switchboard.toml"
+    p.write_text('[voice]\napi_base_url = "http://127.0.0.1:9/v1"\napi_key_env = "SB_NO_KEY"\n')
+    missing = check_voice(config.load(p))
+    assert missing is not None and missing.status == WARN and "$SB_NO_KEY is not set" in \
+        missing.detail
+    (tmp_path / "env").write_text("SB_NO_KEY=sk-x\n")
+    found = check_voice(config.load(p))
+    assert found is not None and found.status == OK and "sk-x" not in found.detail
+
