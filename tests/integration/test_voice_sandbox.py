@@ -61,10 +61,15 @@ async def test_the_transcription_endpoint_answers_like_openai(model_api, tmp_pat
     assert as_text.status_code == 200 and as_text.text == "plain words"
     assert not_multipart.status_code == 400
 
-    def transcriber(base: str, timeout: float = 10.0) -> Transcriber:
+    def transcriber(base: str, timeout: float = 10.0, key: str | None = "sk-test") -> Transcriber:
         settings = BotSettings(state_dir=str(tmp_path), runtime_dir=str(tmp_path),
                                voice=VoiceTuning(api_base_url=base, timeout_seconds=timeout))
-        return Transcriber(settings, key="sk-test")
+        return Transcriber(settings, key=key)
+
+    # No key (a local whisper server): no Authorization header at all.
+    keyless = transcriber(f"{model_api.url}/v1/", key=None)
+    assert await keyless.transcribe("k.ogg", b"no key here", "audio/ogg") == "no key here"
+    assert model_api.transcriptions()[-1]["authorization"] is None
 
     good = transcriber(f"{model_api.url}/v1")
     assert await good.transcribe("n.ogg", b"hello   there", "audio/ogg") == "hello there"
