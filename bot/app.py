@@ -43,6 +43,7 @@ from bot.ratelimit import ChatRateLimiter
 from bot.reload import Reloader
 from bot.taps import Taps
 from bot.telegram_out import TelegramOut
+from bot.voice import Transcriber
 from wire import auth, logs
 from wire.aio import wait_event
 from wire.endpoints import RuntimeDirError, prepare_runtime_dir
@@ -65,16 +66,19 @@ def main() -> int:
         raise SystemExit("the bot was started without a token: put the bot token in the env file"
                          " next to the config (or telegram.token_env), then restart.")
     logs.add_secret(token)
+    voice_key = read_secret(settings.voice_key_fd)  # the transcription key's pipe, likewise
+    if voice_key:
+        logs.add_secret(voice_key)
     logs.redact_stdio()  # a traceback PTB prints (InvalidToken quotes the token) is redacted too
     logs.setup("bot", settings.state_dir)
     try:
-        asyncio.run(run(settings, token))
+        asyncio.run(run(settings, token, voice_key))
     except (RuntimeDirError, startup.TokenRefused) as exc:
         raise SystemExit(str(exc)) from None
     return 0
 
 
-async def run(settings: BotSettings, token: str) -> None:
+async def run(settings: BotSettings, token: str, voice_key: str | None = None) -> None:
     app = (ApplicationBuilder().token(token).base_url(f"{settings.api_base_url}/bot")
            .base_file_url(f"{settings.api_base_url}/file/bot").updater(None)
            .rate_limiter(ChatRateLimiter()).build())
@@ -92,7 +96,8 @@ async def run(settings: BotSettings, token: str) -> None:
     supervisor.health = lambda: journal.unhealthy
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     commands = Commands(journal, supervisor, chat, out)
-    inbound = Inbound(settings, journal, couriers, out, chat)
+    inbound = Inbound(settings, journal, couriers, out, chat,
+                      Transcriber(settings, voice_key))
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,
                 settings.worker_timeout_seconds)
     events = Events(ctx, endpoints.events, journal, out, keys.control)
@@ -106,6 +111,7 @@ async def run(settings: BotSettings, token: str) -> None:
     app.add_handler(MessageHandler(filters.COMMAND, commands.unknown))
     app.add_handler(MessageHandler(filters.TEXT & ~filters.UpdateType.EDITED, inbound.text))
     app.add_handler(MessageHandler(filters.PHOTO | filters.Document.ALL, inbound.attachment))
+    app.add_handler(MessageHandler(filters.VOICE | filters.AUDIO, inbound.voice))
     app.add_handler(MessageHandler(unsupported_filter(), inbound.unsupported))
     app.add_handler(CallbackQueryHandler(taps.permission, pattern=callbacks.PERMISSION))
     app.add_handler(CallbackQueryHandler(taps.switch, pattern=callbacks.SWITCH))

@@ -14,7 +14,7 @@ from telegram import Update
 
 HELP_INTRO = "Switchboard runs your Claude Code sessions."
 HELP_OUTRO = ("Anything else you write goes to the active session; photos and files are saved in"
-              " its work folder.")
+              " its work folder, voice notes are transcribed.")
 
 # An unbound handler method: (the handlers' object, the update, PTB's context).
 Handler = Callable[[Any, Update, Any], Coroutine[Any, Any, None]]

@@ -35,6 +35,13 @@ Ctx = ContextTypes.DEFAULT_TYPE
 # by default) it kills the CLI and waits a little more, so this leaves room for both.
 CANCEL_TIMEOUT = 30.0
 GRANTS_TIMEOUT = 10.0
+HANDOFF_TIMEOUT = 60.0
+
+
+def handoff_text(session: str) -> str:
+    return (f"Session {session} is suspended. Continue it at a terminal with the command below;"
+            f" while that claude runs, messages to {session} wait and are answered after it"
+            " exits.")
 
 
 @dataclass
@@ -268,6 +275,25 @@ class Commands:
         await self.say(chat, "\n".join(lines),
                        callbacks.revoke_buttons(session, [(g.id, g.label) for g in grants]))
 
+    async def handoff(self, update: Update, ctx: Ctx) -> None:
+        """Suspend the session's CLI and give the command that continues it at a terminal."""
+        chat = chat_of(update)
+        session, err = self._target(update, ctx)
+        if session is None:
+            await self.say(chat, err or NO_SESSION)
+            return
+        try:
+            result = await self.supervisor.call(m.Attach(id=m.new_id(), name=session),
+                                                timeout=HANDOFF_TIMEOUT)
+        except Refused as exc:
+            await self.say(chat, str(exc))
+            return
+        if not isinstance(result, m.HandoffResult):
+            await self.say(chat, "The supervisor gave an unexpected answer: try /handoff again.")
+            return
+        await self.say(chat, handoff_text(session))
+        await self.say(chat, result.command, monospace=True)
+
     async def help(self, update: Update, ctx: Ctx) -> None:
         await self.say(chat_of(update), HELP)
 
@@ -321,6 +347,9 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
     ChatCommand("permissions", Commands.permissions,
                 "what a session may do without asking, with buttons to revoke",
                 "List and revoke a session's grants", "[NAME]"),
+    ChatCommand("handoff", Commands.handoff,
+                "suspend a session and get the command that continues it at a terminal",
+                "Continue a session at a terminal", "[NAME]"),
     ChatCommand("cost", Commands.cost, "what each session has cost", "Cost per session"),
     ChatCommand("help", Commands.help, "this list", "What this bot can do", aliases=("start",)),
 )

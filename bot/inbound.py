@@ -8,8 +8,9 @@ planted there (bot.uploads).
 Every message gets an answer. An edited text replaces the original while its turn has not
 started: the hand-off still in bot.db, else the worker's queued inbox row (`EditTurn`); otherwise
 one sentence says the edit was not applied. An edited command is never run again. The kinds of
-message a session cannot take (`UNSUPPORTED`: voice notes, stickers, locations, ...) get one
-sentence each.
+message a session cannot take (`UNSUPPORTED`: video, stickers, locations, ...) get one
+sentence each. A voice note or audio file is saved like a file, transcribed (bot.voice), shown
+as "🎤 <transcript>" and handed off as the message's text.
 """
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from telegram import Document, Message, PhotoSize, Update
+from telegram import Audio, Document, Message, PhotoSize, Update, Voice
 from telegram.ext import ContextTypes
 
+from bot import voice as voice_mod
 from bot.chat import ChatServer
 from bot.handoff import Couriers
 from bot.journal import Handoff, Journal
@@ -41,8 +43,6 @@ EDIT_TIMEOUT = 5.0
 # (the Message attribute that holds it, the sentence): the first one a message has is said.
 # A venue carries a location too, so it comes first; bot.app makes the filter from the same table.
 UNSUPPORTED: tuple[tuple[str, str], ...] = (
-    ("voice", "Voice notes are not supported yet: send text."),
-    ("audio", "Audio files are not supported yet: send text, or the file as a document."),
     ("video_note", "Video notes are not supported yet: send text."),
     ("video", "Videos are not supported yet: send text, or the file as a document."),
     ("sticker", "Stickers are not supported: send text."),
@@ -72,6 +72,7 @@ class Inbound:
     couriers: Couriers
     out: TelegramOut
     chat: ChatServer
+    transcriber: voice_mod.Transcriber | None = None  # voice notes and audio (bot.voice)
 
     def _hand_off(self, chat: int, session: str, message_id: int, text: str,
                   attachments: list[str] | None = None) -> None:
@@ -116,6 +117,21 @@ class Inbound:
         else:
             return
         name = f"{msg.message_id}-{_UNSAFE.sub('_', original).strip('._') or 'file'}"[:120]
+        saved = await self._save(chat, session, session_dir, media, original, name)
+        if saved is None:
+            return
+        path, _data = saved
+        caption = msg.caption or ""
+        text = (f"{caption}\n\n" if caption else "") + (
+            f"[The user sent a file; it is saved at {path} ({UPLOADS}/{name} in the working"
+            " directory).]")
+        self._hand_off(chat, session, msg.message_id, text, [str(path)])
+
+    async def _save(self, chat: int, session: str, session_dir: Path,
+                    media: Document | PhotoSize | Voice | Audio, original: str,
+                    name: str) -> tuple[Path, bytes] | None:
+        """Download a file from the chat into the session's uploads: its path and bytes, or None
+        after one sentence that says why not."""
         # Network trouble is retried (the file is not lost); a refusal is said in one sentence.
         tg_file = await reliably(media.get_file, "get_file")
         data: bytearray | None = None
@@ -125,7 +141,7 @@ class Inbound:
             await say(self.out, chat, f"Telegram would not hand over {original} (bots can"
                       " download files up to 20 MB): send a smaller file, or put it in the"
                       " session's work folder another way.")
-            return
+            return None
         try:  # never through a link the session's tools planted (bot.uploads)
             path = await asyncio.to_thread(save_upload, session_dir, name, bytes(data))
         except LinkRefused as where:
@@ -133,12 +149,52 @@ class Inbound:
             await say(self.out, chat, f"{original} was not saved: {where} in session {session}'s"
                       " folder is a link, which could point outside it; remove the link and"
                       " send the file again.")
+            return None
+        return path, bytes(data)
+
+    async def voice(self, update: Update, ctx: Ctx) -> None:
+        """A voice note or audio file: saved, transcribed (bot.voice), shown, and the turn."""
+        transcriber = self.transcriber
+        if transcriber is None or not transcriber.enabled:
+            await say(self.out, chat_of(update), voice_mod.NOT_CONFIGURED)
             return
+        target = await self._addressed(update)
+        if target is None:
+            return
+        chat, msg, session = target
+        session_dir = Path(self.settings.state_dir) / "sessions" / session
+        if not session_dir.is_dir():
+            await say(self.out, chat, f"Session {session} has no folder yet: send a text first,"
+                      f" or /restart {session}.")
+            return
+        media: Voice | Audio
+        if msg.voice is not None:
+            media, kind, original = msg.voice, "voice", None
+        elif msg.audio is not None:
+            media, kind, original = msg.audio, "audio", msg.audio.file_name
+        else:
+            return
+        name = voice_mod.file_name(msg.message_id, kind, _UNSAFE.sub("_", original or "")
+                                   .strip("._") or None, media.mime_type)[:120]
+        saved = await self._save(chat, session, session_dir, media, original or "the voice note",
+                                 name)
+        if saved is None:
+            return
+        path, data = saved
+        where = f"{UPLOADS}/{name}"
+        try:
+            text = await transcriber.transcribe(name, data, media.mime_type)
+        except voice_mod.TranscriptionFailed as why:
+            log.warning("event=transcription_failed session=%s reason=%r", session, str(why))
+            await say(self.out, chat, voice_mod.failed_sentence(str(why), where, session))
+            return
+        if not text:
+            await say(self.out, chat, voice_mod.empty_sentence(where, session))
+            return
+        await say(self.out, chat, voice_mod.shown(text))
         caption = msg.caption or ""
-        text = (f"{caption}\n\n" if caption else "") + (
-            f"[The user sent a file; it is saved at {path} ({UPLOADS}/{name} in the working"
-            " directory).]")
-        self._hand_off(chat, session, msg.message_id, text, [str(path)])
+        self._hand_off(chat, session, msg.message_id, f"{caption}\n\n{text}" if caption else text)
+        log.info("event=voice_turn session=%s path=%s", session, path)
 
     async def unsupported(self, update: Update, ctx: Ctx) -> None:
         msg = update.effective_message

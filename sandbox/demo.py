@@ -30,6 +30,7 @@ from sandbox.telegram_api import TelegramSandbox
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USER_ID = 4242
+VOICE_PREFIX = "/voice"
 BOLD, DIM, CYAN, GREEN, RESET = "\033[1m", "\033[2m", "\033[36m", "\033[32m", "\033[0m"
 
 
@@ -130,6 +131,8 @@ class Demo:
             "[projects.shop]",
             f"path = {json.dumps(str(self.make_project()))}",
             "worktrees = true",
+            "[voice]",  # the model sandbox transcribes too (sandbox.transcription)
+            f'api_base_url = "{model.url}/v1"',
         ]
         self.config.write_text("\n".join(lines) + "\n")
         self.config.chmod(0o600)
@@ -255,7 +258,8 @@ class Demo:
         self.user(view, tg, "/projects", expect="shop")
 
     def interactive(self, tg: TelegramSandbox, view: ChatView) -> None:
-        self.say("— your turn: type as the Telegram user (/help for commands, Ctrl-D to quit) —")
+        self.say("— your turn: type as the Telegram user (/help for commands, Ctrl-D to quit;"
+                 f" '{VOICE_PREFIX} words' sends a voice note of those words) —")
         stop = threading.Event()
 
         def pump() -> None:
@@ -279,7 +283,10 @@ class Demo:
                     if echo:
                         you = f"{BOLD}you   {RESET}" if self.color else "you   "
                         print(you + line, flush=True)
-                    tg.send(USER_ID, line)
+                    if line.startswith(VOICE_PREFIX):  # a "recording" of the words after it
+                        tg.send_voice(USER_ID, line[len(VOICE_PREFIX):].strip().encode() or b".")
+                    else:
+                        tg.send(USER_ID, line)
         except KeyboardInterrupt:
             interrupted = True
         finally:

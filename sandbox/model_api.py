@@ -11,6 +11,8 @@ Endpoints:
     GET  /_sandbox/state            {"requests": N, "queued": N, "open_streams": N}
     POST /_sandbox/reset            clear the record and the queued scripts
     POST /_sandbox/script           queue a JSON object of directives for the next model request
+    POST /v1/audio/transcriptions   OpenAI-compatible transcription (sandbox.transcription)
+    GET  /_sandbox/transcriptions   every recorded transcription request
 
 Scripting: see sandbox.model_scripts. Side requests (no tools and a small model or max_tokens,
 e.g. a title) are always echoed and never consume a queued script.
@@ -48,6 +50,7 @@ from sandbox.model_scripts import (
     script_from_directives,
 )
 from sandbox.server_process import PROJECT_ROOT, ServerProcess
+from sandbox.transcription import Transcriptions
 
 HIDDEN_HEADERS = frozenset({"x-api-key", "authorization"})
 HANG_POLL_S = 0.05
@@ -68,6 +71,7 @@ class ModelServer:
         self.queue: deque[Script] = deque()
         self.stopping = asyncio.Event()
         self.open_streams = 0
+        self.transcriptions = Transcriptions()
 
     # --- app -----------------------------------------------------------------------------------
 
@@ -76,7 +80,7 @@ class ModelServer:
 
         @web.middleware
         async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
-            if request.path.startswith("/v1/") and not (
+            if request.path.startswith("/v1/messages") and not (
                 request.headers.get("x-api-key") or request.headers.get("authorization")
             ):
                 return self._error(401, "x-api-key header is required")
@@ -95,6 +99,7 @@ class ModelServer:
         app.router.add_get("/_sandbox/state", self.get_state)
         app.router.add_post("/_sandbox/reset", self.reset)
         app.router.add_post("/_sandbox/script", self.queue_script)
+        self.transcriptions.add_routes(app)  # POST /v1/audio/transcriptions (sandbox.transcription)
         return app
 
     @staticmethod
@@ -417,6 +422,10 @@ class ModelSandbox(ServerProcess):
 
     def reset(self) -> None:
         self._call("POST", "/_sandbox/reset", {})
+
+    def transcriptions(self) -> list[dict[str, Any]]:
+        """Every recorded POST /v1/audio/transcriptions (model, filename, size, sha256, ...)."""
+        return self._call("GET", "/_sandbox/transcriptions")
 
     def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Poll until at least ``count`` requests are recorded (deadline: TimeoutError)."""

@@ -258,6 +258,29 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
         }  # fmt: skip
         return self._request("POST", "send_photo", body)
 
+    def send_voice(self, user_id: int, content: bytes, chat_id: int | None = None, *,
+                   duration: int | None = None, mime_type: str | None = None,
+                   caption: str | None = None, token: str | None = None) -> dict[str, Any]:
+        """The user records a voice note: the bot gets a message with a ``voice`` (Voice)."""
+        body = {
+            "user_id": user_id, "chat_id": chat_id, "duration": duration, "caption": caption,
+            "content_b64": base64.b64encode(content).decode(), "mime_type": mime_type,
+            "token": token,
+        }  # fmt: skip
+        return self._request("POST", "send_voice", body)
+
+    def send_audio(self, user_id: int, content: bytes, chat_id: int | None = None, *,
+                   filename: str | None = None, duration: int | None = None,
+                   mime_type: str | None = None, title: str | None = None,
+                   caption: str | None = None, token: str | None = None) -> dict[str, Any]:
+        """The user sends an audio file: the bot gets a message with an ``audio`` (Audio)."""
+        body = {
+            "user_id": user_id, "chat_id": chat_id, "filename": filename, "duration": duration,
+            "mime_type": mime_type, "title": title, "caption": caption,
+            "content_b64": base64.b64encode(content).decode(), "token": token,
+        }  # fmt: skip
+        return self._request("POST", "send_audio", body)
+
     def send_other(self, user_id: int, kind: str, chat_id: int | None = None, *,
                    token: str | None = None) -> dict[str, Any]:
         """The user sends a voice note, audio, video, video note, sticker, location, contact or

@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox import telegram_drafts as drafts
+from sandbox import telegram_media as media
 from sandbox import telegram_topics as topics
 from sandbox import telegram_users as users
 from sandbox.server_process import USER_KEY_HEADER
@@ -165,6 +166,8 @@ class TelegramServer:
         r.add_post("/_sandbox/send_photo", self.control(users.send_photo))
         r.add_post("/_sandbox/tap", self.control(users.tap))
         r.add_post("/_sandbox/send_other", self.control(users.send_other))
+        r.add_post("/_sandbox/send_voice", self.control(media.send_voice))
+        r.add_post("/_sandbox/send_audio", self.control(media.send_audio))
         r.add_post("/_sandbox/edit", self.control(users.edit))
         r.add_post("/_sandbox/create_topic", self.control(topics.user_create_topic))
         r.add_post("/_sandbox/close_topic", self.control(topics.user_close_topic))

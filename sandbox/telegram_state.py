@@ -53,6 +53,9 @@ class StoredFile:
     mime_type: str | None = None
     width: int = 0
     height: int = 0
+    duration: int = 0  # seconds, for a voice note or an audio file
+    title: str | None = None  # an audio file's
+    performer: str | None = None
 
 
 @dataclass
@@ -69,6 +72,8 @@ class Message:
     reply_markup: dict[str, Any] | None = None
     document: str | None = None  # file_id
     photo: str | None = None  # file_id
+    voice: str | None = None  # file_id
+    audio: str | None = None  # file_id
     reply_to: int | None = None
     edits: int = 0
     edit_date: int | None = None
@@ -263,7 +268,9 @@ class BotState:
             ext = "." + file_name.rsplit(".", 1)[1][:10]
         elif kind == "photos":
             ext = ".jpg"
-        prefix = "AgAC" if kind == "photos" else "BQAC"
+        if kind == "voice" and not ext:
+            ext = ".oga"  # what Telegram names a voice note's file
+        prefix = {"photos": "AgAC", "voice": "AwAC", "music": "CQAC"}.get(kind, "BQAC")
         f = StoredFile(
             file_id=f"{prefix}{secrets.token_urlsafe(24)}",
             file_unique_id=f"AQAD{secrets.token_urlsafe(8)}",
@@ -317,6 +324,21 @@ class BotState:
                 o["mime_type"] = f.mime_type
         return o
 
+    def media_obj(self, file_id: str, *, audio: bool) -> dict[str, Any]:
+        """A Voice (file_id, file_unique_id, duration, mime_type, file_size) or an Audio object
+        (those, and file_name, title, performer when known)."""
+        f = self.files[file_id]
+        o: dict[str, Any] = {
+            "file_id": f.file_id, "file_unique_id": f.file_unique_id, "duration": f.duration,
+            "file_size": len(f.data),
+        }  # fmt: skip
+        if f.mime_type:
+            o["mime_type"] = f.mime_type
+        if audio:
+            o.update({k: v for k, v in (("file_name", f.file_name), ("title", f.title),
+                                         ("performer", f.performer)) if v})
+        return o
+
     def message_obj(self, msg: Message, *, nested: bool = False) -> dict[str, Any]:
         chat = self.chats[msg.chat_id]
         o: dict[str, Any] = {
@@ -337,6 +359,9 @@ class BotState:
             o["document"] = self.file_obj(msg.document)
         if msg.photo:
             o["photo"] = [self.file_obj(msg.photo, photo=True)]
+        for kind, file_id in (("voice", msg.voice), ("audio", msg.audio)):
+            if file_id:
+                o[kind] = self.media_obj(file_id, audio=kind == "audio")
         if msg.reply_markup:
             o["reply_markup"] = msg.reply_markup
         if msg.edit_date:

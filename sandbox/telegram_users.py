@@ -248,6 +248,8 @@ def chat_view(
                 "reply_markup": m.reply_markup,
                 "document": _file_view(bot, m.document, content) if m.document else None,
                 "photo": _file_view(bot, m.photo, content) if m.photo else None,
+                "voice": _file_view(bot, m.voice, content) if m.voice else None,
+                "audio": _file_view(bot, m.audio, content) if m.audio else None,
                 "reply_to_message_id": m.reply_to,
                 "edits": m.edits,
                 "deleted": m.deleted,

@@ -74,6 +74,9 @@ class TurnRunner:
         self.turn: Turn | None = None
         self.last_activity = time.monotonic()
         self.wake = asyncio.Event()
+        # Waits before a turn while a CLI outside Switchboard holds the id (session_worker.
+        # terminal); True when it waited.
+        self.before_turn: Callable[[InboxItem], Coroutine[Any, Any, bool]] | None = None
 
     # ------------------------------------------------------------------- for the router
 
@@ -107,6 +110,8 @@ class TurnRunner:
             item = self._store.next_open()
             if item is None:
                 await self.wake.wait()
+                continue
+            if self.before_turn is not None and await self.before_turn(item):
                 continue
             await self.run(item)
 

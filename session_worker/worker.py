@@ -51,6 +51,7 @@ from session_worker.router import ControlWaiters, Router
 from session_worker.state import SessionState, Status
 from session_worker.store import StorageError, Store
 from session_worker.stream_json import Oversized
+from session_worker.terminal import Terminal
 from session_worker.translate import Translator
 from session_worker.turns import TurnRunner
 from wire import auth, names
@@ -120,6 +121,10 @@ class Worker:
             self.out,
             spawn=self._spawn,
         )
+        self.terminal = Terminal(settings, dict(os.environ if environ is None else environ),
+                                 instance, work_dir, self.state, self.cli, self.out,
+                                 busy=lambda: self.turns.turn is not None)
+        self.turns.before_turn = self.terminal.wait_while_held
         self.router = Router(
             self.translator, self.state, self.out, self.prompts, self.waiters, self.cli.write,
             self.turns,
@@ -246,6 +251,7 @@ class Worker:
                 self.stop_requested.set()
                 return
             await self.prompts.expire()
+            await self.terminal.watch_warm()
             if (
                 self.cli.cli is not None
                 and self.turns.turn is None
@@ -264,7 +270,8 @@ class Worker:
         self.out.chat = self.chat
         # The supervisor knows us by our key (wire.auth), not by a routing id we could claim.
         self.control = Requester(self.ctx, ends.control, keys=self.keys.control,
-                                 on_ping=self._pong, on_reload=self._on_reload)
+                                 on_ping=self._pong, on_reload=self._on_reload,
+                                 on_detach=self.terminal.detach)
         self.control.start()
         return self.chat
 
@@ -380,6 +387,7 @@ class Worker:
         log.info("event=turn_accepted key=%s duplicate=%s ahead=%d", msg.key, not fresh, ahead)
         if fresh:
             self.turns.wake.set()
+            self.terminal.announce(msg.chat_id, msg.key)  # if a terminal holds the conversation
 
     def _on_edit(self, msg: m.EditTurn) -> m.Ok | m.Error:
         outcome = self.store.replace_text(msg.key, msg.text)

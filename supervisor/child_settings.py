@@ -35,7 +35,7 @@ def child_env(base: dict[str, str], cfg: Config, secrets: tuple[str, ...] = ()) 
     """A copy of our environment without the bot token or anything that could carry it: the
     token's variables by name, and any variable whose value holds one of `secrets`."""
     drop = {cfg.telegram.token_env, LEGACY_TOKEN_ENV, settings.WORKER_SETTINGS_ENV,
-            settings.BOT_SETTINGS_ENV, names.MARKER_ENV}
+            settings.BOT_SETTINGS_ENV, names.MARKER_ENV, cfg.voice.api_key_env}
     return {k: v for k, v in base.items()
             if k not in drop and not k.startswith("TELEGRAM_")
             and not any(s and s in v for s in secrets)}
@@ -66,10 +66,12 @@ def worker_settings(cfg: Config, session: str, persona: Persona,
     )
 
 
-def bot_settings(cfg: Config, supervisor_pid: int,
-                 token_fd: int | None = None) -> settings.BotSettings:
+def bot_settings(cfg: Config, supervisor_pid: int, token_fd: int | None = None,
+                 voice_key_fd: int | None = None) -> settings.BotSettings:
     return settings.BotSettings(
         token_fd=token_fd,
+        voice=settings.VoiceTuning(**_shared(cfg.voice, settings.VoiceTuning)),
+        voice_key_fd=voice_key_fd,
         **_shared(cfg.telegram, settings.BotTuning),
         state_dir=cfg.state_dir,
         runtime_dir=cfg.runtime_dir,

@@ -78,10 +78,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     cfg, personas = loaded
-    bot_token.take_from_environ([cfg.telegram.token_env])  # no child may inherit it
+    # no child may inherit them: the bot token and the transcription key
+    bot_token.take_from_environ([cfg.telegram.token_env, cfg.voice.api_key_env])
     token = cfg.token()
     if token:
         logs.add_secret(token)
+    voice_key = cfg.voice_key()
+    if voice_key:
+        logs.add_secret(voice_key)
     logs.redact_stdio()
     tightened = service.prepare_state_dir(cfg.state_path)
     try:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Any], Awaitable[m.Result | None]]
+# A handoff suspends the CLI (close stdin, SIGTERM, SIGKILL: each a few seconds at most).
+ATTACH_SECONDS = 30.0
 
 
 class Refusal(Exception):
@@ -95,6 +97,7 @@ class Commands:
             m.Shutdown: self.shutdown,
             m.Version: self.version,
             m.ListProjects: self.list_projects,
+            m.Attach: self.attach,
         }
 
     async def handle(self, identity: bytes, msg: m.Msg) -> m.Ok | m.Error | None:
@@ -378,6 +381,26 @@ class Commands:
     async def shutdown(self, msg: m.Shutdown) -> None:
         """Stop every program (sessions, then the bot) and exit."""
         self.sup.request_shutdown("switchboardctl")
+
+    async def attach(self, msg: m.Attach) -> m.HandoffResult:
+        """Suspend a session's CLI (its worker started if need be) and answer the command that
+        continues its conversation at a terminal (`switchboardctl attach`, the chat's /handoff)."""
+        session, program = self._existing(msg.name)
+        started = await self.ensure_running(m.EnsureRunning(id=msg.id, name=msg.name))
+        if not started.results[0].ok:
+            raise Refusal(m.E_STATE, f"session '{session}' could not be started"
+                          f" ({started.results[0].message}): see `switchboardctl tail {session}`.")
+        reply = await self.sup.ask_child(program, m.Detach(id=m.new_id()), ATTACH_SECONDS)
+        if reply is None:
+            raise Refusal(m.E_UNAVAILABLE, f"session '{session}' did not answer the handoff"
+                          f" within {ATTACH_SECONDS:.0f} s: try again.")
+        if isinstance(reply, m.Error):
+            raise Refusal(reply.code, reply.message)
+        if not isinstance(reply.result, m.HandoffResult):
+            raise Refusal(m.E_INTERNAL, f"session '{session}' answered the handoff with"
+                          " something else: try again.")
+        log.info("event=attach session=%s", session)
+        return reply.result
 
     async def version(self, msg: m.Version) -> m.VersionResult:
         """The supervisor's version."""

@@ -26,8 +26,10 @@ from wire.settings import (
     DEFAULT_RECYCLE_RSS_MB,
     BotTuning,
     CliTuning,
+    VoiceTuning,
 )
 
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 PROJECT_PERSONAS = Path(__file__).resolve().parent.parent / "personas"
 
 
@@ -61,6 +63,14 @@ class ClaudeConfig(CliTuning, kw_only=True, forbid_unknown_fields=True):
     env: dict[str, str] = {}
     default_persona: str = DEFAULT_PERSONA
     recycle_rss_mb: int = DEFAULT_RECYCLE_RSS_MB
+
+
+class VoiceConfig(VoiceTuning, kw_only=True, forbid_unknown_fields=True):
+    """[voice]: the bot's transcription fields (wire.settings.VoiceTuning) and the name of the
+    variable that holds the key, which only the supervisor reads (empty: no key, e.g. a local
+    whisper server)."""
+
+    api_key_env: str = ""
 
 
 DEFAULT_MAX_SESSIONS = 50
@@ -100,6 +110,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     claude: ClaudeConfig = msgspec.field(default_factory=ClaudeConfig)
     supervisor: SupervisorConfig = msgspec.field(default_factory=SupervisorConfig)
     projects: dict[str, ProjectConfig] = {}
+    voice: VoiceConfig = msgspec.field(default_factory=VoiceConfig)
     # Not from the file: where it was read from (for messages and relative paths).
     path: str = ""
 
@@ -128,6 +139,14 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         found = self.token_source(environ)
         return found.value if found else None
 
+    def voice_key(self, environ: Mapping[str, str] | None = None) -> str | None:
+        """The transcription key from `voice.api_key_env` (the environment, else the env file
+        next to the config, like the bot token); None when none is configured or set."""
+        if not self.voice.api_key_env:
+            return None
+        found = find_token(None, self.voice.api_key_env, self.file, environ)
+        return found.value if found else None
+
     def missing_token(self) -> str | None:
         """Why `run` and a reload refuse this config for want of a token, or None: a bot that
         cannot log in must not be started."""
@@ -146,6 +165,7 @@ RESTART_FIELDS: dict[str, str] = {
     "telegram.api_base_url": "the bot",
     "telegram.token": "the bot",
     "telegram.token_env": "the bot",
+    "voice.api_key_env": "the bot",
 }
 
 
@@ -191,6 +211,7 @@ _SECTIONS: dict[str, type[msgspec.Struct]] = {
     "telegram": TelegramConfig,
     "claude": ClaudeConfig,
     "supervisor": SupervisorConfig,
+    "voice": VoiceConfig,
 }
 _TOP = {"state_dir": str, "runtime_dir": str, "personas_dir": str}
 
@@ -295,6 +316,18 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
         problems.append("supervisor.worker_rss_limit_mb must be 0 (no limit) or more")
     if not 1 <= s.max_sessions <= MAX_SESSIONS_CEILING:
         problems.append(f"supervisor.max_sessions must be between 1 and {MAX_SESSIONS_CEILING}")
+    v = cfg.voice
+    if v.api_base_url and not v.api_base_url.startswith(("http://", "https://")):
+        problems.append("voice.api_base_url must start with http:// or https:// (or be empty:"
+                        " no transcription)")
+    if not v.model.strip():
+        problems.append("voice.model must name a transcription model, e.g. whisper-1")
+    if v.timeout_seconds <= 0:
+        problems.append("voice.timeout_seconds must be positive")
+    if v.api_key_env and not ENV_NAME.fullmatch(v.api_key_env):
+        problems.append("voice.api_key_env must be the name of an environment variable, e.g."
+                        " OPENAI_API_KEY (the key itself goes in the env file or the"
+                        " environment)")
     sock = Path(cfg.runtime_dir) / CONTROL
     if len(os.fsencode(str(sock))) > MAX_SOCKET_PATH:
         problems.append(

@@ -261,6 +261,22 @@ def cmd_projects(ctl: Ctl) -> int:
     return EXIT_OK
 
 
+def cmd_attach(ctl: Ctl) -> int:
+    """Suspend the session's CLI; the command that continues it goes to stdout alone (so that
+    `eval "$(switchboardctl attach NAME)"` works), what it means to stderr."""
+    reply = ctl.request(m.Attach(id=m.new_id(), name=ctl.args.name), timeout=ctl.long_timeout)
+    if isinstance(reply, m.Error):
+        return ctl.fail(reply)
+    assert isinstance(reply.result, m.HandoffResult)
+    if ctl.json:
+        ctl.out(reply.result)
+        return EXIT_OK
+    print(f"Session {ctl.args.name} is suspended. While the claude you start with this command"
+          " runs, its messages wait; they are answered after it exits:", file=sys.stderr)
+    print(reply.result.command)
+    return EXIT_OK
+
+
 def cmd_shutdown(ctl: Ctl) -> int:
     reply = ctl.request(m.Shutdown(id=m.new_id()))
     if isinstance(reply, m.Error):
@@ -399,6 +415,8 @@ COMMANDS: tuple[CtlCommand, ...] = (
         arg("-n", "--lines", type=int, default=20, help="lines to show first (default 20)"),
         arg("--stdio", action="store_true", help="the program's raw stdout/stderr instead"),
         arg("name"))),
+    CtlCommand("attach", cmd_attach, "suspend a session's CLI and print the command that"
+               " continues its conversation at a terminal", (arg("name"),)),
     CtlCommand("shutdown", cmd_shutdown, "stop every program and the supervisor"),
     CtlCommand("version", cmd_version, "print the supervisor's version"),
 )

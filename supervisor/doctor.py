@@ -405,6 +405,20 @@ def check_projects(cfg: Config) -> Check | None:
         for n, p in sorted(cfg.projects.items())))
 
 
+def check_voice(cfg: Config) -> Check | None:
+    """Voice transcription, when configured: where it goes, and whether its key is there."""
+    v = cfg.voice
+    if not v.api_base_url:
+        return None
+    where = f"{v.api_base_url} ({v.model})"
+    if v.api_key_env and not cfg.voice_key():
+        return Check("voice", WARN, f"{where}, but ${v.api_key_env} is not set",
+                     f"put {v.api_key_env}=... in the env file next to the config (0600), or"
+                     " clear voice.api_key_env for a server that needs no key")
+    return Check("voice", OK, where + (f", key from ${v.api_key_env}" if v.api_key_env
+                                       else ", no key"))
+
+
 def run_checks(config_path: Path) -> list[Check]:
     try:
         cfg = load(config_path)
@@ -429,6 +443,9 @@ def run_checks(config_path: Path) -> list[Check]:
     checks.append(check_sandbox(cfg, env))
     if (projects := check_projects(cfg)) is not None:
         checks.append(projects)
+    voice = check_voice(cfg)
+    if voice is not None:
+        checks.append(voice)
     return checks
 
 

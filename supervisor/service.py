@@ -353,6 +353,26 @@ class Supervisor:
             h.generation = max(h.generation, generation)
         log.info("event=reload_applied program=%s generation=%d", program, generation)
 
+    async def ask_child(self, program: str, msg: m.Detach,
+                        timeout: float) -> m.Ok | m.Error | None:
+        """Send a running child a request over the control socket and wait for its answer (None
+        when it did not answer in time). A child that has just started is given until the
+        deadline to connect."""
+        fut: asyncio.Future[m.Ok | m.Error] = self._loop.create_future()
+        self._answers[msg.id] = (program.encode(), fut)
+        deadline = time.monotonic() + timeout
+        try:
+            while not await self.control.send(program.encode(), msg):
+                if time.monotonic() > deadline:
+                    return None
+                await asyncio.sleep(0.1)
+            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
+                return await fut
+        except TimeoutError:
+            return None
+        finally:
+            self._answers.pop(msg.id, None)
+
     def on_child_answer(self, identity: bytes, msg: m.Ok | m.Error) -> bool:
         """True when `msg` answers a Reload we sent to this very identity."""
         waiting = self._answers.get(msg.id)
@@ -389,15 +409,21 @@ class Supervisor:
 
     def _spawner(self, prog: Program) -> Child:
         token = self.cfg.token()
-        env = child_settings.child_env(dict(os.environ), self.cfg, (token,) if token else ())
+        voice_key = self.cfg.voice_key()
+        secrets = tuple(s for s in (token, voice_key) if s)
+        env = child_settings.child_env(dict(os.environ), self.cfg, secrets)
         kind, session = names.parse_program(prog.name)
         pass_fds: tuple[int, ...] = ()
         if kind == "bot":
             module, cwd = "bot", self.cfg.state_path
             if token:  # through a pipe: an environment would keep it in /proc/<pid>/environ
                 pass_fds = (process.secret_pipe(token.encode()),)
+            # The transcription key travels the same way, in a pipe of its own.
+            voice_fd = process.secret_pipe(voice_key.encode()) if voice_key else None
             env[settings.BOT_SETTINGS_ENV] = settings.dump(child_settings.bot_settings(
-                self.cfg, os.getpid(), pass_fds[0] if pass_fds else None))
+                self.cfg, os.getpid(), pass_fds[0] if pass_fds else None, voice_fd))
+            if voice_fd is not None:
+                pass_fds = (*pass_fds, voice_fd)
         else:
             assert session is not None
             module, cwd = "session_worker", self.cfg.state_path / "sessions" / session

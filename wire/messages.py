@@ -256,8 +256,17 @@ class GrantsResult(Msg):
     grants: list[GrantInfo]
 
 
+class HandoffResult(Msg):
+    """What `Attach` answers: the session's CLI is suspended, and `command` (`cd DIR && claude
+    --resume ID`, with CLAUDE_CONFIG_DIR when it is not the default) continues it at a terminal."""
+
+    command: str
+    claude_session_id: str
+    cwd: str
+
+
 Result = (StatusResult | ActionResult | VersionResult | PersonasResult | GrantsResult | Done
-          | ProjectsResult)
+          | ProjectsResult | HandoffResult)
 
 
 class Ok(Msg):
@@ -487,14 +496,32 @@ class StateChange(Msg):
     time: float = 0.0
 
 
+# --------------------------------------------------------------------------- terminal handoff
+
+
+class Attach(Msg):
+    """switchboardctl attach NAME / the chat's /handoff -> supervisor: suspend the session's CLI
+    and answer Ok(HandoffResult) with the command that resumes its conversation at a terminal."""
+
+    id: str
+    name: str
+
+
+class Detach(Msg):
+    """Supervisor -> worker over the control socket, for an `Attach`: suspend the warm CLI (no
+    turn may be running) and answer Ok(HandoffResult), or Error with one sentence."""
+
+    id: str
+
+
 # --------------------------------------------------------------------------- unions per socket
 
 ControlRequest = (
     Status | Start | Stop | Restart | NewSession | RemoveSession | SetPersona | ListPersonas
-    | EnsureRunning | Shutdown | Version | Register | Pong | ListProjects
+    | EnsureRunning | Shutdown | Version | Register | Pong | ListProjects | Attach
     | Ok | Error  # a child's answer to the supervisor's Reload
 )
-ControlReply = Ok | Error | Ping | Reload
+ControlReply = Ok | Error | Ping | Reload | Detach
 ChatToWorker = (UserTurn | Cancel | EditTurn | PermissionAnswer | Replay | ListGrants
                 | RevokeGrant)
 ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import zmq
 import zmq.asyncio
@@ -28,6 +28,7 @@ class Requester:
         identity: bytes | None = None,
         on_ping: Callable[[m.Ping], m.Pong] | None = None,
         on_reload: Callable[[m.Reload], m.Ok | m.Error] | None = None,
+        on_detach: Callable[[m.Detach], Awaitable[m.Ok | m.Error]] | None = None,
     ) -> None:
         """`keys`: this peer's CURVE key for the supervisor (the supervisor knows who we are by
         it; `identity` is only a routing hint and proves nothing)."""
@@ -42,6 +43,8 @@ class Requester:
         self._pending: dict[str, asyncio.Future[m.Ok | m.Error]] = {}
         self._on_ping = on_ping
         self._on_reload = on_reload
+        self._on_detach = on_detach
+        self._answering: set[asyncio.Task[None]] = set()  # Detach answers (they take a while)
         self._reader: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -62,6 +65,11 @@ class Requester:
             if isinstance(msg, m.Reload):
                 await self._sock.send(codec.encode(self._reload(msg)))
                 continue
+            if isinstance(msg, m.Detach):  # answered from its own task: Pings go on meanwhile
+                task = asyncio.get_running_loop().create_task(self._detach(msg))
+                self._answering.add(task)
+                task.add_done_callback(self._answering.discard)
+                continue
             fut = self._pending.pop(msg.id, None)
             if fut is not None and not fut.done():
                 fut.set_result(msg)
@@ -76,6 +84,19 @@ class Requester:
             log.exception("event=reload_failed")
             return m.Error(id=msg.id, code=m.E_INTERNAL,
                            message=f"the reload failed ({type(exc).__name__}): restart it.")
+
+    async def _detach(self, msg: m.Detach) -> None:
+        if self._on_detach is None:
+            reply: m.Ok | m.Error = m.Error(id=msg.id, code=m.E_BAD_REQUEST,
+                                            message="this program has no CLI to hand off.")
+        else:
+            try:
+                reply = await self._on_detach(msg)
+            except Exception as exc:  # noqa: BLE001 - a failed handoff must not end the reader
+                log.exception("event=detach_failed")
+                reply = m.Error(id=msg.id, code=m.E_INTERNAL,
+                                message=f"the handoff failed ({type(exc).__name__}): try again.")
+        await self._sock.send(codec.encode(reply))
 
     async def send(self, msg: m.Msg) -> None:
         """Fire a message that expects no reply (e.g. Register's answer is not awaited)."""
@@ -95,6 +116,8 @@ class Requester:
             self._pending.pop(req_id, None)
 
     async def close(self) -> None:
+        for task in list(self._answering):
+            task.cancel()
         if self._reader is not None:
             self._reader.cancel()
             try:

@@ -65,6 +65,16 @@ class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     groups: bool = True
 
 
+class VoiceTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How the bot transcribes voice notes and audio: the `[voice]` fields that reach the bot
+    as they are (the key travels like the token, through a pipe: `BotSettings.voice_key_fd`).
+    An empty `api_base_url` turns transcription off."""
+
+    api_base_url: str = ""  # an OpenAI-compatible API: POST {api_base_url}/audio/transcriptions
+    model: str = "whisper-1"
+    timeout_seconds: float = 60.0
+
+
 class WorkerSettings(CliTuning, kw_only=True, forbid_unknown_fields=True):
     session: str
     state_dir: str
@@ -93,6 +103,8 @@ class BotSettings(BotTuning, kw_only=True, forbid_unknown_fields=True):
     worker_timeout_seconds: float = 10.0
     supervisor_pid: int | None = None
     token_fd: int | None = None  # the inherited pipe that holds the bot token
+    voice: VoiceTuning = msgspec.field(default_factory=VoiceTuning)
+    voice_key_fd: int | None = None  # the inherited pipe that holds the transcription key
 
 
 def dump(settings: msgspec.Struct) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.voice import NOT_CONFIGURED
 from tests.e2e.conftest import unique
 from tests.support.chat import ask, bot_texts, last_id, new_session, wait_text
 from tests.support.stack import OWNER, Stack
@@ -146,7 +147,7 @@ def test_edits_replace_a_waiting_message_and_never_rerun_a_command(stack: Stack,
 
 
 @pytest.mark.parametrize(("kind", "sentence"), [
-    ("voice", "Voice notes are not supported yet: send text."),
+    ("voice", NOT_CONFIGURED),  # no [voice] api_base_url: the sentence says how to enable it
     ("sticker", "Stickers are not supported: send text."),
     ("location", "Locations are not supported: send the place as text."),
 ])

@@ -28,11 +28,12 @@ def _demo_processes() -> list[psutil.Process]:
 def test_demo_plays_the_scripted_conversation() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGRAM_")}
     env["NO_COLOR"] = "1"
-    # After the script the person types as the Telegram user: here, two lines on stdin.
+    # After the script the person types as the Telegram user: here, three lines on stdin (one a
+    # voice note, which the model sandbox transcribes).
     proc = subprocess.run(
         [sys.executable, "-m", "supervisor", "demo", "--interactive"],
-        input="typed by the person tok-7\n/status\n", capture_output=True, text=True,
-        timeout=200, env=env,
+        input="typed by the person tok-7\n/voice spoken by the person\n/status\n",
+        capture_output=True, text=True, timeout=200, env=env,
     )
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
@@ -61,5 +62,6 @@ def test_demo_plays_the_scripted_conversation() -> None:
     typed = out.split("your turn")[1]
     assert "you   typed by the person tok-7" in typed
     assert "echo: typed by the person tok-7" in typed
+    assert "🎤 spoken by the person" in typed and "echo: spoken by the person" in typed
     assert "session:scratch" in typed and "RUNNING" in typed
     assert not _demo_processes(), "the demo left processes behind"

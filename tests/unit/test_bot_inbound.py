@@ -10,7 +10,8 @@ from bot.inbound import UNSUPPORTED, unsupported_sentence
 
 @pytest.mark.timeout(5)
 @pytest.mark.parametrize(("fields", "expected"), [
-    ({"voice": object()}, "Voice notes are not supported yet: send text."),
+    ({"voice": object()}, None),  # transcribed (bot.voice), or the sentence that enables it
+    ({"video_note": object()}, "Video notes are not supported yet: send text."),
     ({"sticker": object()}, "Stickers are not supported: send text."),
     ({"location": object()}, "Locations are not supported: send the place as text."),
     ({"venue": object(), "location": object()}, "Venues are not supported: send the address as"
