@@ -23,6 +23,7 @@ from pathlib import Path
 from telegram import Document, Message, PhotoSize, Update
 from telegram.ext import ContextTypes
 
+from bot import joiner
 from bot.chat import ChatServer
 from bot.handoff import Couriers
 from bot.journal import Handoff, Journal
@@ -74,10 +75,11 @@ class Inbound:
     chat: ChatServer
 
     def _hand_off(self, chat: int, session: str, message_id: int, text: str,
-                  attachments: list[str] | None = None) -> None:
+                  attachments: list[str] | None = None, *, images: list[str] | None = None,
+                  joins: str = "") -> None:
         key = f"tg:{chat}:{message_id}"
         self.journal.add_handoff(Handoff(key, session, chat, text, message_id,
-                                         attachments or [], time.time()))
+                                         attachments or [], time.time(), images or [], joins))
         self.couriers.kick(session)
 
     async def _addressed(self, update: Update) -> tuple[int, Message, str] | None:
@@ -95,7 +97,9 @@ class Inbound:
         target = await self._addressed(update)
         if target is not None:
             chat, msg, session = target
-            self._hand_off(chat, session, msg.message_id, msg.text or "")
+            # A long text may be the first part of a paste Telegram split (bot.joiner).
+            self._hand_off(chat, session, msg.message_id, msg.text or "",
+                           joins=joiner.tag(msg.text or "", None))
 
     async def attachment(self, update: Update, ctx: Ctx) -> None:
         """Save a photo or document into the session's work folder; tell Claude where it is."""
@@ -135,10 +139,14 @@ class Inbound:
                       " send the file again.")
             return
         caption = msg.caption or ""
+        photo = msg.document is None
         text = (f"{caption}\n\n" if caption else "") + (
-            f"[The user sent a file; it is saved at {path} ({UPLOADS}/{name} in the working"
-            " directory).]")
-        self._hand_off(chat, session, msg.message_id, text, [str(path)])
+            f"[The user sent a {'photo' if photo else 'file'}; it is saved at {path}"
+            f" ({UPLOADS}/{name} in the working directory).]")
+        # A photo also goes to Claude as image content; the parts of an album become one turn.
+        self._hand_off(chat, session, msg.message_id, text, [str(path)],
+                       images=[str(path)] if photo else [],
+                       joins=joiner.tag(None, msg.media_group_id))
 
     async def unsupported(self, update: Update, ctx: Ctx) -> None:
         msg = update.effective_message

@@ -77,6 +77,7 @@ class Message:
     service: dict[str, Any] | None = None  # e.g. {"forum_topic_created": {...}}
     # what the sender asked for: {"is_disabled": bool, ...link_preview_options} (None: nothing)
     link_preview: dict[str, Any] | None = None
+    media_group_id: str | None = None  # the album this message is a part of
 
 
 @dataclass
@@ -337,6 +338,8 @@ class BotState:
             o["document"] = self.file_obj(msg.document)
         if msg.photo:
             o["photo"] = [self.file_obj(msg.photo, photo=True)]
+        if msg.media_group_id:
+            o["media_group_id"] = msg.media_group_id
         if msg.reply_markup:
             o["reply_markup"] = msg.reply_markup
         if msg.edit_date:
