@@ -31,17 +31,18 @@ class Unsendable(Exception):
 def read_file(path: str, name: str, limit: int = MAX_UPLOAD) -> bytes:
     """The file's bytes, or Unsendable with the sentence that says why not."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise Unsendable(f"{name} is no longer there, so it was not sent: ask for it again"
                          " once it exists.") from None
     except OSError as exc:
         raise Unsendable(f"{name} could not be read ({exc.strerror}), so it was not sent:"
                          " check the file and ask for it again.") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise Unsendable(f"{name} is no longer a plain file, so it was not sent.")
     with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise Unsendable(f"{name} is no longer a plain file, so it was not sent.")
         if st.st_size > limit:
             raise Unsendable(f"{name} is {st.st_size / (1024 * 1024):.1f} MB, over Telegram's"
                              " 50 MB limit for files a bot sends: compress or split it first.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +43,13 @@ def _read(path: str, root: Path) -> bytes | None:
         log.warning("event=image_outside path=%r", path)
         return None
     try:
-        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         log.warning("event=image_unreadable path=%r error=%r", path, exc.strerror)
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        log.warning("event=image_not_a_file path=%r", path)
         return None
     with os.fdopen(fd, "rb") as f:
         data = f.read(MAX_IMAGE + 1)

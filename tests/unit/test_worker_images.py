@@ -31,7 +31,10 @@ def test_user_content(tmp_path: Path) -> None:
     (uploads / "3.bin").write_bytes(b"not an image")
     (tmp_path / "outside.png").write_bytes(PNG)
     os.symlink(tmp_path / "outside.png", uploads / "4.png")
-    paths = [str(uploads / n) for n in ("1.png", "2.jpg", "3.bin", "4.png", "gone.png")]
+    os.mkfifo(uploads / "5.png")
+    (uploads / "6.png").mkdir()
+    paths = [str(uploads / n) for n in ("1.png", "2.jpg", "3.bin", "4.png", "gone.png", "5.png",
+                                         "6.png")]
     paths.append(str(tmp_path / "outside.png"))
     content = images.user_content("caption", paths, uploads)
     assert isinstance(content, list)
