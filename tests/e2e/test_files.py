@@ -9,7 +9,9 @@ is one turn. Driven through the sandbox Telegram user and the model sandbox's re
 from __future__ import annotations
 
 import base64
+import os
 import re
+import signal
 import struct
 import zlib
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import unique
-from tests.support.chat import last_id, new_session, wait_text
+from tests.support.chat import journal_rows, last_id, new_session, wait_text
 from tests.support.stack import OWNER, Stack
 from tests.support.waits import wait_until
 
@@ -177,3 +179,20 @@ def test_photos_albums_and_split_pastes_are_one_turn_each(stack: Stack, tg: Any,
     after = last_id(tg, OWNER)
     tg.send(OWNER, "just this")
     wait_text(tg, OWNER, r"echo: just this", 60, after=after)
+
+    # The bot killed inside a paste's window (two long parts: it waits a second after the
+    # second): the restarted bot finds both parts in bot.db and still sends one turn.
+    seen = len(turns(model))
+    pid = stack.bot_pid()
+    assert pid is not None
+    after = last_id(tg, OWNER)
+    tg.send(OWNER, "crash-head " + "y" * 3600)
+    tg.send(OWNER, "crash-second " + "z" * 3600)
+    wait_until(lambda: len(journal_rows(stack.state_dir, "SELECT key FROM handoffs")) == 2
+               or len(turns(model)) > seen, 10, "both parts in bot.db", step=0.01)
+    os.kill(pid, signal.SIGKILL)
+    stack.wait_state("bot", "RUNNING", 60, new_pid_after=pid)
+    wait_text(tg, OWNER, r"z{40}", 90, after=after)
+    asked = [user_text(t) for t in turns(model)[seen:]]
+    assert len(asked) == 1 and asked[0].startswith("crash-head ") and asked[0].endswith(
+        "z" * 3600), [a[:40] + "…" + a[-20:] for a in asked]
