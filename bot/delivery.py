@@ -266,6 +266,9 @@ class SessionLine:
 
     async def file_out(self, t: Target, body: m.FileOut) -> None:
         """A file from the session (send_file, /get): as a photo or a document (bot.files_out)."""
+        if not t.active:  # a background session's file says whose it is, as its answers do
+            body = m.FileOut(path=body.path, name=body.name, size=body.size, photo=body.photo,
+                             caption=f"[{self.session}] {body.caption}".strip())
         try:
             await files_out.send(self.d.out, t.chat_id, body, self.budget())
         except files_out.Unsendable as exc:
