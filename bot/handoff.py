@@ -79,7 +79,7 @@ class Couriers:
             if not pending:
                 await kick.wait()
                 continue
-            step = joiner.plan(pending, time.time())
+            step = joiner.plan(pending, time.time(), coming=self._album_coming)
             if isinstance(step, float):  # the next part of an album or paste may be coming
                 await wait_event(kick, step)
                 continue
@@ -106,6 +106,10 @@ class Couriers:
                 ensured = None  # ask the supervisor again
             await asyncio.sleep(backoff)
             backoff = min(MAX_BACKOFF, backoff * 2)
+
+    def _album_coming(self, first: Handoff) -> bool:
+        group = first.joins.removeprefix(joiner.ALBUM)
+        return self.journal.album_part_unfinished(first.chat_id, group)
 
     async def _ensure_running(self, h: Handoff) -> bool:
         """False when the turn was dropped (its session is gone); True to go on sending."""

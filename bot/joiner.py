@@ -14,11 +14,15 @@ first) and says either which ones to send now as one turn or how long to wait fo
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from bot.journal import Handoff
 
 WINDOW = 1.0  # seconds after the newest part that a next part may still arrive
+# How long an album waits for a part whose update is still being handled (its photo still
+# downloading) before it goes without it.
+ALBUM_MAX_WAIT = 60.0
 LONG = 3500  # a text this long may be the first part of a split paste (Telegram cuts at 4096)
 ALBUM = "album:"
 TEXT = "text"
@@ -34,9 +38,11 @@ def tag(text: str | None, media_group_id: str | None) -> str:
     return LONG_TEXT if len(text) >= LONG else TEXT
 
 
-def plan(pending: list[Handoff], now: float, window: float = WINDOW) -> list[Handoff] | float:
+def plan(pending: list[Handoff], now: float, window: float = WINDOW,
+         coming: Callable[[Handoff], bool] = lambda h: False) -> list[Handoff] | float:
     """The hand-offs to send now as one turn (the oldest first), or the seconds to wait before
-    asking again, because a part may still be on its way."""
+    asking again, because a part may still be on its way. `coming(first part)`: whether another
+    part of its album is still being handled (journaled, its photo not saved yet)."""
     first = pending[0]
     group = [first]
     if first.joins.startswith(ALBUM):
@@ -45,7 +51,11 @@ def plan(pending: list[Handoff], now: float, window: float = WINDOW) -> list[Han
                 break
             group.append(h)
         newest = max(h.created for h in group)
-        return newest + window - now if now < newest + window else group
+        if now < newest + window:
+            return newest + window - now
+        if now < newest + ALBUM_MAX_WAIT and coming(first):
+            return window / 4
+        return group
     if first.joins == LONG_TEXT:
         for h in pending[1:]:
             prev = group[-1]

@@ -171,6 +171,14 @@ class Journal:
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
+    def album_part_unfinished(self, chat_id: int, media_group_id: str) -> bool:
+        """Whether an update of this album is journaled and its handler has not finished (its
+        photo is still being fetched): bot.joiner waits for it."""
+        needle = f'%"media_group_id": {json.dumps(media_group_id)}%'
+        row = self._one("SELECT 1 FROM updates WHERE done = 0 AND chat_id = ? AND body LIKE ?"
+                        " LIMIT 1", chat_id, needle)
+        return row is not None
+
     def last_update_id(self) -> int | None:
         row = self._one("SELECT MAX(update_id) FROM updates")
         return None if row is None or row[0] is None else int(row[0])

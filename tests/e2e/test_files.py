@@ -149,7 +149,9 @@ def test_photos_albums_and_split_pastes_are_one_turn_each(stack: Stack, tg: Any,
                                "data": base64.b64encode(red).decode()}
     assert any("photo.jpg" in (b.get("text") or "") for b in turn["content"])
 
-    # An album of two: one request with both images, one answer.
+    # An album of two, each photo slow to download (the second part's hand-off comes well
+    # after the first's window): one request with both images, one answer.
+    tg.fault("slow", method="download", count=2, delay=1.5)
     seen = len(turns(model))
     after = last_id(tg, OWNER)
     tg.send_album(OWNER, [red, blue], caption="compare these")

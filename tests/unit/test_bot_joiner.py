@@ -80,3 +80,10 @@ def test_merge() -> None:
     assert paste.text == LONGTEXT + "\ntail" and paste.key == "tg:1:1"
     one = h(3, 0)
     assert merge([one]) is one
+
+
+def test_an_album_waits_for_a_part_still_being_fetched_but_not_forever() -> None:
+    rows = [h(1, 0.0, joins="album:a")]
+    assert plan(rows, 2.0, coming=lambda first: True) == pytest.approx(0.25)
+    assert plan(rows, 2.0, coming=lambda first: False) == rows
+    assert plan(rows, 61.0, coming=lambda first: True) == rows  # a stuck handler: go without it

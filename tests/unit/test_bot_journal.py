@@ -168,3 +168,15 @@ def test_photos_and_join_tags_survive_and_joined_parts_leave_together(tmp_path: 
         (["/u/2.jpg"], "album:g", 5.0), (["/u/3.jpg"], "album:g", 5.5)]
     again.handoffs_done([p.key for p in parts])
     assert [h.key for h in again.pending_handoffs()] == ["tg:1:1"]
+
+
+def test_an_album_part_still_being_handled_is_seen(tmp_path: Path) -> None:
+    import json
+
+    j = Journal(tmp_path / "bot.db")
+    body = json.dumps({"update_id": 5, "message": {"media_group_id": "777", "chat": {"id": 1}}})
+    j.record_update(5, 1, body)
+    assert j.album_part_unfinished(1, "777")
+    assert not j.album_part_unfinished(1, "778") and not j.album_part_unfinished(2, "777")
+    j.mark_done(5)
+    assert not j.album_part_unfinished(1, "777")
