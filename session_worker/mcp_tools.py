@@ -27,8 +27,11 @@ INVALID_PARAMS = -32602
 
 
 def mcp_config() -> str:
-    """The `--mcp-config` value: our one in-process server."""
-    return json.dumps({"mcpServers": {SERVER: {"type": "sdk", "name": SERVER}}})
+    """The `--mcp-config` value: our one in-process server. `alwaysLoad`: its tool goes with
+    its schema in every request, not behind the CLI's tool search, so Claude knows it can send
+    a file without looking for a way first."""
+    return json.dumps({"mcpServers": {SERVER: {"type": "sdk", "name": SERVER,
+                                               "alwaysLoad": True}}})
 
 
 TOOLS: list[dict[str, Any]] = [{

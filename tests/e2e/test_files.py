@@ -68,7 +68,8 @@ def ask_tool(tg: Any, text: str, answer: str) -> dict[str, Any]:
     return wait_text(tg, OWNER, answer, 60, after=after)
 
 
-def test_files_reach_the_chat_through_send_file_and_get(stack: Stack, tg: Any) -> None:
+def test_files_reach_the_chat_through_send_file_and_get(stack: Stack, tg: Any,
+                                                         model: Any) -> None:
     name = unique("files")
     new_session(tg, OWNER, name)
     pic = base64.b64encode(png(8, 6)).decode()
@@ -97,6 +98,10 @@ def test_files_reach_the_chat_through_send_file_and_get(stack: Stack, tg: Any) -
     assert doc["caption"] == "the report"
     assert not [m for m in tg.chat(OWNER) if m["message_id"] > before and m["reply_markup"]
                 and "asks" in (m["text"] or "")], "send_file must not ask for permission"
+    # Claude is shown the tool with its schema in every request (not behind a tool search).
+    [tool] = [t for t in model.requests()[-1].get("tools") or []
+              if t.get("name") == "mcp__switchboard__send_file"]
+    assert tool["input_schema"]["required"] == ["path"]
 
     # An image goes as a photo.
     before = last_id(tg, OWNER)
