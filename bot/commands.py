@@ -36,6 +36,7 @@ Ctx = ContextTypes.DEFAULT_TYPE
 CANCEL_TIMEOUT = 30.0
 GRANTS_TIMEOUT = 10.0
 HANDOFF_TIMEOUT = 60.0
+GET_TIMEOUT = 10.0
 
 
 def handoff_text(session: str) -> str:
@@ -294,6 +295,31 @@ class Commands:
         await self.say(chat, handoff_text(session))
         await self.say(chat, result.command, monospace=True)
 
+    async def get(self, update: Update, ctx: Ctx) -> None:
+        """A file of the active session's folders into the chat (the worker checks the path)."""
+        chat = chat_of(update)
+        msg = update.effective_message
+        parts = (msg.text or "").split(maxsplit=1) if msg is not None else []
+        path = parts[1].strip() if len(parts) > 1 else ""
+        session = self.journal.active(chat)
+        if not path:
+            await self.say(chat, "Usage: /get PATH, relative to the session's working directory,"
+                           " for example /get report.pdf.")
+            return
+        if session is None:
+            await self.say(chat, NO_SESSION)
+            return
+        answer = await self.chat.request(session, m.GetFile(id=m.new_id(), path=path,
+                                                            chat_id=chat), GET_TIMEOUT)
+        if answer is None:
+            await self.say(chat, f"Session {session} did not answer within {GET_TIMEOUT:.0f} s:"
+                           " try /get again.")
+        elif isinstance(answer, m.Error):
+            await self.say(chat, f"Session {session} is not running: send it a message to start"
+                           " it, then /get again." if answer.code == m.E_UNAVAILABLE
+                           else answer.message)
+        # Ok: the file itself follows, as the session's FileOut event.
+
     async def help(self, update: Update, ctx: Ctx) -> None:
         await self.say(chat_of(update), HELP)
 
@@ -351,6 +377,9 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
                 "suspend a session and get the command that continues it at a terminal",
                 "Continue a session at a terminal", "[NAME]"),
     ChatCommand("cost", Commands.cost, "what each session has cost", "Cost per session"),
+    ChatCommand("get", Commands.get,
+                "a file of the active session's working directory, sent to this chat",
+                "Get a file from the session: /get PATH", "PATH"),
     ChatCommand("help", Commands.help, "this list", "What this bot can do", aliases=("start",)),
 )
 HELP = help_text(CHAT_COMMANDS)

@@ -32,7 +32,7 @@ from functools import partial
 
 from telegram import InlineKeyboardMarkup
 
-from bot import prompt_render, render, view
+from bot import files_out, prompt_render, render, view
 from bot.callbacks import permission_markup, retry_markup, switch_button
 from bot.chat import ChatServer
 from bot.draft import Throttle
@@ -263,6 +263,24 @@ class SessionLine:
             chat, line = self.held
             self.held = None
             await self.show(chat, Chunk(line), "tool_line")
+
+    async def file_out(self, t: Target, body: m.FileOut) -> None:
+        """A file from the session (send_file, /get): as a photo or a document (bot.files_out)."""
+        if not t.active:  # a background session's file says whose it is, as its answers do
+            body = m.FileOut(path=body.path, name=body.name, size=body.size, photo=body.photo,
+                             caption=f"[{self.session}] {body.caption}".strip())
+        try:
+            await files_out.send(self.d.out, t.chat_id, body, self.budget())
+        except files_out.Unsendable as exc:
+            log.info("event=file_not_sent session=%s name=%r why=%r", self.session, body.name,
+                     str(exc))
+            chunks = [Chunk(str(exc))]
+            if not t.active:
+                chunks = render.labelled(self.session, chunks)
+            for c in chunks:
+                await self.show(t.chat_id, c, "notice")
+        except Blocked:
+            pass
 
     async def notice(self, t: Target, body: m.Notice) -> None:
         chunks = [Chunk(render.notice(body))]

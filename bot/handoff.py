@@ -4,7 +4,9 @@ One courier task per session sends its pending turns in order. Before a turn goe
 supervisor is asked to `EnsureRunning` the session (it starts a stopped one, clears FATAL). A
 turn is resent until the worker answers `Accepted`; its key makes a resend harmless, and the row
 leaves bot.db only then, so neither a bot crash nor a worker crash loses it. If the worker stays
-silent the user hears so once, in one sentence, and the turn keeps waiting.
+silent the user hears so once, in one sentence, and the turn keeps waiting. The parts of an album
+or of a long paste Telegram split go as one turn (bot.joiner decides, from the rows): the
+courier waits out their short window first, and every part's row leaves once it is Accepted.
 """
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import asyncio
 import logging
 import time
 
+from bot import joiner
 from bot.chat import ChatServer
 from bot.control import Refused, SupervisorClient
 from bot.journal import Handoff, Journal
 from bot.render import Chunk
 from bot.telegram_out import TelegramOut, reliably
 from wire import messages as m
+from wire.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -75,16 +79,21 @@ class Couriers:
             if not pending:
                 await kick.wait()
                 continue
-            h = pending[0]
+            step = joiner.plan(pending, time.time(), coming=self._album_coming)
+            if isinstance(step, float):  # the next part of an album or paste may be coming
+                await wait_event(kick, step)
+                continue
+            h = joiner.merge(step)
             if ensured != h.key:
                 if not await self._ensure_running(h):
                     continue
                 ensured = h.key
             turn = m.UserTurn(id=m.new_id(), key=h.key, chat_id=h.chat_id, text=h.text,
-                              message_id=h.message_id, attachments=h.attachments)
+                              message_id=h.message_id, attachments=h.attachments,
+                              images=h.images)
             accepted = await self.chat.hand_over(session, turn, self.worker_timeout)
             if accepted is not None:
-                self.journal.handoff_done(h.key)
+                self.journal.handoffs_done([part.key for part in step])
                 log.info("event=turn_accepted session=%s key=%s duplicate=%s queued=%d", session,
                          h.key, accepted.duplicate, accepted.queued)
                 backoff = 0.2
@@ -97,6 +106,10 @@ class Couriers:
                 ensured = None  # ask the supervisor again
             await asyncio.sleep(backoff)
             backoff = min(MAX_BACKOFF, backoff * 2)
+
+    def _album_coming(self, first: Handoff) -> bool:
+        group = first.joins.removeprefix(joiner.ALBUM)
+        return self.journal.album_part_unfinished(first.chat_id, group)
 
     async def _ensure_running(self, h: Handoff) -> bool:
         """False when the turn was dropped (its session is gone); True to go on sending."""

@@ -24,6 +24,7 @@ from pathlib import Path
 from telegram import Audio, Document, Message, PhotoSize, Update, Voice
 from telegram.ext import ContextTypes
 
+from bot import joiner
 from bot import voice as voice_mod
 from bot.chat import ChatServer
 from bot.handoff import Couriers
@@ -75,10 +76,11 @@ class Inbound:
     transcriber: voice_mod.Transcriber | None = None  # voice notes and audio (bot.voice)
 
     def _hand_off(self, chat: int, session: str, message_id: int, text: str,
-                  attachments: list[str] | None = None) -> None:
+                  attachments: list[str] | None = None, *, images: list[str] | None = None,
+                  joins: str = "") -> None:
         key = f"tg:{chat}:{message_id}"
         self.journal.add_handoff(Handoff(key, session, chat, text, message_id,
-                                         attachments or [], time.time()))
+                                         attachments or [], time.time(), images or [], joins))
         self.couriers.kick(session)
 
     async def _addressed(self, update: Update) -> tuple[int, Message, str] | None:
@@ -96,7 +98,9 @@ class Inbound:
         target = await self._addressed(update)
         if target is not None:
             chat, msg, session = target
-            self._hand_off(chat, session, msg.message_id, msg.text or "")
+            # A long text may be the first part of a paste Telegram split (bot.joiner).
+            self._hand_off(chat, session, msg.message_id, msg.text or "",
+                           joins=joiner.tag(msg.text or "", None))
 
     async def attachment(self, update: Update, ctx: Ctx) -> None:
         """Save a photo or document into the session's work folder; tell Claude where it is."""
@@ -122,10 +126,14 @@ class Inbound:
             return
         path, _data = saved
         caption = msg.caption or ""
+        photo = msg.document is None
         text = (f"{caption}\n\n" if caption else "") + (
-            f"[The user sent a file; it is saved at {path} ({UPLOADS}/{name} in the working"
-            " directory).]")
-        self._hand_off(chat, session, msg.message_id, text, [str(path)])
+            f"[The user sent a {'photo' if photo else 'file'}; it is saved at {path}"
+            f" ({UPLOADS}/{name} in the working directory).]")
+        # A photo also goes to Claude as image content; the parts of an album become one turn.
+        self._hand_off(chat, session, msg.message_id, text, [str(path)],
+                       images=[str(path)] if photo else [],
+                       joins=joiner.tag(None, msg.media_group_id))
 
     async def _save(self, chat: int, session: str, session_dir: Path,
                     media: Document | PhotoSize | Voice | Audio, original: str,

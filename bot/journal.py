@@ -73,6 +73,10 @@ class Handoff:
     message_id: int | None = None
     attachments: list[str] = field(default_factory=list)
     created: float = 0.0
+    images: list[str] = field(default_factory=list)  # photos: sent to Claude as images
+    # What it may be joined with into one turn (bot.joiner): "album:<media_group_id>", "text"
+    # for a text message, "long" for one near Telegram's length limit, "" for nothing.
+    joins: str = ""
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,11 @@ class Journal:
             self._db.execute("ALTER TABLE updates ADD COLUMN starts INTEGER NOT NULL DEFAULT 0")
         except sqlite3.OperationalError:
             pass  # the column is there
+        for column in ("images TEXT NOT NULL DEFAULT '[]'", "joins TEXT NOT NULL DEFAULT ''"):
+            try:  # bot.db files made before photos went as images and parts were joined
+                self._db.execute(f"ALTER TABLE handoffs ADD COLUMN {column}")
+            except sqlite3.OperationalError:
+                pass  # the column is there
         dbfiles.tighten(self.path)
         self._active: dict[int, str] = {
             int(r[0]): str(r[1]) for r in self._exec("SELECT chat_id, session FROM active")
@@ -162,6 +171,14 @@ class Journal:
         ).fetchall()
         return [(int(r[0]), str(r[1])) for r in rows]
 
+    def album_part_unfinished(self, chat_id: int, media_group_id: str) -> bool:
+        """Whether an update of this album is journaled and its handler has not finished (its
+        photo is still being fetched): bot.joiner waits for it."""
+        needle = f'%"media_group_id": {json.dumps(media_group_id)}%'
+        row = self._one("SELECT 1 FROM updates WHERE done = 0 AND chat_id = ? AND body LIKE ?"
+                        " LIMIT 1", chat_id, needle)
+        return row is not None
+
     def last_update_id(self) -> int | None:
         row = self._one("SELECT MAX(update_id) FROM updates")
         return None if row is None or row[0] is None else int(row[0])
@@ -187,20 +204,22 @@ class Journal:
     def add_handoff(self, h: Handoff) -> bool:
         cur = self._exec(
             "INSERT OR IGNORE INTO handoffs (key, session, chat_id, message_id, text, attachments,"
-            " created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " created, images, joins) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (h.key, h.session, h.chat_id, h.message_id, h.text, json.dumps(h.attachments),
-             h.created or time.time()),
+             h.created or time.time(), json.dumps(h.images), h.joins),
         )
         return bool(cur.rowcount)
 
     def pending_handoffs(self, session: str | None = None) -> list[Handoff]:
-        sql = "SELECT key, session, chat_id, text, message_id, attachments, created FROM handoffs"
+        sql = ("SELECT key, session, chat_id, text, message_id, attachments, created, images,"
+               " joins FROM handoffs")
         args: tuple[object, ...] = ()
         if session is not None:
             sql += " WHERE session = ?"
             args = (session,)
         rows = self._exec(sql + " ORDER BY n", args).fetchall()
-        return [Handoff(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
+        return [Handoff(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], json.loads(r[7]),
+                        r[8]) for r in rows]
 
     def replace_handoff_text(self, key: str, text: str) -> str | None:
         """The user edited a message still waiting here: its session, or None when it is gone."""
@@ -212,6 +231,12 @@ class Journal:
 
     def handoff_done(self, key: str) -> None:
         self._exec("DELETE FROM handoffs WHERE key = ?", (key,))
+
+    def handoffs_done(self, keys: list[str]) -> None:
+        """The parts of one joined turn (bot.joiner) leave together: one statement, so a crash
+        never leaves a part behind to be sent again on its own."""
+        marks = ", ".join("?" * len(keys))
+        self._exec(f"DELETE FROM handoffs WHERE key IN ({marks})", tuple(keys))  # noqa: S608
 
     # ----------------------------------------------------------------------- outbound delivery
 

@@ -149,6 +149,12 @@ class TelegramOut:
                                            caption=caption or None, reply_markup=markup)
         return msg.message_id
 
+    async def photo(self, chat_id: int, data: bytes, caption: str = "",
+                    markup: InlineKeyboardMarkup | None = None) -> int:
+        msg = await self.bot.send_photo(chat_id, photo=data, caption=caption or None,
+                                        reply_markup=markup)
+        return msg.message_id
+
     async def typing(self, chat_id: int) -> None:
         """One typing indicator; skipped (never queued) while the chat waits out a flood limit."""
         try:

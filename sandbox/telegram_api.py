@@ -280,6 +280,21 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
             "content_b64": base64.b64encode(content).decode(), "token": token,
         }  # fmt: skip
         return self._request("POST", "send_audio", body)
+    def send_album(
+        self,
+        user_id: int,
+        photos: list[bytes],
+        chat_id: int | None = None,
+        *,
+        caption: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:
+        """The user sends an album of ``photos`` (the caption on the first, as clients do): one
+        message and one update per photo, all with one ``media_group_id``."""
+        parts = [{"content_b64": base64.b64encode(p).decode(),
+                  "caption": caption if i == 0 else None} for i, p in enumerate(photos)]
+        body = {"user_id": user_id, "chat_id": chat_id, "photos": parts, "token": token}
+        return self._request("POST", "send_album", body)
 
     def send_other(self, user_id: int, kind: str, chat_id: int | None = None, *,
                    token: str | None = None) -> dict[str, Any]:

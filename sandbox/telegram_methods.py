@@ -328,7 +328,12 @@ async def _send_file(bot: BotState, p: Params, key: str) -> Any:
             raise ApiError(413, "Request Entity Too Large")
         name = (value.filename or "document") if key == "document" else None
         mime = value.content_type if key == "document" else None
-        file_id = bot.store_file(value.data, kind, name, mime).file_id
+        stored = bot.store_file(value.data, kind, name, mime)
+        w, h = stored.width, stored.height
+        # sendPhoto: "width and height must not exceed 10000 in total; ratio at most 20"
+        if key == "photo" and w and h and (w + h > 10000 or max(w, h) > 20 * min(w, h)):
+            raise bad("PHOTO_INVALID_DIMENSIONS")
+        file_id = stored.file_id
     elif isinstance(value, str) and value in bot.files:
         file_id = value
     elif value is None:

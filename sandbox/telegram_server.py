@@ -164,6 +164,7 @@ class TelegramServer:
         r.add_get("/_sandbox/member", self.control(users.membership))
         r.add_post("/_sandbox/send_document", self.control(users.send_document))
         r.add_post("/_sandbox/send_photo", self.control(users.send_photo))
+        r.add_post("/_sandbox/send_album", self.control(users.send_album))
         r.add_post("/_sandbox/tap", self.control(users.tap))
         r.add_post("/_sandbox/send_other", self.control(users.send_other))
         r.add_post("/_sandbox/send_voice", self.control(media.send_voice))

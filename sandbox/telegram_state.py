@@ -82,6 +82,7 @@ class Message:
     service: dict[str, Any] | None = None  # e.g. {"forum_topic_created": {...}}
     # what the sender asked for: {"is_disabled": bool, ...link_preview_options} (None: nothing)
     link_preview: dict[str, Any] | None = None
+    media_group_id: str | None = None  # the album this message is a part of
 
 
 @dataclass
@@ -362,6 +363,8 @@ class BotState:
         for kind, file_id in (("voice", msg.voice), ("audio", msg.audio)):
             if file_id:
                 o[kind] = self.media_obj(file_id, audio=kind == "audio")
+        if msg.media_group_id:
+            o["media_group_id"] = msg.media_group_id
         if msg.reply_markup:
             o["reply_markup"] = msg.reply_markup
         if msg.edit_date:

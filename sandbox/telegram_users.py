@@ -134,6 +134,28 @@ def send_photo(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
     return _user_message(bot, body, photo=f.file_id, caption=caption, caption_entities=ents)
 
 
+MAX_ALBUM = 10  # Telegram: an album holds 2 to 10 photos or videos
+
+
+def send_album(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
+    """The user sends an album: ``photos`` (2 to 10 of ``{"content_b64", "caption"?}``) arrive
+    as one message and one update each, with one ``media_group_id``, as Telegram sends them."""
+    photos = body.get("photos")
+    if not isinstance(photos, list) or not 2 <= len(photos) <= MAX_ALBUM:
+        raise ApiError(400, f"an album holds 2 to {MAX_ALBUM} photos")
+    group = str(secrets.randbits(63))
+    sent = []
+    for part in photos:
+        if not isinstance(part, dict):
+            raise ApiError(400, "each photo of an album is an object with content_b64")
+        f, caption = _user_file(bot, {**body, **part}, "photos")
+        ents = auto_entities(caption) if caption else []
+        sent.append(_user_message(bot, body, photo=f.file_id, caption=caption,
+                                  caption_entities=ents, media_group_id=group))
+    return {"media_group_id": group, "messages": [s["message"] for s in sent],
+            "updates": [s["update"] for s in sent]}
+
+
 # What a Telegram client sends for each kind of message that is neither text nor a file.
 OTHER_KINDS: dict[str, dict[str, Any]] = {
     "voice": {"file_id": "voice-1", "file_unique_id": "v1", "duration": 2,
@@ -256,6 +278,7 @@ def chat_view(
                 "message_thread_id": m.thread_id,
                 "service": m.service,
                 "link_preview": m.link_preview,
+                "media_group_id": m.media_group_id,
             }
         )
     return view

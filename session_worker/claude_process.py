@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import psutil
 
-from session_worker import procs
+from session_worker import mcp_tools, procs
 from session_worker.fence import Fence, settings_arg
 from session_worker.stream_json import LineFramer, Oversized
 from wire.messages import Persona
@@ -55,14 +55,17 @@ def build_argv(
     fence: Fence | None = None,
 ) -> list[str]:
     """The CLI's command line. Tool lists come before a fixed flag so their variadic option
-    cannot swallow anything else. With a `fence`, the session's tools run in Claude Code's
-    sandbox (session_worker.fence); `extra_args` come after it, so the owner's config has the
-    last word."""
+    cannot swallow anything else (`--mcp-config` is variadic too). With a `fence`, the
+    session's tools run in Claude Code's sandbox (session_worker.fence); `extra_args` come after
+    it, so the owner's config has the last word."""
     argv = [binary]
     if persona.allowed_tools:
         argv += ["--allowedTools", *persona.allowed_tools]
     if persona.disallowed_tools:
         argv += ["--disallowedTools", *persona.disallowed_tools]
+    # Switchboard's own tools (session_worker.mcp_tools), served over the control channel and
+    # pre-approved; a repeated --allowedTools adds to the persona's list.
+    argv += ["--allowedTools", mcp_tools.ALLOWED, "--mcp-config", mcp_tools.mcp_config()]
     argv += BASE_FLAGS
     if persona.append_system_prompt:
         argv += ["--append-system-prompt", persona.append_system_prompt]

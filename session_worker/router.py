@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from session_worker import notices, stream_json, translate
 from session_worker.emitter import Emitter
@@ -65,6 +66,10 @@ class ControlWaiters:
         self._waiters.clear()
 
 
+# One JSON-RPC message for the worker's MCP server -> its response (None: a notification).
+McpHandler = Callable[[Any], Awaitable[dict[str, Any] | None]]
+
+
 class Router:
     def __init__(
         self,
@@ -75,8 +80,10 @@ class Router:
         waiters: ControlWaiters,
         send: Send,
         turns: TurnSide,
+        mcp: dict[str, McpHandler] | None = None,
     ) -> None:
         self.translator = translator
+        self._mcp = mcp or {}
         self._state = state
         self._out = emitter
         self._prompts = prompts
@@ -114,12 +121,29 @@ class Router:
             self._waiters.resolve(out.control_reply)
         if out.other_request is not None:
             await self._refuse(out.other_request)
+        if out.mcp is not None:
+            await self._serve_mcp(out.mcp)
         if out.cancelled_request is not None:
             self._prompts.withdrawn(out.cancelled_request)
         if out.api_retry is not None:
             self._turns.on_api_retry(out.api_retry)
         if out.result is not None:
             self._turns.on_result(out.result)
+
+    async def _serve_mcp(self, req: translate.McpRequest) -> None:
+        handler = self._mcp.get(req.server)
+        if handler is None:
+            log.info("event=mcp_unknown_server server=%r", req.server)
+            await self._send(stream_json.control_error_line(
+                req.request_id, f"no MCP server {req.server!r} here"))
+            return
+        try:
+            response = await handler(req.message)
+        except Exception as exc:  # noqa: BLE001 - a tool's failure is Claude's error, not ours
+            log.exception("event=mcp_failed server=%s", req.server)
+            await self._send(stream_json.control_error_line(req.request_id, str(exc)))
+            return
+        await self._send(stream_json.mcp_response_line(req.request_id, response))
 
     async def _refuse(self, req: translate.OtherControlRequest) -> None:
         log.info("event=control_request_unsupported subtype=%s", req.subtype)

@@ -95,6 +95,7 @@ class InboxItem:
     attachments: list[str]
     state: str
     attempts: int
+    images: tuple[str, ...] = ()  # photos among the attachments: sent as image content
 
 
 class StorageError(Exception):
@@ -144,6 +145,9 @@ class Store:
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
         self._db.executescript(GRANTS_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(inbox)").fetchall()}
+        if "images" not in columns:  # session.db files made before photos went as images
+            self._db.execute("ALTER TABLE inbox ADD COLUMN images TEXT NOT NULL DEFAULT '[]'")
         dbfiles.tighten(path)
         row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM outbox").fetchone()
         self.last_seq: int = int(row[0])
@@ -160,15 +164,17 @@ class Store:
         text: str,
         message_id: int | None = None,
         attachments: list[str] | None = None,
+        images: list[str] | None = None,
     ) -> bool:
         """Store a user message; False when the key is already there (a resend)."""
         self._db.execute("PRAGMA synchronous=FULL")
         try:
             cur = self._db.execute(
                 "INSERT OR IGNORE INTO inbox"
-                " (key, chat_id, text, message_id, attachments, received)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (key, chat_id, text, message_id, json.dumps(attachments or []), time.time()),
+                " (key, chat_id, text, message_id, attachments, received, images)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, chat_id, text, message_id, json.dumps(attachments or []), time.time(),
+                 json.dumps(images or [])),
             )
         finally:
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -176,7 +182,8 @@ class Store:
 
     def next_open(self) -> InboxItem | None:
         row = self._db.execute(
-            "SELECT id, key, chat_id, text, message_id, attachments, state, attempts FROM inbox"
+            "SELECT id, key, chat_id, text, message_id, attachments, state, attempts, images"
+            " FROM inbox"
             " WHERE state IN ('queued', 'running') ORDER BY id LIMIT 1"
         ).fetchone()
         return None if row is None else _item(row)
@@ -216,7 +223,8 @@ class Store:
 
     def item(self, key: str) -> InboxItem | None:
         row = self._db.execute(
-            "SELECT id, key, chat_id, text, message_id, attachments, state, attempts FROM inbox"
+            "SELECT id, key, chat_id, text, message_id, attachments, state, attempts, images"
+            " FROM inbox"
             " WHERE key=?",
             (key,),
         ).fetchone()
@@ -327,6 +335,10 @@ def _item(row: tuple[Any, ...]) -> InboxItem:
         attachments = [str(a) for a in json.loads(row[5])]
     except (ValueError, TypeError):
         attachments = []
+    try:
+        images = tuple(str(a) for a in json.loads(row[8])) if len(row) > 8 else ()
+    except (ValueError, TypeError):
+        images = ()
     return InboxItem(
         id=int(row[0]),
         key=str(row[1]),
@@ -336,6 +348,7 @@ def _item(row: tuple[Any, ...]) -> InboxItem:
         attachments=attachments,
         state=str(row[6]),
         attempts=int(row[7]),
+        images=images,
     )
 
 

@@ -151,8 +151,21 @@ def _preview_bytes(data: bytes, limit: int = 200) -> str:
 # --------------------------------------------------------------------------- lines to the CLI
 
 
-def user_line(text: str) -> bytes:
-    return _encode({"type": "user", "message": {"role": "user", "content": text}})
+def user_line(content: str | list[dict[str, Any]]) -> bytes:
+    """A user turn: its text, or content blocks (text and images) as the Messages API has them."""
+    return _encode({"type": "user", "message": {"role": "user", "content": content}})
+
+
+def mcp_response_line(request_id: str, response: dict[str, Any] | None) -> bytes:
+    """The answer to an mcp_message control request: the JSON-RPC response (none for a
+    notification)."""
+    body: dict[str, Any] = {} if response is None else {"mcp_response": response}
+    return _encode(
+        {
+            "type": "control_response",
+            "response": {"subtype": "success", "request_id": request_id, "response": body},
+        }
+    )
 
 
 def interrupt_line(request_id: str) -> bytes:

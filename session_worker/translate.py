@@ -57,6 +57,15 @@ class OtherControlRequest:
     subtype: str
 
 
+@dataclass(frozen=True)
+class McpRequest:
+    """A JSON-RPC message from the CLI for one of the worker's own MCP servers (mcp_message)."""
+
+    request_id: str
+    server: str
+    message: Any
+
+
 @dataclass
 class Outcome:
     emits: list[Emit] = field(default_factory=list)
@@ -66,6 +75,7 @@ class Outcome:
     permission: PermissionAsk | None = None
     control_reply: ControlReply | None = None
     other_request: OtherControlRequest | None = None
+    mcp: McpRequest | None = None
     cancelled_request: str | None = None  # the CLI withdrew one of its control requests
     api_retry: ApiRetry | None = None  # the CLI is retrying a failed API call
 
@@ -311,6 +321,9 @@ class Translator:
                     summary=tool_summary(name, tin),
                     input_json=_compact(tin),
                 )
+            elif sub == "mcp_message" and rid:
+                out.mcp = McpRequest(request_id=rid, server=_s(req.get("server_name")),
+                                     message=req.get("message"))
             else:
                 out.other_request = OtherControlRequest(request_id=rid, subtype=sub)
             return out

@@ -19,9 +19,10 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from session_worker import policy, stream_json, translate
+from session_worker import images, policy, stream_json, translate
 from session_worker.claude_process import ClaudeProcess
 from session_worker.cli_lifecycle import CliLifecycle
 from session_worker.emitter import Emitter
@@ -150,7 +151,10 @@ class TurnRunner:
             )
         turn.cli = cli
         self._cli.count_turn()
-        line = stream_json.user_line(prompt_text(item))
+        uploads = Path(self.s.state_dir) / "sessions" / self.s.session / "work" / "uploads"
+        content = await asyncio.to_thread(images.user_content, prompt_text(item), item.images,
+                                          uploads)
+        line = stream_json.user_line(content)
         if not await self._write_in_time(cli, line):
             log.warning("event=write_failed key=%s", item.key)
         return await self._wait(turn, cli)

@@ -46,8 +46,10 @@ from session_worker import procs
 from session_worker.chat import ChatLink
 from session_worker.cli_lifecycle import CliLifecycle
 from session_worker.emitter import Emitter
+from session_worker.mcp_tools import SERVER, McpServer
 from session_worker.prompts import Prompts
 from session_worker.router import ControlWaiters, Router
+from session_worker.sender import Sender
 from session_worker.state import SessionState, Status
 from session_worker.store import StorageError, Store
 from session_worker.stream_json import Oversized
@@ -125,9 +127,11 @@ class Worker:
                                  instance, work_dir, self.state, self.cli, self.out,
                                  busy=lambda: self.turns.turn is not None)
         self.turns.before_turn = self.terminal.wait_while_held
+        # Files to the chat (send_file, /get): the working dir and the uploads the bot saves.
+        self.sender = Sender(self.out, work_dir, session_dir / "work" / "uploads")
         self.router = Router(
             self.translator, self.state, self.out, self.prompts, self.waiters, self.cli.write,
-            self.turns,
+            self.turns, mcp={SERVER: McpServer(self.sender.tool).handle},
         )
         self.stop_requested = asyncio.Event()
         self.fast_stop = False
@@ -371,6 +375,8 @@ class Worker:
             self._reply(self.prompts.list_grants(msg))
         elif isinstance(msg, m.RevokeGrant):
             self._reply(self.prompts.revoke(msg))
+        elif isinstance(msg, m.GetFile):
+            self._reply(self.sender.get(msg))
         elif isinstance(msg, m.Replay):
             assert self.chat is not None
             self.store.note_replayed_after(msg.after_seq)
@@ -378,7 +384,8 @@ class Worker:
             self._prune()
 
     def _on_user_turn(self, msg: m.UserTurn) -> None:
-        fresh = self.store.add_turn(msg.key, msg.chat_id, msg.text, msg.message_id, msg.attachments)
+        fresh = self.store.add_turn(msg.key, msg.chat_id, msg.text, msg.message_id, msg.attachments,
+                                    images=msg.images)
         item = self.store.item(msg.key)
         ahead = 0
         if item is not None and item.state in ("queued", "running"):

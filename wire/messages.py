@@ -305,6 +305,8 @@ class UserTurn(Msg):
     text: str
     message_id: int | None = None
     attachments: list[str] = []
+    # Photos among the attachments: sent to Claude as image content, not only as a path.
+    images: list[str] = []
 
 
 class Accepted(Msg):
@@ -337,6 +339,16 @@ class PermissionAnswer(Msg):
     allow: bool
     message: str = ""
     always: bool = False
+
+
+class GetFile(Msg):
+    """`/get PATH` from the chat: the worker checks the path (relative to the session's working
+    dir, inside its dirs) and emits a FileOut for `chat_id`; answered `Ok`, or `Error` with one
+    sentence."""
+
+    id: str
+    path: str
+    chat_id: int
 
 
 class ListGrants(Msg):
@@ -460,6 +472,18 @@ class Notice(Body):
     message: str
 
 
+class FileOut(Body):
+    """A file for the chat (Claude's send_file tool, or /get): the worker checked `path` (an
+    absolute, resolved path inside the session's dirs); the bot reads it when it sends it, as a
+    photo when `photo`, else as a document."""
+
+    path: str
+    name: str
+    size: int
+    caption: str = ""
+    photo: bool = False
+
+
 class Unknown(Body):
     """A CLI event of a type we do not know yet: passed on, never dropped."""
 
@@ -470,6 +494,7 @@ class Unknown(Body):
 EventBody = (
     TurnStarted | TextDelta | AssistantText | Thinking | ToolUse | ToolResult | TurnResult
     | PermissionRequest | PermissionResolved | RateLimit | SessionInit | Notice | Unknown
+    | FileOut
 )
 
 
@@ -523,6 +548,6 @@ ControlRequest = (
 )
 ControlReply = Ok | Error | Ping | Reload | Detach
 ChatToWorker = (UserTurn | Cancel | EditTurn | PermissionAnswer | Replay | ListGrants
-                | RevokeGrant)
+                | RevokeGrant | GetFile)
 ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error
 Message = ControlRequest | Ok | Error | Ping | ChatToWorker | ChatToBot | StateChange

@@ -450,6 +450,26 @@ async def test_a_users_photo_is_downloadable(bot, tg):
     assert bytes(data) == png
 
 
+async def test_an_album_is_one_message_per_photo_with_one_media_group_id(bot, tg):
+    first, second = _png(2, 2), _png(3, 1)
+    sent = tg.send_album(USER, [first, second], caption="both")
+    updates = await bot.get_updates(timeout=1)
+    assert len(updates) == 2
+    a, b = (u.message for u in updates)
+    assert a.media_group_id == b.media_group_id == sent["media_group_id"]
+    assert (a.caption, b.caption) == ("both", None)
+    assert [(p.photo[-1].width, p.photo[-1].height) for p in (a, b)] == [(2, 2), (3, 1)]
+    assert [m["media_group_id"] for m in tg.chat(USER)] == [sent["media_group_id"]] * 2
+    with pytest.raises(SandboxError, match="2 to 10 photos"):
+        tg.send_album(USER, [first])
+
+
+async def test_a_photo_of_impossible_dimensions_is_refused(bot, tg):
+    with pytest.raises(BadRequest, match="(?i)photo_invalid_dimensions"):
+        await bot.send_photo(USER, _png(1, 30))  # a ratio over 20
+    await bot.send_photo(USER, _png(1, 20))
+
+
 # ------------------------------------------------------------------------------- buttons, misc
 
 

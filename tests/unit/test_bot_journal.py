@@ -143,3 +143,40 @@ def test_an_update_counts_its_starts(tmp_path: Path) -> None:
     assert j.mark_started(1) == 1 and j.mark_started(1) == 2
     j.mark_done(1)
     assert j.unfinished_updates() == []
+
+
+def test_photos_and_join_tags_survive_and_joined_parts_leave_together(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(str(tmp_path / "bot.db"))  # a bot.db from before these columns
+    old.execute("CREATE TABLE handoffs (n INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT UNIQUE NOT"
+                " NULL, session TEXT NOT NULL, chat_id INTEGER NOT NULL, message_id INTEGER,"
+                " text TEXT NOT NULL, attachments TEXT NOT NULL, created REAL NOT NULL)")
+    old.execute("INSERT INTO handoffs (key, session, chat_id, text, attachments, created)"
+                " VALUES ('tg:1:1', 'a', 1, 'waiting', '[]', 1.0)")
+    old.commit()
+    old.close()
+    j = Journal(tmp_path / "bot.db")
+    [kept] = j.pending_handoffs("a")
+    assert (kept.text, kept.images, kept.joins) == ("waiting", [], "")
+    j.add_handoff(Handoff("tg:1:2", "a", 1, "p1", 2, ["/u/2.jpg"], 5.0, ["/u/2.jpg"], "album:g"))
+    j.add_handoff(Handoff("tg:1:3", "a", 1, "p2", 3, ["/u/3.jpg"], 5.5, ["/u/3.jpg"], "album:g"))
+    j.close()
+    again = Journal(tmp_path / "bot.db")
+    parts = again.pending_handoffs("a")[1:]
+    assert [(p.images, p.joins, p.created) for p in parts] == [
+        (["/u/2.jpg"], "album:g", 5.0), (["/u/3.jpg"], "album:g", 5.5)]
+    again.handoffs_done([p.key for p in parts])
+    assert [h.key for h in again.pending_handoffs()] == ["tg:1:1"]
+
+
+def test_an_album_part_still_being_handled_is_seen(tmp_path: Path) -> None:
+    import json
+
+    j = Journal(tmp_path / "bot.db")
+    body = json.dumps({"update_id": 5, "message": {"media_group_id": "777", "chat": {"id": 1}}})
+    j.record_update(5, 1, body)
+    assert j.album_part_unfinished(1, "777")
+    assert not j.album_part_unfinished(1, "778") and not j.album_part_unfinished(2, "777")
+    j.mark_done(5)
+    assert not j.album_part_unfinished(1, "777")

@@ -24,6 +24,7 @@ BODIES: list[m.Body] = [
     m.SessionInit(claude_session_id="c1"),
     m.Notice(level="info", message="hi"),
     m.Unknown(type="x", raw_json="{}"),
+    m.FileOut(path="/w/a.txt", name="a.txt", size=1),
 ]
 
 
