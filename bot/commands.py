@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from bot import callbacks, render
+from bot import callbacks, meters, render
+from bot import session_commands as sc
 from bot.chat import ChatServer
 from bot.command_table import ChatCommand, help_text
 from bot.control import Refused, SupervisorClient
@@ -119,7 +120,8 @@ class Commands:
     async def status(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
         if (rows := await self._rows(chat)) is not None:
-            await self.say(chat, render.status_table(rows), monospace=True)
+            await self.say(chat, "\n".join([render.status_table(rows),
+                                            *meters.status_lines(rows)]), monospace=True)
 
     async def cost(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
@@ -293,6 +295,16 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
                 "what a session may do without asking, with buttons to revoke",
                 "List and revoke a session's grants", "[NAME]"),
     ChatCommand("cost", Commands.cost, "what each session has cost", "Cost per session"),
+    ChatCommand("model", sc.model, "show or change the active session's model (default: the"
+                " persona's); it survives restarts", "Show or change the model", "[NAME]"),
+    ChatCommand("context", sc.context, "how full the active session's context is",
+                "Context usage"),
+    ChatCommand("compact", sc.compact, "compact the active session's conversation",
+                "Compact the conversation"),
+    ChatCommand("clear", sc.clear, "start a fresh conversation (the old one stays in /history)",
+                "Start a fresh conversation"),
+    ChatCommand("history", sc.history, "the active session's earlier conversations (Claude"
+                " session ids with dates)", "Earlier conversations"),
     ChatCommand("help", Commands.help, "this list", "What this bot can do", aliases=("start",)),
 )
 HELP = help_text(CHAT_COMMANDS)

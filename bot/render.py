@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import telegramify_markdown
 from telegramify_markdown import MessageEntity, utf16_len
 
+from bot import meters
 from wire import messages as m
 from wire.names import SESSION_PREFIX
 
@@ -210,7 +211,7 @@ def footer(result: m.TurnResult) -> str:
     text = f"{mark} {format_duration(result.duration_ms)} · {format_cost(result.cost_usd)}"
     if result.session_cost_usd and result.session_cost_usd > result.cost_usd:
         text += f" (session {format_cost(result.session_cost_usd)})"
-    return text
+    return text + meters.usage_part(result)
 
 
 def with_footer(chunk: Chunk, foot: str, limit: int = MAX_TEXT) -> Chunk | None:

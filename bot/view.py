@@ -39,6 +39,7 @@ class View(Protocol):
     async def permission_request(self, t: Target, body: m.PermissionRequest) -> None: ...
     async def permission_resolved(self, t: Target, body: m.PermissionResolved) -> None: ...
     async def notice(self, t: Target, body: m.Notice) -> None: ...
+    async def budget_hold(self, t: Target, body: m.BudgetHold) -> None: ...
 
 
 Handler = Callable[[View, Target, Any], Awaitable[None]]
@@ -54,6 +55,7 @@ HANDLERS: dict[type[m.Body], Handler] = {
     m.PermissionRequest: lambda v, t, b: v.permission_request(t, b),
     m.PermissionResolved: lambda v, t, b: v.permission_resolved(t, b),
     m.Notice: lambda v, t, b: v.notice(t, b),
+    m.BudgetHold: lambda v, t, b: v.budget_hold(t, b),
 }
 
 IGNORED: frozenset[type[m.Body]] = frozenset({
@@ -65,7 +67,7 @@ IGNORED: frozenset[type[m.Body]] = frozenset({
 WHAT: dict[type[m.Body], str] = {
     m.TurnStarted: "typing", m.TextDelta: "draft", m.AssistantText: "answer",
     m.ToolUse: "tool line", m.TurnResult: "footer", m.PermissionRequest: "permission prompt",
-    m.PermissionResolved: "prompt outcome", m.Notice: "notice",
+    m.PermissionResolved: "prompt outcome", m.Notice: "notice", m.BudgetHold: "budget notice",
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
 from session_worker import notices, stream_json, translate
@@ -75,6 +76,7 @@ class Router:
         waiters: ControlWaiters,
         send: Send,
         turns: TurnSide,
+        on_rate_window: Callable[[m.RateWindow], None] | None = None,
     ) -> None:
         self.translator = translator
         self._state = state
@@ -83,6 +85,7 @@ class Router:
         self._waiters = waiters
         self._send = send
         self._turns = turns
+        self._on_rate_window = on_rate_window
 
     # ------------------------------------------------------------------- lines
 
@@ -118,6 +121,8 @@ class Router:
             self._prompts.withdrawn(out.cancelled_request)
         if out.api_retry is not None:
             self._turns.on_api_retry(out.api_retry)
+        if out.rate_window is not None and self._on_rate_window is not None:
+            self._on_rate_window(out.rate_window)
         if out.result is not None:
             self._turns.on_result(out.result)
 

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from session_worker import meter
 from wire import messages as m
 
 TOOL_PREVIEW = 200
@@ -47,6 +48,7 @@ class ControlReply:
     request_id: str
     ok: bool
     error: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)  # the response's own fields
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Outcome:
     other_request: OtherControlRequest | None = None
     cancelled_request: str | None = None  # the CLI withdrew one of its control requests
     api_retry: ApiRetry | None = None  # the CLI is retrying a failed API call
+    rate_window: m.RateWindow | None = None  # a rate_limit_event's subscription window
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,7 @@ class Translator:
         self._announced: tuple[str | None, str] = (announced_session_id, "")
         self._last_total_cost = 0.0
         self.init_seen = False
+        self.model = ""  # the model the CLI last said it uses (init, a result, set_model)
 
     def new_process(self) -> None:
         """A fresh CLI process starts its running cost at zero and has not said init yet."""
@@ -200,6 +204,7 @@ class Translator:
             if sub == "init":
                 self.init_seen = True
                 model = _s(ev.get("model"))
+                self.model = model or self.model
                 tools = [x for x in ev.get("tools") or [] if isinstance(x, str)]
                 if isinstance(sid, str) and sid and (sid, model) != self._announced:
                     out.emits.append(
@@ -279,6 +284,8 @@ class Translator:
                 text = ""  # the assistant events already carry it in full
             status = ev.get("api_error_status")
             reason = ev.get("terminal_reason")
+            used = meter.turn_usage(ev, self.model)
+            self.model = used.model or self.model
             out.result = m.TurnResult(
                 subtype=_s(ev.get("subtype")) or "success",
                 is_error=is_error,
@@ -288,9 +295,14 @@ class Translator:
                 num_turns=_int(ev.get("num_turns")),
                 api_error_status=status if isinstance(status, int) else None,
                 terminal_reason=reason if isinstance(reason, str) else None,
+                model=used.model,
+                tokens_in=used.tokens_in,
+                tokens_out=used.tokens_out,
+                context_percent=used.context_percent,
             )
             return out
         if t == "rate_limit_event":
+            out.rate_window = meter.rate_window(ev)
             out.emits.append(Emit(m.RateLimit(raw_json=_raw(ev))))
             return out
         if t == "control_request":
@@ -317,10 +329,12 @@ class Translator:
         if t == "control_response":
             resp = ev.get("response")
             resp = resp if isinstance(resp, dict) else {}
+            payload = resp.get("response")
             out.control_reply = ControlReply(
                 request_id=_s(resp.get("request_id")),
                 ok=resp.get("subtype") == "success",
                 error=_s(resp.get("error")),
+                payload=payload if isinstance(payload, dict) else {},
             )
             return out
         if t == "control_cancel_request":

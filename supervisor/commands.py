@@ -28,7 +28,7 @@ from supervisor.lifeline import retrying_line
 from supervisor.program import Program
 from supervisor.states import RUNNING_STATES, STARTABLE_STATES, State
 from wire import messages as m
-from wire import names
+from wire import names, usage
 
 if TYPE_CHECKING:
     from supervisor.service import Supervisor
@@ -250,7 +250,7 @@ class Commands:
             suspended=bool(session and live and st is not None and st.claude_pid is None),
             rss_bytes=h.usage.rss_bytes if (h and live) else 0,
             cpu_percent=round(h.usage.cpu_percent, 1) if (h and live) else 0.0,
-            cost_usd=st.cost_usd if st else 0.0,
+            cost_usd=self._cost(session, st if live else None),
             queued=st.queued if st else 0,
             idle_seconds=(st.idle_seconds + time.monotonic() - h.stats_at) if (st and h) else None,
             exit_code=prog.exit_code,
@@ -258,7 +258,21 @@ class Commands:
             tools=[m.ToolProcess(pid=t.pid, name=t.name, rss_bytes=t.rss_bytes)
                    for t in h.usage.tools] if (h and live) else [],
             tools_rss_bytes=sum(t.rss_bytes for t in h.usage.tools) if (h and live) else 0,
+            model=st.model if st else "",
+            tokens_in=st.tokens_in if st else 0,
+            tokens_out=st.tokens_out if st else 0,
+            context_percent=st.context_percent if st else None,
+            rate_limits=list(st.rate_limits) if st else [],
         )
+
+    def _cost(self, session: str | None, live: m.WorkerStats | None) -> float:
+        """A running worker's own total; otherwise the session's usage table on disk, so a
+        stopped, suspended or FATAL session keeps its cost (wire.usage, read-only)."""
+        if live is not None:
+            return live.cost_usd
+        if not session:
+            return 0.0
+        return usage.session_cost(self._session_dir(session)) or 0.0
 
     # ------------------------------------------------------------------ commands
 

@@ -1,0 +1,68 @@
+"""What the sessions have cost, read from their own `session.db` files (the usage table).
+
+A session's cost is durable: one usage row per finished turn, written by its worker
+(session_worker.store). The supervisor reads it for a session whose worker is not running (a
+stopped, suspended or FATAL session still shows what it cost), and every worker reads all of
+them for the per-day budget (`[claude] max_usd_per_day`: the sum over every session for the
+local day).
+
+Read-only: this module opens each file with `mode=ro` and never writes one (each session.db has
+exactly one writer, its worker). A file that cannot be read counts as nothing, never raises.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import sqlite3
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+SESSION_DB = "session.db"
+
+
+def _read_cost(db: Path, since: float | None) -> float | None:
+    if not db.exists():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
+        return None
+    try:
+        if since is None:
+            row = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()
+        else:
+            row = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE finished >= ?",
+                               (since,)).fetchone()
+        return float(row[0])
+    except sqlite3.Error as exc:
+        log.info("event=usage_unreadable db=%s error=%r", db, str(exc))
+        return None
+    finally:
+        conn.close()
+
+
+def session_cost(session_dir: Path) -> float | None:
+    """The session's total cost from its usage table; None when there is no readable file."""
+    return _read_cost(session_dir / SESSION_DB, None)
+
+
+def cost_since(sessions_dir: Path, since: float) -> float:
+    """The sum over every session under `sessions_dir` of the turns finished at `since` or
+    later (epoch seconds)."""
+    try:
+        dirs = [p for p in sessions_dir.iterdir() if p.is_dir()]
+    except OSError:
+        return 0.0
+    return sum(_read_cost(d / SESSION_DB, since) or 0.0 for d in dirs)
+
+
+def local_day_start(now: float) -> float:
+    """The epoch seconds of the local midnight that began the day of `now`."""
+    day = datetime.datetime.fromtimestamp(now).date()
+    return datetime.datetime.combine(day, datetime.time()).timestamp()
+
+
+def local_day(now: float) -> str:
+    """The local date of `now` as YYYY-MM-DD (what a raise "for today" is keyed by)."""
+    return datetime.datetime.fromtimestamp(now).date().isoformat()
