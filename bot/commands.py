@@ -257,6 +257,22 @@ class Commands:
         await self.say(chat, "\n".join(lines),
                        callbacks.revoke_buttons(session, [(g.id, g.label) for g in grants]))
 
+    # The session's own commands: its worker answers them (bot.session_commands).
+    async def model(self, update: Update, ctx: Ctx) -> None:
+        await sc.model(self, update, ctx)
+
+    async def context(self, update: Update, ctx: Ctx) -> None:
+        await sc.context(self, update, ctx)
+
+    async def compact(self, update: Update, ctx: Ctx) -> None:
+        await sc.compact(self, update, ctx)
+
+    async def clear(self, update: Update, ctx: Ctx) -> None:
+        await sc.clear(self, update, ctx)
+
+    async def history(self, update: Update, ctx: Ctx) -> None:
+        await sc.history(self, update, ctx)
+
     async def help(self, update: Update, ctx: Ctx) -> None:
         await self.say(chat_of(update), HELP)
 
@@ -295,15 +311,15 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
                 "what a session may do without asking, with buttons to revoke",
                 "List and revoke a session's grants", "[NAME]"),
     ChatCommand("cost", Commands.cost, "what each session has cost", "Cost per session"),
-    ChatCommand("model", sc.model, "show or change the active session's model (default: the"
+    ChatCommand("model", Commands.model, "show or change the active session's model (default: the"
                 " persona's); it survives restarts", "Show or change the model", "[NAME]"),
-    ChatCommand("context", sc.context, "how full the active session's context is",
+    ChatCommand("context", Commands.context, "how full the active session's context is",
                 "Context usage"),
-    ChatCommand("compact", sc.compact, "compact the active session's conversation",
+    ChatCommand("compact", Commands.compact, "compact the active session's conversation",
                 "Compact the conversation"),
-    ChatCommand("clear", sc.clear, "start a fresh conversation (the old one stays in /history)",
+    ChatCommand("clear", Commands.clear, "start a fresh conversation (the old one stays in /history)",
                 "Start a fresh conversation"),
-    ChatCommand("history", sc.history, "the active session's earlier conversations (Claude"
+    ChatCommand("history", Commands.history, "the active session's earlier conversations (Claude"
                 " session ids with dates)", "Earlier conversations"),
     ChatCommand("help", Commands.help, "this list", "What this bot can do", aliases=("start",)),
 )

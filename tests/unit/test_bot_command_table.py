@@ -32,7 +32,7 @@ def test_table_to_help_and_menu(table: tuple[ChatCommand, ...], help_lines: list
 def test_the_bots_table() -> None:
     assert [n for n, _ in menu(CHAT_COMMANDS)] == [
         "new", "switch", "sessions", "status", "stop", "restart", "cancel", "persona", "remove",
-        "permissions", "cost", "help"]
+        "permissions", "cost", "model", "context", "compact", "clear", "history", "help"]
     assert "start" in names(CHAT_COMMANDS)
     assert HELP.startswith("Switchboard runs your Claude Code sessions.\n\n/new NAME [PERSONA] —")
     assert "\n/help — this list\n\nAnything else you write" in HELP

@@ -24,6 +24,7 @@ BODIES: list[m.Body] = [
     m.SessionInit(claude_session_id="c1"),
     m.Notice(level="info", message="hi"),
     m.Unknown(type="x", raw_json="{}"),
+    m.BudgetHold(kind="day", spent_usd=1.0, limit_usd=1.0, message="waits"),
 ]
 
 
