@@ -85,6 +85,11 @@ THINKING_TEXT = "Let me think about this in the sandbox. The answer is scripted.
 _TOKEN = re.compile(r"#sb:([A-Za-z][A-Za-z0-9_]*)")
 _WORD_VALUE = re.compile(r"\S*")
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
+# What the CLI records of a local command it ran (/model, /compact) rides along with the next
+# user message; like a system reminder, it is not what the user said.
+_LOCAL_COMMAND = re.compile(
+    r"<(local-command-caveat|command-name|command-message|command-args|local-command-stdout"
+    r"|local-command-stderr)>.*?</\1>", re.DOTALL)
 # After an automatic compaction the CLI opens the next user message with the summary of the
 # earlier conversation; like a system reminder, it is not what the user said.
 _CONTINUATION = "This session is being continued from a previous conversation"
@@ -297,7 +302,8 @@ def user_text(message: dict[str, Any] | None) -> str:
         ]
     else:
         pieces = []
-    kept = [_REMINDER.sub("", p).strip() for p in pieces if not p.startswith(_CONTINUATION)]
+    kept = [_LOCAL_COMMAND.sub("", _REMINDER.sub("", p)).strip() for p in pieces
+            if not p.startswith(_CONTINUATION)]
     return "\n".join(p for p in kept if p)
 
 

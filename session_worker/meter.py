@@ -157,9 +157,7 @@ class Hold:
     def sentence(self) -> str:
         what = "this session's budget" if self.kind == "session" else "today's budget"
         return (f"The next message waits: {what} of ${self.limit:.2f} is spent"
-                f" (${self.spent:.2f}); raise it for today with the button, or it runs"
-                + (" when the budget is raised." if self.kind == "session"
-                   else " after midnight."))
+                f" (${self.spent:.2f}), so tap the button to raise it for today.")
 
 
 def budget_hold(session_spent: float, session_limit: float, day_spent: float,
