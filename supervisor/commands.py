@@ -266,13 +266,13 @@ class Commands:
         )
 
     def _cost(self, session: str | None, live: m.WorkerStats | None) -> float:
-        """A running worker's own total; otherwise the session's usage table on disk, so a
-        stopped, suspended or FATAL session keeps its cost (wire.usage, read-only)."""
-        if live is not None:
-            return live.cost_usd
-        if not session:
-            return 0.0
-        return usage.session_cost(self._session_dir(session)) or 0.0
+        """The session's usage table on disk (wire.usage, read-only): it is current to the last
+        finished turn whether the worker runs, is suspended, stopped or FATAL; a running
+        worker's own total only when the file cannot be read."""
+        stored = usage.session_cost(self._session_dir(session)) if session else None
+        if stored is not None:
+            return stored
+        return live.cost_usd if live is not None else 0.0
 
     # ------------------------------------------------------------------ commands
 

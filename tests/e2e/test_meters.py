@@ -74,12 +74,13 @@ def test_model_limits_clear_history_and_cost(make_stack: Any, tg: Any, model: An
     tg.send(OWNER, "still near #sb:ratelimit=0.86")
     wait_text(tg, OWNER, r"echo: still near", 60)
     assert len([t for t in bot_texts(tg, OWNER) if re.search(warning, t)]) == 1
-    status = command(tg, "/status", r"limits: 5-hour 8\d %")
-    assert f"{name}: claude-sonnet-4-5 · context" in status["text"]
+    wait_until(lambda: "limit_five_hour=86%" in stack.ctl("status", "-l", program).stdout, 10,
+               "the worker's heartbeat carried the window")
+    status = command(tg, "/status", rf"{re.escape(name)}: claude-sonnet-4-5 · context")
+    assert re.search(r"limits: 5-hour 8\d %", status["text"]), status["text"]
     # status -l and --json show the model, the last turn's tokens and the context fill.
     detail = stack.ctl("status", "-l", program).stdout
     assert "model=claude-sonnet-4-5" in detail and "tokens_in=" in detail, detail
-    assert "limit_five_hour=86%" in detail, detail
     [row] = json.loads(stack.ctl("--json", "status", program).stdout)
     assert row["model"] == "claude-sonnet-4-5" and row["context_percent"] > 0, row
 
@@ -103,8 +104,7 @@ def test_model_limits_clear_history_and_cost(make_stack: Any, tg: Any, model: An
     stack.wait_state(program, "STOPPED", 30)
     after = command(tg, "/cost", rf"{re.escape(name)}: \$")["text"]
     assert f"{name}: {cost.group(1)}" in after and f"Total: {cost.group(1)}" in after, after
-    detail = stack.ctl("status", "-l", program).stdout
-    assert f"cost={cost.group(1)}" in detail or "cost=$0.0000" not in detail, detail
+    assert f"cost={cost.group(1)}" in stack.ctl("status", "-l", program).stdout
 
 
 def test_a_budget_holds_the_next_message_and_the_button_runs_it(
