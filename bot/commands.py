@@ -317,10 +317,12 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
                 "Context usage"),
     ChatCommand("compact", Commands.compact, "compact the active session's conversation",
                 "Compact the conversation"),
-    ChatCommand("clear", Commands.clear, "start a fresh conversation (the old one stays in /history)",
+    ChatCommand("clear", Commands.clear,
+                "start a fresh conversation (the old one stays in /history)",
                 "Start a fresh conversation"),
-    ChatCommand("history", Commands.history, "the active session's earlier conversations (Claude"
-                " session ids with dates)", "Earlier conversations"),
+    ChatCommand("history", Commands.history,
+                "the active session's earlier conversations (Claude session ids with dates)",
+                "Earlier conversations"),
     ChatCommand("help", Commands.help, "this list", "What this bot can do", aliases=("start",)),
 )
 HELP = help_text(CHAT_COMMANDS)
