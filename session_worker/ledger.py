@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 _WINDOWS_KEY = "rate_windows"
 _WARNED_KEY = "rate_warned"
 _USAGE_KEY = "last_usage"
-_RAISE_KEY = "budget_raise"
+_RAISE_KEY = usage.RAISE_KEY
 
 
 class Ledger:
@@ -45,11 +45,14 @@ class Ledger:
             self.windows[rw.window] = rw
         self._warned: set[str] = {str(k) for k in self._load(_WARNED_KEY, [])}
         last = self._load(_USAGE_KEY, {})
-        self.last = meter.TurnUsage(
-            model=str(last.get("model") or ""), tokens_in=int(last.get("tokens_in") or 0),
-            tokens_out=int(last.get("tokens_out") or 0),
-            context_percent=last.get("context_percent")) if isinstance(last, dict) \
-            else meter.TurnUsage("", 0, 0, None)
+        try:
+            pct = last.get("context_percent")
+            self.last = meter.TurnUsage(
+                model=str(last.get("model") or ""), tokens_in=int(last.get("tokens_in") or 0),
+                tokens_out=int(last.get("tokens_out") or 0),
+                context_percent=float(pct) if isinstance(pct, (int, float)) else None)
+        except (TypeError, ValueError):
+            self.last = meter.TurnUsage("", 0, 0, None)
 
     def _load(self, key: str, default: Any) -> Any:
         try:
@@ -99,11 +102,14 @@ class Ledger:
             return None
         now = time.time() if now is None else now
         raised = self._raises(now)
-        day_spent = (usage.cost_since(self._sessions_dir, usage.local_day_start(now))
-                     if day_limit > 0 else 0.0)
+        day_spent = day_raised = 0.0
+        if day_limit > 0:
+            # Today's budget is every session's: so are its spending and its raises.
+            day_spent = usage.cost_since(self._sessions_dir, usage.local_day_start(now))
+            day_raised = usage.day_raised(self._sessions_dir, usage.local_day(now))
         return meter.budget_hold(
             session_spent, session_limit + raised.get("session", 0.0) if session_limit else 0,
-            day_spent, day_limit + raised.get("day", 0.0) if day_limit else 0)
+            day_spent, day_limit + day_raised if day_limit else 0)
 
     def raise_budget(self, kind: str, by: float, now: float | None = None) -> float:
         """Raise today's `kind` budget by `by`; returns today's total raise of it."""

@@ -126,6 +126,16 @@ def warn_sentence(w: m.RateWindow) -> str:
 # --------------------------------------------------------------------------- /context
 
 
+def compacted_sentence(meta: Any) -> str:
+    """What a `compact_boundary` says: the conversation shrank from N to M tokens."""
+    meta = meta if isinstance(meta, dict) else {}
+    pre, post = _int(meta.get("pre_tokens")), _int(meta.get("post_tokens"))
+    auto = "Claude Code compacted" if meta.get("trigger") == "auto" else "Compacted"
+    if pre and post:
+        return f"{auto} the conversation: {pre:,} → {post:,} tokens."
+    return f"{auto} the conversation."
+
+
 def context_text(resp: dict[str, Any]) -> str:
     """The answer to get_context_usage in a few lines: total, percent, and the categories."""
     total, most = _int(resp.get("totalTokens")), _int(resp.get("maxTokens"))

@@ -221,6 +221,10 @@ class Translator:
                     attempt=attempt if isinstance(attempt, int) else 0,
                     max_retries=most if isinstance(most, int) else 0,
                 )
+            if sub == "compact_boundary":
+                sentence = meter.compacted_sentence(ev.get("compact_metadata"))
+                out.emits.append(Emit(m.Notice(level="info", message=sentence)))
+                return out
             ephemeral = sub in ("status", "api_retry")
             out.emits.append(
                 Emit(m.Unknown(type=f"system/{sub}", raw_json=_raw(ev)), ephemeral=ephemeral)

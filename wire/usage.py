@@ -12,6 +12,7 @@ exactly one writer, its worker). A file that cannot be read counts as nothing, n
 from __future__ import annotations
 
 import datetime
+import json
 import logging
 import sqlite3
 from pathlib import Path
@@ -19,6 +20,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 SESSION_DB = "session.db"
+RAISE_KEY = "budget_raise"  # kv: {"date": "YYYY-MM-DD", "session": USD, "day": USD}
 
 
 def _read_cost(db: Path, since: float | None) -> float | None:
@@ -55,6 +57,39 @@ def cost_since(sessions_dir: Path, since: float) -> float:
     except OSError:
         return 0.0
     return sum(_read_cost(d / SESSION_DB, since) or 0.0 for d in dirs)
+
+
+def _read_raise(db: Path) -> dict[str, object]:
+    if not db.exists():
+        return {}
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)
+    except sqlite3.Error:
+        return {}
+    try:
+        row = conn.execute("SELECT v FROM kv WHERE k=?", (RAISE_KEY,)).fetchone()
+        value = json.loads(row[0]) if row else {}
+    except (sqlite3.Error, ValueError, TypeError):
+        return {}
+    finally:
+        conn.close()
+    return value if isinstance(value, dict) else {}
+
+
+def day_raised(sessions_dir: Path, day: str) -> float:
+    """What the user raised today's budget by, summed over every session's button taps of
+    `day` (each worker keeps its own taps in its own kv)."""
+    try:
+        dirs = [p for p in sessions_dir.iterdir() if p.is_dir()]
+    except OSError:
+        return 0.0
+    total = 0.0
+    for d in dirs:
+        raised = _read_raise(d / SESSION_DB)
+        value = raised.get("day")
+        if raised.get("date") == day and isinstance(value, (int, float)):
+            total += float(value)
+    return total
 
 
 def local_day_start(now: float) -> float:
