@@ -3,7 +3,7 @@ terminal, against the real CLI and the sandbox model API's record of what Claude
 
 One story per test: `/model` changes the model of the next request and survives a restart, the
 footer and `status -l` show tokens and context, a subscription window past 80 % warns once,
-`/clear` starts a fresh conversation that `/history` can find, a stopped session keeps its cost;
+`/context` and `/compact` answer from the CLI, `/clear` starts a fresh conversation that `/history` can find, a stopped session keeps its cost;
 and a budget holds the next message with a sentence and a button that lets it run.
 """
 from __future__ import annotations
@@ -83,6 +83,13 @@ def test_model_limits_clear_history_and_cost(make_stack: Any, tg: Any, model: An
     assert "model=claude-sonnet-4-5" in detail and "tokens_in=" in detail, detail
     [row] = json.loads(stack.ctl("--json", "status", program).stdout)
     assert row["model"] == "claude-sonnet-4-5" and row["context_percent"] > 0, row
+
+    # /context asks the CLI; /compact runs the CLI's own /compact and says how far it shrank.
+    ctx = command(tg, "/context", r"Context: [\d,]+ of 200,000 tokens \(\d+ %\)")
+    assert "• Messages: " in ctx["text"] and "claude-sonnet-4-5" in ctx["text"], ctx["text"]
+    command(tg, "/compact", rf"Compacting session {re.escape(name)}'s conversation now")
+    wait_text(tg, OWNER, r"Compacted the conversation: [\d,]+ → [\d,]+ tokens\.", 60)
+    ask(tg, OWNER, "after compacting")
 
     # /clear: a fresh conversation (nothing earlier in the next request); /history has the old id.
     old_id = wait_until(lambda: (Path(stack.state_dir) / "sessions" / name / "metadata.json")
