@@ -44,8 +44,9 @@ async def ask(chat: ChatServer, session: str, verb: str, arg: str = "", chat_id:
     if isinstance(answer, m.Ok):
         result = answer.result
         return result.text if isinstance(result, m.CommandResult) else "Done."
-    if answer.code == m.E_UNAVAILABLE and "not running" in answer.message:
-        return f"Session {session} is not running: send it a message to start it, then again."
+    if answer.code == m.E_UNAVAILABLE:  # its worker is not connected
+        return (f"Session {session} is not running: send it a message to start it, then try"
+                " again.")
     return answer.message
 
 

@@ -121,7 +121,7 @@ class SessionCommands:
         if self._cli.warm is not None:
             reply = await self._control({"subtype": "set_model", "model": wanted})
             if reply is None:
-                return self._error(msg, m.E_UNAVAILABLE, f"Session {self.name}'s CLI did not"
+                return self._error(msg, m.E_STATE, f"Session {self.name}'s CLI did not"
                                    " answer the model change: try /model again.")
             if not reply.ok:
                 return self._error(msg, m.E_BAD_REQUEST, f"The CLI refused the model {arg}"
@@ -138,12 +138,12 @@ class SessionCommands:
 
     async def _context(self, msg: m.SessionCommand) -> m.Ok | m.Error:
         if self._cli.warm is None and await self._cli.ensure() is None:
-            return self._error(msg, m.E_UNAVAILABLE, f"Session {self.name}'s CLI could not"
+            return self._error(msg, m.E_STATE, f"Session {self.name}'s CLI could not"
                                " start: send it a message to see why.")
         reply = await self._control({"subtype": "get_context_usage", "detail": "summary"})
         if reply is None or not reply.ok:
             why = reply.error if reply is not None and reply.error else "no answer"
-            return self._error(msg, m.E_UNAVAILABLE, f"Session {self.name}'s CLI did not"
+            return self._error(msg, m.E_STATE, f"Session {self.name}'s CLI did not"
                                f" report its context ({why}): try /context again.")
         return self._ok(msg, f"{self.name} · {self.model() or 'model ?'}\n"
                         + meter.context_text(reply.payload))

@@ -1,10 +1,11 @@
 """Model, context, limits, budgets and cost, as the user sees them in the chat and at the
 terminal, against the real CLI and the sandbox model API's record of what Claude was asked.
 
-One story per test: `/model` changes the model of the next request and survives a restart, the
-footer and `status -l` show tokens and context, a subscription window past 80 % warns once,
-`/context` and `/compact` answer from the CLI, `/clear` starts a fresh conversation that `/history` can find, a stopped session keeps its cost;
-and a budget holds the next message with a sentence and a button that lets it run.
+One story per test: `/model` changes the model of the next request and survives a restart; the
+footer and `status -l` show tokens and context; a subscription window past 80 % warns once;
+`/context` and `/compact` answer from the CLI; `/clear` starts a fresh conversation that
+`/history` can find; a stopped session keeps its cost. And a budget holds the next message
+with a sentence and a button that lets it run (the persona's `model` is the one asked).
 """
 from __future__ import annotations
 
