@@ -161,6 +161,10 @@ class SessionCommands:
             return self._error(msg, m.E_STATE, f"Session {self.name} is answering a message:"
                                " wait for it or /cancel it, then /clear.")
         await self._cli.suspend("clear")
+        if self._turns.turn is not None or self._cli.warm is not None:
+            # A queued message started while the CLI was being stopped: it keeps its talk.
+            return self._error(msg, m.E_STATE, f"Session {self.name} started answering a"
+                               " message: wait for it, then /clear again.")
         old = self._state.start_fresh()
         self._ledger.note_turn(m.TurnResult(model=self.model(), tokens_in=0, tokens_out=0,
                                             context_percent=0.0))
