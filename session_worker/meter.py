@@ -86,20 +86,29 @@ def turn_usage(ev: dict[str, Any], known_model: str = "") -> TurnUsage:
 # --------------------------------------------------------------------------- rate limits
 
 
-def rate_window(ev: dict[str, Any]) -> m.RateWindow | None:
-    """The window a `rate_limit_event` reports, or None when it names none."""
-    info = ev.get("rate_limit_info")
-    if not isinstance(info, dict):
-        return None
-    window = info.get("rateLimitType")
-    if not isinstance(window, str) or not window:
-        return None
-    util = _num(info.get("utilization"))
+def _window(name: str, info: dict[str, Any]) -> m.RateWindow:
     resets = info.get("resetsAt")
     status = info.get("status")
-    return m.RateWindow(window=window, status=status if isinstance(status, str) else "",
-                        utilization=util,
+    return m.RateWindow(window=name, status=status if isinstance(status, str) else "",
+                        utilization=_num(info.get("utilization")),
                         resets_at=resets if isinstance(resets, int) else None)
+
+
+def rate_windows(ev: dict[str, Any]) -> list[m.RateWindow]:
+    """The windows a `rate_limit_event` reports: the one it is about (`rateLimitType`), then
+    the others of its `unifiedWindows` (five_hour, seven_day, ...)."""
+    info = ev.get("rate_limit_info")
+    if not isinstance(info, dict):
+        return []
+    out: list[m.RateWindow] = []
+    window = info.get("rateLimitType")
+    if isinstance(window, str) and window:
+        out.append(_window(window, info))
+    unified = info.get("unifiedWindows")
+    for name, each in unified.items() if isinstance(unified, dict) else ():
+        if isinstance(name, str) and name and isinstance(each, dict) and name != window:
+            out.append(_window(name, each))
+    return out
 
 
 def window_key(w: m.RateWindow) -> str:

@@ -121,8 +121,9 @@ class Router:
             self._prompts.withdrawn(out.cancelled_request)
         if out.api_retry is not None:
             self._turns.on_api_retry(out.api_retry)
-        if out.rate_window is not None and self._on_rate_window is not None:
-            self._on_rate_window(out.rate_window)
+        if self._on_rate_window is not None:
+            for window in out.rate_windows:
+                self._on_rate_window(window)
         if out.result is not None:
             self._turns.on_result(out.result)
 

@@ -70,7 +70,8 @@ class Outcome:
     other_request: OtherControlRequest | None = None
     cancelled_request: str | None = None  # the CLI withdrew one of its control requests
     api_retry: ApiRetry | None = None  # the CLI is retrying a failed API call
-    rate_window: m.RateWindow | None = None  # a rate_limit_event's subscription window
+    # A rate_limit_event's subscription windows (session_worker.meter.rate_windows).
+    rate_windows: list[m.RateWindow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -306,7 +307,7 @@ class Translator:
             )
             return out
         if t == "rate_limit_event":
-            out.rate_window = meter.rate_window(ev)
+            out.rate_windows = meter.rate_windows(ev)
             out.emits.append(Emit(m.RateLimit(raw_json=_raw(ev))))
             return out
         if t == "control_request":

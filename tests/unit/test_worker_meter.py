@@ -68,18 +68,28 @@ FIVE_HOUR = {"type": "rate_limit_event", "rate_limit_info": {
     "utilization": 0.85, "isUsingOverage": False, "surpassedThreshold": 0.8}}
 
 
-@pytest.mark.parametrize(("ev", "window"), [
-    (FIVE_HOUR, m.RateWindow(window="five_hour", status="allowed_warning", utilization=0.85,
-                             resets_at=1796202000)),
-    ({"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}}, None),
+@pytest.mark.parametrize(("ev", "windows"), [
+    (FIVE_HOUR, [m.RateWindow(window="five_hour", status="allowed_warning", utilization=0.85,
+                              resets_at=1796202000)]),
+    # The CLI's unifiedWindows: every window it knows, the event's own first.
+    ({"type": "rate_limit_event", "rate_limit_info": {
+        **FIVE_HOUR["rate_limit_info"], "unifiedWindows": {
+            "five_hour": {"utilization": 0.85, "resetsAt": 1796202000, "status": "allowed"},
+            "seven_day": {"utilization": 0.4, "resetsAt": 1796500000, "status": "allowed"},
+            "bad": "x"}}},
+     [m.RateWindow(window="five_hour", status="allowed_warning", utilization=0.85,
+                   resets_at=1796202000),
+      m.RateWindow(window="seven_day", status="allowed", utilization=0.4,
+                   resets_at=1796500000)]),
+    ({"type": "rate_limit_event", "rate_limit_info": {"status": "allowed"}}, []),
     ({"type": "rate_limit_event", "rate_limit_info": {"rateLimitType": "seven_day",
                                                       "utilization": "x"}},
-     m.RateWindow(window="seven_day")),
-    ({"type": "rate_limit_event"}, None),
+     [m.RateWindow(window="seven_day")]),
+    ({"type": "rate_limit_event"}, []),
 ])
-def test_rate_window(ev: dict[str, Any], window: m.RateWindow | None) -> None:
-    assert meter.rate_window(ev) == window
-    assert Translator().translate(ev).rate_window == window
+def test_rate_windows(ev: dict[str, Any], windows: list[m.RateWindow]) -> None:
+    assert meter.rate_windows(ev) == windows
+    assert Translator().translate(ev).rate_windows == windows
 
 
 def test_a_window_past_80_percent_warns_once_and_a_new_window_again() -> None:
