@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
 TOOL_LINE_MAX = 300
+FOOTER_ROOM = 128  # what a preview leaves for the footer (time, cost, tokens, context)
 NOTICE_ICONS = {"info": "ℹ️", "warning": "⚠️", "error": "❗"}
 
 
@@ -148,7 +149,7 @@ def render_preview(text: str, limit: int = MAX_TEXT) -> Chunk:
     """The start of an answer too long to send as messages, cut at a line, with a note that the
     whole answer follows as a file. Plain text: a cut can fall inside a code block."""
     note = f"\n\n… {len(text):,} characters in all: the whole answer is in the file below."
-    head = text[: max(0, limit - len(note) - 64)]
+    head = text[: max(0, limit - len(note) - FOOTER_ROOM)]
     cut = head.rfind("\n")
     if cut > len(head) // 2:
         head = head[:cut]
