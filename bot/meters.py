@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from wire import messages as m
 from wire.names import SESSION_PREFIX
-
-WINDOW_NAMES = {"five_hour": "5-hour", "seven_day": "weekly", "seven_day_opus": "weekly Opus",
-                "seven_day_sonnet": "weekly Sonnet", "overage": "extra usage"}
+from wire.usage import window_name
 
 
 def tokens(n: int) -> str:
@@ -34,10 +32,6 @@ def usage_part(result: m.TurnResult) -> str:
     if result.context_percent is not None:
         parts.append(context_part(result.context_percent))
     return "".join(f" · {p}" for p in parts)
-
-
-def window_name(window: str) -> str:
-    return WINDOW_NAMES.get(window, window.replace("_", " "))
 
 
 def windows_text(windows: list[m.RateWindow]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from wire import messages as m
+from wire.usage import window_name
 
 # Context window by model family, for a CLI that does not say `contextWindow` in modelUsage.
 CONTEXT_WINDOWS: tuple[tuple[str, int], ...] = (
@@ -22,8 +23,6 @@ CONTEXT_WINDOWS: tuple[tuple[str, int], ...] = (
 )
 DEFAULT_CONTEXT_WINDOW = 200_000
 WARN_AT = 0.8  # one warning in the chat when a window passes this utilization
-WINDOW_NAMES = {"five_hour": "5-hour", "seven_day": "weekly", "seven_day_opus": "weekly Opus",
-                "seven_day_sonnet": "weekly Sonnet", "overage": "extra usage"}
 
 
 def _int(v: Any) -> int:
@@ -57,8 +56,8 @@ class TurnUsage:
 def turn_usage(ev: dict[str, Any], known_model: str = "") -> TurnUsage:
     """From a `result` event: the model that answered, the turn's tokens, and how full the
     context is (the last request's input over the model's window)."""
-    usage = ev.get("usage") if isinstance(ev.get("usage"), dict) else {}
-    assert isinstance(usage, dict)
+    usage = ev.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
     per_model = ev.get("model_usage_since_last_result") or ev.get("modelUsage")
     per_model = per_model if isinstance(per_model, dict) else {}
     model = known_model if known_model in per_model else ""
@@ -120,10 +119,6 @@ def should_warn(w: m.RateWindow, warned: set[str]) -> bool:
     """True once per window (by window_key) when its utilization is past WARN_AT."""
     return (w.utilization is not None and w.utilization >= WARN_AT
             and window_key(w) not in warned)
-
-
-def window_name(window: str) -> str:
-    return WINDOW_NAMES.get(window, window.replace("_", " "))
 
 
 def warn_sentence(w: m.RateWindow) -> str:

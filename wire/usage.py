@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 
 SESSION_DB = "session.db"
 RAISE_KEY = "budget_raise"  # kv: {"date": "YYYY-MM-DD", "session": USD, "day": USD}
+# The CLI's names of the subscription's windows (rate_limit_info.rateLimitType), in words.
+WINDOW_NAMES = {"five_hour": "5-hour", "seven_day": "weekly", "seven_day_opus": "weekly Opus",
+                "seven_day_sonnet": "weekly Sonnet", "overage": "extra usage"}
+
+
+def window_name(window: str) -> str:
+    return WINDOW_NAMES.get(window, window.replace("_", " "))
 
 
 def _read_cost(db: Path, since: float | None) -> float | None:
