@@ -27,7 +27,7 @@ from wire import usage
 log = logging.getLogger(__name__)
 
 _WINDOWS_KEY = "rate_windows"
-_WARNED_KEY = "rate_warned"
+_WARNED_KEY = usage.WARNED_KEY
 _USAGE_KEY = "last_usage"
 _RAISE_KEY = usage.RAISE_KEY
 
@@ -80,6 +80,12 @@ class Ledger:
         self._store.put(_WINDOWS_KEY, json.dumps([msgspec.to_builtins(x)
                                                   for x in self.windows.values()]))
         if not meter.should_warn(w, self._warned):
+            return None
+        # Every session sees the same account's windows: another one may have warned already.
+        elsewhere = {str(k) for keys in usage.kv_everywhere(self._sessions_dir, _WARNED_KEY)
+                     if isinstance(keys, list) for k in keys}
+        if meter.window_key(w) in elsewhere:
+            self._warned.add(meter.window_key(w))
             return None
         self._warned.add(meter.window_key(w))
         self._store.put(_WARNED_KEY, json.dumps(sorted(self._warned)[-20:]))

@@ -42,6 +42,17 @@ def test_a_window_is_warned_about_once_across_a_restart(root: Path) -> None:
     store.close()
 
 
+def test_another_session_that_warned_about_a_window_keeps_this_one_quiet(root: Path) -> None:
+    a, b = session(root, "a"), session(root, "b")
+    w = m.RateWindow(window="seven_day", utilization=0.9, resets_at=7)
+    assert Ledger(a, root).note_window(w) is not None
+    assert Ledger(b, root).note_window(w) is None
+    assert Ledger(b, root).note_window(m.RateWindow(window="five_hour", utilization=0.8,
+                                                    resets_at=7)) is not None
+    a.close()
+    b.close()
+
+
 def test_the_last_usage_survives_and_bad_kv_values_read_as_nothing(root: Path) -> None:
     store = session(root, "a")
     Ledger(store, root).note_turn(m.TurnResult(model="claude-x", tokens_in=10, tokens_out=2,
