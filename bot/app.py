@@ -118,6 +118,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     app.add_handler(CallbackQueryHandler(taps.remove, pattern=callbacks.REMOVE))
     app.add_handler(CallbackQueryHandler(taps.grant, pattern=callbacks.GRANT))
     app.add_handler(CallbackQueryHandler(taps.retry, pattern=callbacks.RETRY))
+    app.add_handler(CallbackQueryHandler(taps.budget, pattern=callbacks.BUDGET))
     app.add_handler(CallbackQueryHandler(taps.unknown))
     app.add_error_handler(on_error)
 

@@ -6,6 +6,7 @@
     sw:NAME       make NAME the chat's active session
     rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
     rt:N          send again a message a user's stop cut short (N: its row in bot.db)
+    bu:s|d:NAME   raise session NAME's budget (s: the session's, d: the day's) for today
 
 Telegram hands the data back verbatim when the button is tapped, so the format is a contract
 with every message already in a chat: change one only in a way that still parses the old data.
@@ -28,12 +29,14 @@ SWITCH = r"^sw:"
 REMOVE = r"^rm:"
 GRANT = r"^g:"
 RETRY = r"^rt:"
+BUDGET = r"^bu:"
 
 _PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
 _SWITCH = re.compile(r"sw:(.+)")
 _REMOVE = re.compile(r"rm:([yn]):(.+)")
 _GRANT = re.compile(r"g:([a-z0-9][a-z0-9_-]{0,31}):(\d{1,18})")
 _RETRY = re.compile(r"rt:(\d{1,18})")
+_BUDGET = re.compile(r"bu:([sd]):(.+)")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,13 @@ def retry_markup(n: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("Retry", callback_data=f"rt:{n}")]])
 
 
+def budget_markup(session: str, kind: str) -> InlineKeyboardMarkup:
+    """The button of a budget hold: raise that budget for today."""
+    what = "this session's" if kind == "session" else "today's"
+    return InlineKeyboardMarkup([[InlineKeyboardButton(
+        f"Raise {what} budget", callback_data=f"bu:{kind[0]}:{session}")]])
+
+
 # ----------------------------------------------------------------------------- parsers
 
 
@@ -151,3 +161,11 @@ def parse_grant(data: str) -> GrantTap | None:
 def parse_retry(data: str) -> int | None:
     found = _RETRY.fullmatch(data)
     return None if found is None else int(found.group(1))
+
+
+def parse_budget(data: str) -> tuple[str, str] | None:
+    """(session, "session"|"day") of a budget button; None unless well-formed."""
+    found = _BUDGET.fullmatch(data)
+    if found is None or session_name_error(found.group(2)):
+        return None
+    return found.group(2), "session" if found.group(1) == "s" else "day"

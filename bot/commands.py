@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from bot import callbacks, render
+from bot import callbacks, meters, render
+from bot import session_commands as sc
 from bot.chat import ChatServer
 from bot.command_table import ChatCommand, help_text
 from bot.control import Refused, SupervisorClient
@@ -138,7 +139,8 @@ class Commands:
     async def status(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
         if (rows := await self._rows(chat)) is not None:
-            await self.say(chat, render.status_table(rows), monospace=True)
+            await self.say(chat, "\n".join([render.status_table(rows),
+                                            *meters.status_lines(rows)]), monospace=True)
 
     async def cost(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
@@ -319,6 +321,21 @@ class Commands:
                            " it, then /get again." if answer.code == m.E_UNAVAILABLE
                            else answer.message)
         # Ok: the file itself follows, as the session's FileOut event.
+    # The session's own commands: its worker answers them (bot.session_commands).
+    async def model(self, update: Update, ctx: Ctx) -> None:
+        await sc.model(self, update, ctx)
+
+    async def context(self, update: Update, ctx: Ctx) -> None:
+        await sc.context(self, update, ctx)
+
+    async def compact(self, update: Update, ctx: Ctx) -> None:
+        await sc.compact(self, update, ctx)
+
+    async def clear(self, update: Update, ctx: Ctx) -> None:
+        await sc.clear(self, update, ctx)
+
+    async def history(self, update: Update, ctx: Ctx) -> None:
+        await sc.history(self, update, ctx)
 
     async def help(self, update: Update, ctx: Ctx) -> None:
         await self.say(chat_of(update), HELP)
@@ -380,6 +397,18 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
     ChatCommand("get", Commands.get,
                 "a file of the active session's working directory, sent to this chat",
                 "Get a file from the session: /get PATH", "PATH"),
+    ChatCommand("model", Commands.model, "show or change the active session's model (default: the"
+                " persona's); it survives restarts", "Show or change the model", "[NAME]"),
+    ChatCommand("context", Commands.context, "how full the active session's context is",
+                "Context usage"),
+    ChatCommand("compact", Commands.compact, "compact the active session's conversation",
+                "Compact the conversation"),
+    ChatCommand("clear", Commands.clear,
+                "start a fresh conversation (the old one stays in /history)",
+                "Start a fresh conversation"),
+    ChatCommand("history", Commands.history,
+                "the active session's earlier conversations (Claude session ids with dates)",
+                "Earlier conversations"),
     ChatCommand("help", Commands.help, "this list", "What this bot can do", aliases=("start",)),
 )
 HELP = help_text(CHAT_COMMANDS)

@@ -32,8 +32,8 @@ from functools import partial
 
 from telegram import InlineKeyboardMarkup
 
-from bot import files_out, prompt_render, render, view
-from bot.callbacks import permission_markup, retry_markup, switch_button
+from bot import files_out, meters, prompt_render, render, view
+from bot.callbacks import budget_markup, permission_markup, retry_markup, switch_button
 from bot.chat import ChatServer
 from bot.draft import Throttle
 from bot.journal import Journal, StorageError
@@ -288,6 +288,17 @@ class SessionLine:
             chunks = render.labelled(self.session, chunks)
         for c in chunks:
             await self.show(t.chat_id, c, "notice")
+
+    async def budget_hold(self, t: Target, body: m.BudgetHold) -> None:
+        """A budget keeps the next message waiting: one sentence and the button that raises
+        the budget for today (the worker runs the message then)."""
+        chunks = [Chunk(meters.hold_text(body))]
+        if not t.active:
+            chunks = render.labelled(self.session, chunks)
+        for i, c in enumerate(chunks):
+            last = i == len(chunks) - 1
+            await self.show(t.chat_id, c, "budget",
+                            markup=budget_markup(self.session, body.kind) if last else None)
 
     def start_typing(self, chat: int) -> None:
         self.stop_typing()

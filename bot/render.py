@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import telegramify_markdown
 from telegramify_markdown import MessageEntity, utf16_len
 
+from bot import meters
 from wire import messages as m
 from wire.names import SESSION_PREFIX
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 MAX_TEXT = 4096
 TOOL_LINE_MAX = 300
+FOOTER_ROOM = 128  # what a preview leaves for the footer (time, cost, tokens, context)
 NOTICE_ICONS = {"info": "ℹ️", "warning": "⚠️", "error": "❗"}
 
 
@@ -147,7 +149,7 @@ def render_preview(text: str, limit: int = MAX_TEXT) -> Chunk:
     """The start of an answer too long to send as messages, cut at a line, with a note that the
     whole answer follows as a file. Plain text: a cut can fall inside a code block."""
     note = f"\n\n… {len(text):,} characters in all: the whole answer is in the file below."
-    head = text[: max(0, limit - len(note) - 64)]
+    head = text[: max(0, limit - len(note) - FOOTER_ROOM)]
     cut = head.rfind("\n")
     if cut > len(head) // 2:
         head = head[:cut]
@@ -210,7 +212,7 @@ def footer(result: m.TurnResult) -> str:
     text = f"{mark} {format_duration(result.duration_ms)} · {format_cost(result.cost_usd)}"
     if result.session_cost_usd and result.session_cost_usd > result.cost_usd:
         text += f" (session {format_cost(result.session_cost_usd)})"
-    return text
+    return text + meters.usage_part(result)
 
 
 def with_footer(chunk: Chunk, foot: str, limit: int = MAX_TEXT) -> Chunk | None:

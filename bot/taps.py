@@ -16,7 +16,7 @@ from functools import partial
 from telegram import CallbackQuery, Update
 from telegram.ext import ContextTypes
 
-from bot import callbacks, prompt_render, render
+from bot import callbacks, prompt_render, render, session_commands
 from bot.chat import ChatServer
 from bot.control import Refused, SupervisorClient
 from bot.delivery import Delivery
@@ -164,6 +164,20 @@ class Taps:
         self.couriers.kick(session)
         log.info("event=retry session=%s n=%d", session, n)
         await query.answer("Sent again.")
+
+    async def budget(self, update: Update, ctx: Ctx) -> None:
+        """The button of a budget hold: the worker raises that budget for today and runs the
+        waiting message."""
+        query, chat, mid = _query(update)
+        tap = callbacks.parse_budget(query.data or "")
+        if tap is None:
+            await query.answer()
+            return
+        session, kind = tap
+        text = await session_commands.ask(self.chat, session, "raise_budget", kind, chat)
+        await query.answer("Raised." if text.startswith("Raised") else "Not raised.")
+        await reliably(partial(self.out.remove_buttons, chat, mid), "buttons")
+        await say(self.out, chat, text)
 
     async def unknown(self, update: Update, ctx: Ctx) -> None:
         query, _, _ = _query(update)

@@ -40,6 +40,7 @@ class View(Protocol):
     async def permission_resolved(self, t: Target, body: m.PermissionResolved) -> None: ...
     async def notice(self, t: Target, body: m.Notice) -> None: ...
     async def file_out(self, t: Target, body: m.FileOut) -> None: ...
+    async def budget_hold(self, t: Target, body: m.BudgetHold) -> None: ...
 
 
 Handler = Callable[[View, Target, Any], Awaitable[None]]
@@ -56,6 +57,7 @@ HANDLERS: dict[type[m.Body], Handler] = {
     m.PermissionResolved: lambda v, t, b: v.permission_resolved(t, b),
     m.Notice: lambda v, t, b: v.notice(t, b),
     m.FileOut: lambda v, t, b: v.file_out(t, b),
+    m.BudgetHold: lambda v, t, b: v.budget_hold(t, b),
 }
 
 IGNORED: frozenset[type[m.Body]] = frozenset({
@@ -68,6 +70,7 @@ WHAT: dict[type[m.Body], str] = {
     m.TurnStarted: "typing", m.TextDelta: "draft", m.AssistantText: "answer",
     m.ToolUse: "tool line", m.TurnResult: "footer", m.PermissionRequest: "permission prompt",
     m.PermissionResolved: "prompt outcome", m.Notice: "notice", m.FileOut: "file",
+    m.BudgetHold: "budget notice",
 }
 
 

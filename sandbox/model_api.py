@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -47,6 +48,7 @@ from sandbox.model_scripts import (
     estimate_tokens,
     is_side_request,
     plan_response,
+    rate_limit_headers,
     script_from_directives,
 )
 from sandbox.server_process import PROJECT_ROOT, ServerProcess
@@ -191,7 +193,9 @@ class ModelServer:
         model = str(body.get("model", "claude-sandbox"))
         input_tokens = estimate_tokens(len(raw))
         if not body.get("stream"):
-            return web.json_response(self._message(plan, model, input_tokens, final=True))
+            extra = rate_limit_headers(*plan.ratelimit, time.time()) if plan.ratelimit else {}
+            return web.json_response(
+                self._message(plan, model, input_tokens, final=True), headers=extra)
         return await self._stream(request, plan, model, input_tokens)
 
     @staticmethod
@@ -218,14 +222,14 @@ class ModelServer:
     async def _stream(self, request: Any, plan: Plan, model: str, input_tokens: int) -> Any:
         from aiohttp import web
 
-        resp = web.StreamResponse(
-            status=200,
-            headers={
-                "Content-Type": "text/event-stream; charset=utf-8",
-                "Cache-Control": "no-cache",
-                "request-id": "req_sb_" + uuid.uuid4().hex[:20],
-            },
-        )
+        headers = {
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Cache-Control": "no-cache",
+            "request-id": "req_sb_" + uuid.uuid4().hex[:20],
+        }
+        if plan.ratelimit is not None:
+            headers.update(rate_limit_headers(*plan.ratelimit, time.time()))
+        resp = web.StreamResponse(status=200, headers=headers)
         await resp.prepare(request)
         self.open_streams += 1
         try:
@@ -455,9 +459,21 @@ def find_claude() -> str | None:
     return shutil.which("claude")
 
 
-def cli_environment(base_url: str, home: Path) -> dict[str, str]:
+def subscription_token() -> str:
+    """An unsigned token whose audience is Claude's gateway: with it in ANTHROPIC_AUTH_TOKEN
+    the CLI reads the `anthropic-ratelimit-unified-*` headers of the answers (as for a
+    subscription) and reports them as `rate_limit_event` lines (see #sb:ratelimit)."""
+    def part(obj: dict[str, Any]) -> str:
+        raw = json.dumps(obj, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part({'aud': 'claude-gateway'})}.sandbox"
+
+
+def cli_environment(base_url: str, home: Path, subscription: bool = False) -> dict[str, str]:
     """A complete environment for the real CLI against the sandbox: private HOME and config dir,
-    dummy key, no telemetry/updater, no proxies (only the loopback sandbox is reachable)."""
+    dummy key, no telemetry/updater, no proxies (only the loopback sandbox is reachable).
+    `subscription`: the CLI also reports subscription limits (subscription_token)."""
     home = Path(home)
     config_dir = home / ".claude"
     config_dir.mkdir(parents=True, exist_ok=True)
@@ -482,6 +498,8 @@ def cli_environment(base_url: str, home: Path) -> dict[str, str]:
             "IS_SANDBOX": "1",
         }
     )
+    if subscription:
+        env["ANTHROPIC_AUTH_TOKEN"] = subscription_token()
     _write_global_config(config_dir / ".claude.json")
     return env
 

@@ -17,6 +17,9 @@ A request's behaviour is chosen by directives in the text of the newest user mes
     #sb:hang          message_start and one delta, then nothing until the client goes away
     #sb:markdown      a fixed Markdown answer (MARKDOWN_ANSWER)
     #sb:thinking      a thinking block before the answer
+    #sb:ratelimit=U   the answer carries the subscription rate-limit headers the CLI turns into
+                      a rate_limit_event: the 5-hour window at utilization U (0.85 = 85 %);
+                      ``7d:U`` for the weekly window (see RATE_LIMIT_WINDOWS)
 
 ``plan_response`` turns a request body (plus an optional queued override) into a ``Plan``; the
 server only renders plans as SSE or JSON.
@@ -33,8 +36,14 @@ from typing import Any
 LINE_VALUED = frozenset({"bash", "text", "tool"})
 KNOWN = frozenset(
     {"size", "bash", "text", "tool", "slow", "words", "error", "hang", "markdown", "thinking",
-     "echo"}
+     "echo", "ratelimit"}
 )
+# The unified windows the CLI reads from `anthropic-ratelimit-unified-<short>-*` headers:
+# short name -> (the CLI's rateLimitType, the window's length in seconds).
+RATE_LIMIT_WINDOWS: dict[str, tuple[str, int]] = {
+    "5h": ("five_hour", 5 * 3600),
+    "7d": ("seven_day", 7 * 86400),
+}
 DEFAULT_WORDS = 20
 BIG_CHUNK = 1_000_000  # characters per delta for large answers
 TOOL_RESULT_PREVIEW = 200
@@ -76,6 +85,11 @@ THINKING_TEXT = "Let me think about this in the sandbox. The answer is scripted.
 _TOKEN = re.compile(r"#sb:([A-Za-z][A-Za-z0-9_]*)")
 _WORD_VALUE = re.compile(r"\S*")
 _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
+# What the CLI records of a local command it ran (/model, /compact) rides along with the next
+# user message; like a system reminder, it is not what the user said.
+_LOCAL_COMMAND = re.compile(
+    r"<(local-command-caveat|command-name|command-message|command-args|local-command-stdout"
+    r"|local-command-stderr)>.*?</\1>", re.DOTALL)
 # After an automatic compaction the CLI opens the next user message with the summary of the
 # earlier conversation; like a system reminder, it is not what the user said.
 _CONTINUATION = "This session is being continued from a previous conversation"
@@ -123,6 +137,7 @@ class Script:
     hang: bool = False
     markdown: bool = False
     thinking: bool = False
+    ratelimit: tuple[str, float] | None = None  # (window short name, utilization 0..1)
 
     @property
     def empty(self) -> bool:
@@ -170,6 +185,45 @@ def _tool(value: Any) -> tuple[str, str]:
     return name, json.dumps(parsed)
 
 
+def _ratelimit(value: Any) -> tuple[str, float]:
+    """``U`` or ``WINDOW:U`` (WINDOW in RATE_LIMIT_WINDOWS, U a fraction 0..1)."""
+    raw = "" if value is None or value is True else str(value).strip()
+    window, _, util = raw.rpartition(":")
+    window = window or "5h"
+    if window not in RATE_LIMIT_WINDOWS:
+        raise DirectiveError(
+            f"#sb:ratelimit's window must be one of {sorted(RATE_LIMIT_WINDOWS)}, got {window!r}")
+    try:
+        u = float(util)
+    except ValueError:
+        raise DirectiveError(
+            f"#sb:ratelimit needs a utilization such as 0.85, got {raw!r}") from None
+    if not 0.0 <= u <= 1.0:
+        raise DirectiveError(f"#sb:ratelimit's utilization must be within 0..1, got {u}")
+    return window, u
+
+
+def rate_limit_headers(window: str, utilization: float, now: float) -> dict[str, str]:
+    """The `anthropic-ratelimit-unified-*` headers of a subscription at `utilization` of one
+    window, as the real API sends them; past 80 % the window says it surpassed that threshold
+    (the CLI then reports `allowed_warning`)."""
+    claim, seconds = RATE_LIMIT_WINDOWS[window]
+    # The end of the window now running: one stable number for the whole window.
+    reset = str(int(now // seconds * seconds + seconds))
+    headers = {
+        "anthropic-ratelimit-unified-status": "allowed" if utilization < 1.0 else "rejected",
+        "anthropic-ratelimit-unified-reset": reset,
+        "anthropic-ratelimit-unified-representative-claim": claim,
+        f"anthropic-ratelimit-unified-{window}-utilization": f"{utilization:g}",
+        f"anthropic-ratelimit-unified-{window}-reset": reset,
+        f"anthropic-ratelimit-unified-{window}-status": "allowed" if utilization < 1.0
+        else "rejected",
+    }
+    if utilization >= 0.8:
+        headers[f"anthropic-ratelimit-unified-{window}-surpassed-threshold"] = "0.8"
+    return headers
+
+
 def script_from_directives(directives: dict[str, Any]) -> Script:
     """Validate directives (parsed from text, or a JSON object from the control API).
 
@@ -199,6 +253,8 @@ def script_from_directives(directives: dict[str, Any]) -> Script:
             kw["tool"] = _tool(value)
         elif name in ("hang", "markdown", "thinking"):
             kw[name] = _flag(name, value)
+        elif name == "ratelimit":
+            kw["ratelimit"] = _ratelimit(value)
         elif name == "echo":
             pass  # explicit default behaviour
     return Script(**kw)
@@ -246,7 +302,8 @@ def user_text(message: dict[str, Any] | None) -> str:
         ]
     else:
         pieces = []
-    kept = [_REMINDER.sub("", p).strip() for p in pieces if not p.startswith(_CONTINUATION)]
+    kept = [_LOCAL_COMMAND.sub("", _REMINDER.sub("", p)).strip() for p in pieces
+            if not p.startswith(_CONTINUATION)]
     return "\n".join(p for p in kept if p)
 
 
@@ -336,6 +393,7 @@ class Plan:
     hang: bool = False
     error: int | None = None
     error_message: str = ""
+    ratelimit: tuple[str, float] | None = None  # headers of Script.ratelimit on the answer
 
     @property
     def output_chars(self) -> int:
@@ -395,7 +453,7 @@ def plan_response(body: dict[str, Any], override: Script | None = None) -> Plan:
 def plan_from_script(script: Script, user_said: str) -> Plan:
     if script.error is not None:
         return Plan(error=script.error)
-    plan = Plan()
+    plan = Plan(ratelimit=script.ratelimit)
     by_word = script.slow_ms is not None or script.words is not None
     plan.delay_s = (script.slow_ms or 0) / 1000.0
     plan.hang = script.hang

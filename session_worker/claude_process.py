@@ -52,12 +52,13 @@ SECRET_PREFIXES = ("SWITCHBOARD_", "TELEGRAM_")
 
 def build_argv(
     binary: str, persona: Persona, extra_args: list[str], resume_id: str | None,
-    fence: Fence | None = None,
+    fence: Fence | None = None, model: str = "",
 ) -> list[str]:
     """The CLI's command line. Tool lists come before a fixed flag so their variadic option
-    cannot swallow anything else (`--mcp-config` is variadic too). With a `fence`, the
-    session's tools run in Claude Code's sandbox (session_worker.fence); `extra_args` come after
-    it, so the owner's config has the last word."""
+    cannot swallow anything else (`--mcp-config` is variadic too). `model` (the session's /model
+    choice) wins over the persona's. With a `fence`, the session's tools run in Claude Code's
+    sandbox (session_worker.fence); `extra_args` come after it, so the owner's config has the
+    last word."""
     argv = [binary]
     if persona.allowed_tools:
         argv += ["--allowedTools", *persona.allowed_tools]
@@ -69,8 +70,8 @@ def build_argv(
     argv += BASE_FLAGS
     if persona.append_system_prompt:
         argv += ["--append-system-prompt", persona.append_system_prompt]
-    if persona.model:
-        argv += ["--model", persona.model]
+    if model or persona.model:
+        argv += ["--model", model or persona.model or ""]
     if persona.permission_mode:
         argv += ["--permission-mode", persona.permission_mode]
     if fence is not None:

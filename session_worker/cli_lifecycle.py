@@ -136,6 +136,7 @@ class CliLifecycle:
                 self.s.extra_args,
                 self._state.claude_session_id,
                 fence,
+                model=self._state.model_override,
             )
             cli = ClaudeProcess(argv, env, str(self._work_dir), self._on_line)
             try:

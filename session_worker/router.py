@@ -81,6 +81,7 @@ class Router:
         send: Send,
         turns: TurnSide,
         mcp: dict[str, McpHandler] | None = None,
+        on_rate_window: Callable[[m.RateWindow], None] | None = None,
     ) -> None:
         self.translator = translator
         self._mcp = mcp or {}
@@ -90,6 +91,7 @@ class Router:
         self._waiters = waiters
         self._send = send
         self._turns = turns
+        self._on_rate_window = on_rate_window
 
     # ------------------------------------------------------------------- lines
 
@@ -127,6 +129,9 @@ class Router:
             self._prompts.withdrawn(out.cancelled_request)
         if out.api_retry is not None:
             self._turns.on_api_retry(out.api_retry)
+        if self._on_rate_window is not None:
+            for window in out.rate_windows:
+                self._on_rate_window(window)
         if out.result is not None:
             self._turns.on_result(out.result)
 

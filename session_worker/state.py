@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import json
 import logging
 import os
 from pathlib import Path
@@ -24,6 +25,9 @@ from session_worker.store import Store, read_json, write_json_atomic
 log = logging.getLogger(__name__)
 
 _SID_KEY = "claude_session_id"
+_MODEL_KEY = "model"  # the model /model chose ("" = the persona's)
+_HISTORY_KEY = "history"  # JSON list of {"id", "started", "ended"}: earlier Claude sessions
+HISTORY_MAX = 50
 
 
 class Status(enum.Enum):
@@ -73,6 +77,7 @@ class SessionState:
         log.info("event=claude_session_id id=%s", sid)
         self._claude_session_id = sid
         self._store.put(_SID_KEY, sid)
+        self._store.put("sid_started", now_iso())
         self.write_meta()
 
     def forget_claude_session_id(self) -> None:
@@ -80,6 +85,39 @@ class SessionState:
         self._claude_session_id = None
         self._store.put(_SID_KEY, "")
         self.write_meta()
+
+    def start_fresh(self) -> str | None:
+        """/clear: the next CLI starts a new conversation; the old id goes to the history.
+        Returns the old id (None when there was none)."""
+        old = self._claude_session_id
+        if old:
+            entries = self.history()
+            entries.append({"id": old, "started": self._store.get("sid_started") or "",
+                            "ended": now_iso()})
+            self._store.put(_HISTORY_KEY, json.dumps(entries[-HISTORY_MAX:]))
+        log.info("event=fresh_conversation old=%s", old)
+        self.forget_claude_session_id()
+        return old
+
+    def history(self) -> list[dict[str, str]]:
+        """The session's earlier Claude session ids, oldest first."""
+        try:
+            raw = json.loads(self._store.get(_HISTORY_KEY) or "[]")
+        except ValueError:
+            return []
+        return [e for e in raw if isinstance(e, dict) and isinstance(e.get("id"), str)] \
+            if isinstance(raw, list) else []
+
+    # ------------------------------------------------------------------- model
+
+    @property
+    def model_override(self) -> str:
+        """The model /model chose for this session ("" = the persona's)."""
+        return self._store.get(_MODEL_KEY) or ""
+
+    def set_model_override(self, model: str) -> None:
+        log.info("event=model_override model=%s", model or "-")
+        self._store.put(_MODEL_KEY, model)
 
     # ------------------------------------------------------------------- cost
 

@@ -174,6 +174,11 @@ def interrupt_line(request_id: str) -> bytes:
     )
 
 
+def control_line(request_id: str, request: dict[str, Any]) -> bytes:
+    """One of our control requests (set_model, get_context_usage, ...)."""
+    return _encode({"type": "control_request", "request_id": request_id, "request": request})
+
+
 def permission_line(
     request_id: str, allow: bool, tool_input: dict[str, Any], message: str
 ) -> bytes:

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from session_worker import meter
 from wire import messages as m
 
 TOOL_PREVIEW = 200
@@ -47,6 +48,7 @@ class ControlReply:
     request_id: str
     ok: bool
     error: str = ""
+    payload: dict[str, Any] = field(default_factory=dict)  # the response's own fields
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class Outcome:
     mcp: McpRequest | None = None
     cancelled_request: str | None = None  # the CLI withdrew one of its control requests
     api_retry: ApiRetry | None = None  # the CLI is retrying a failed API call
+    # A rate_limit_event's subscription windows (session_worker.meter.rate_windows).
+    rate_windows: list[m.RateWindow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,7 @@ class Translator:
         self._announced: tuple[str | None, str] = (announced_session_id, "")
         self._last_total_cost = 0.0
         self.init_seen = False
+        self.model = ""  # the model the CLI last said it uses (init, a result, set_model)
 
     def new_process(self) -> None:
         """A fresh CLI process starts its running cost at zero and has not said init yet."""
@@ -210,6 +215,7 @@ class Translator:
             if sub == "init":
                 self.init_seen = True
                 model = _s(ev.get("model"))
+                self.model = model or self.model
                 tools = [x for x in ev.get("tools") or [] if isinstance(x, str)]
                 if isinstance(sid, str) and sid and (sid, model) != self._announced:
                     out.emits.append(
@@ -226,6 +232,10 @@ class Translator:
                     attempt=attempt if isinstance(attempt, int) else 0,
                     max_retries=most if isinstance(most, int) else 0,
                 )
+            if sub == "compact_boundary":
+                sentence = meter.compacted_sentence(ev.get("compact_metadata"))
+                out.emits.append(Emit(m.Notice(level="info", message=sentence)))
+                return out
             ephemeral = sub in ("status", "api_retry")
             out.emits.append(
                 Emit(m.Unknown(type=f"system/{sub}", raw_json=_raw(ev)), ephemeral=ephemeral)
@@ -289,6 +299,8 @@ class Translator:
                 text = ""  # the assistant events already carry it in full
             status = ev.get("api_error_status")
             reason = ev.get("terminal_reason")
+            used = meter.turn_usage(ev, self.model)
+            self.model = used.model or self.model
             out.result = m.TurnResult(
                 subtype=_s(ev.get("subtype")) or "success",
                 is_error=is_error,
@@ -298,9 +310,14 @@ class Translator:
                 num_turns=_int(ev.get("num_turns")),
                 api_error_status=status if isinstance(status, int) else None,
                 terminal_reason=reason if isinstance(reason, str) else None,
+                model=used.model,
+                tokens_in=used.tokens_in,
+                tokens_out=used.tokens_out,
+                context_percent=used.context_percent,
             )
             return out
         if t == "rate_limit_event":
+            out.rate_windows = meter.rate_windows(ev)
             out.emits.append(Emit(m.RateLimit(raw_json=_raw(ev))))
             return out
         if t == "control_request":
@@ -330,10 +347,12 @@ class Translator:
         if t == "control_response":
             resp = ev.get("response")
             resp = resp if isinstance(resp, dict) else {}
+            payload = resp.get("response")
             out.control_reply = ControlReply(
                 request_id=_s(resp.get("request_id")),
                 ok=resp.get("subtype") == "success",
                 error=_s(resp.get("error")),
+                payload=payload if isinstance(payload, dict) else {},
             )
             return out
         if t == "control_cancel_request":

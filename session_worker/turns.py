@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from session_worker import images, policy, stream_json, translate
+from session_worker import images, meter, policy, stream_json, translate
 from session_worker.claude_process import ClaudeProcess
 from session_worker.cli_lifecycle import CliLifecycle
 from session_worker.emitter import Emitter
@@ -32,11 +32,14 @@ from session_worker.router import ControlWaiters
 from session_worker.state import SessionState
 from session_worker.store import InboxItem, Store
 from wire import messages as m
+from wire.aio import wait_event
 from wire.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, None]], None]
+BudgetCheck = Callable[[], meter.Hold | None]
+HOLD_RECHECK_SECONDS = 60.0  # a day budget frees itself at midnight without a wake
 
 
 @dataclass
@@ -78,6 +81,11 @@ class TurnRunner:
         # Waits before a turn while a CLI outside Switchboard holds the id (session_worker.
         # terminal); True when it waited.
         self.before_turn: Callable[[InboxItem], Coroutine[Any, Any, bool]] | None = None
+        # Set by the worker: the budget the next turn would start past (session_worker.ledger),
+        # and what to do with each finished turn's result (the ledger notes its usage).
+        self.budget: BudgetCheck = lambda: None
+        self.on_finished: Callable[[m.TurnResult], None] = lambda result: None
+        self.held: str | None = None  # the budget kind the queue waits on, once announced
 
     # ------------------------------------------------------------------- for the router
 
@@ -114,7 +122,27 @@ class TurnRunner:
                 continue
             if self.before_turn is not None and await self.before_turn(item):
                 continue
+            if item.state == "queued" and self._hold(item):
+                await wait_event(self.wake, HOLD_RECHECK_SECONDS)
+                continue
             await self.run(item)
+
+    def _hold(self, item: InboxItem) -> bool:
+        """True when a budget keeps the message waiting; the chat hears it once per hold."""
+        hold = self.budget()
+        if hold is None:
+            if self.held is not None:
+                log.info("event=budget_released kind=%s", self.held)
+            self.held = None
+            return False
+        if self.held != hold.kind:
+            self.held = hold.kind
+            log.info("event=budget_hold kind=%s spent=%.4f limit=%.4f key=%s", hold.kind,
+                     hold.spent, hold.limit, item.key)
+            self._out.emit(m.BudgetHold(kind=hold.kind, spent_usd=hold.spent,
+                                        limit_usd=hold.limit, message=hold.sentence),
+                           chat_id=item.chat_id, key=item.key)
+        return True
 
     async def run(self, item: InboxItem) -> None:
         attempt = self._store.mark_running(item.id)
@@ -249,6 +277,7 @@ class TurnRunner:
         )
         result.key = item.key
         result.session_cost_usd = total
+        self.on_finished(result)
         sentence = policy.result_notice(result)
         if sentence is not None:
             self._out.notice("error", sentence)

@@ -45,7 +45,9 @@ import zmq.asyncio
 from session_worker import procs
 from session_worker.chat import ChatLink
 from session_worker.cli_lifecycle import CliLifecycle
+from session_worker.commands import SessionCommands
 from session_worker.emitter import Emitter
+from session_worker.ledger import Ledger
 from session_worker.mcp_tools import SERVER, McpServer
 from session_worker.prompts import Prompts
 from session_worker.router import ControlWaiters, Router
@@ -129,10 +131,17 @@ class Worker:
         self.turns.before_turn = self.terminal.wait_while_held
         # Files to the chat (send_file, /get): the working dir and the uploads the bot saves.
         self.sender = Sender(self.out, work_dir, session_dir / "work" / "uploads")
+        self.ledger = Ledger(self.store, Path(settings.state_dir) / "sessions")
+        self.turns.budget = lambda: self.ledger.hold(
+            self.state.cost_usd, self.s.max_usd_per_session, self.s.max_usd_per_day)
+        self.turns.on_finished = self.ledger.note_turn
         self.router = Router(
             self.translator, self.state, self.out, self.prompts, self.waiters, self.cli.write,
             self.turns, mcp={SERVER: McpServer(self.sender.tool).handle},
+            on_rate_window=self._on_rate_window,
         )
+        self.commands = SessionCommands(settings, self.store, self.state, self.translator,
+                                        self.cli, self.waiters, self.turns, self.ledger)
         self.stop_requested = asyncio.Event()
         self.fast_stop = False
         self.user_stop = False
@@ -323,9 +332,15 @@ class Worker:
             stats = None
         return m.Pong(id=ping.id, stats=stats, unhealthy=self.store.failure.why)
 
+    def _on_rate_window(self, window: m.RateWindow) -> None:
+        sentence = self.ledger.note_window(window)
+        if sentence is not None:
+            self.out.notice("warning", sentence)
+
     def stats(self) -> m.WorkerStats:
         cli = self.cli.warm
         busy = self.turns.turn is not None
+        last = self.ledger.last
         return m.WorkerStats(
             session=self.name,
             claude_pid=cli.pid if cli is not None else None,
@@ -336,6 +351,11 @@ class Worker:
             claude_session_id=self.state.claude_session_id,
             persona=self.s.persona.name,
             last_seq=self.store.last_seq,
+            model=self.commands.model() or last.model,
+            tokens_in=last.tokens_in,
+            tokens_out=last.tokens_out,
+            context_percent=last.context_percent,
+            rate_limits=list(self.ledger.windows.values()),
         )
 
     # ======================================================================= chat: bot -> worker
@@ -377,6 +397,8 @@ class Worker:
             self._reply(self.prompts.revoke(msg))
         elif isinstance(msg, m.GetFile):
             self._reply(self.sender.get(msg))
+        elif isinstance(msg, m.SessionCommand):
+            self._spawn(self._on_command(msg))
         elif isinstance(msg, m.Replay):
             assert self.chat is not None
             self.store.note_replayed_after(msg.after_seq)
@@ -407,6 +429,13 @@ class Worker:
         return m.Error(id=msg.id, code=m.E_STATE,
                        message="That message was already being answered, so the edit was not"
                        " applied: send the new text as a new message.")
+
+    async def _on_command(self, msg: m.SessionCommand) -> None:
+        try:
+            reply: m.Ok | m.Error = await self.commands.run(msg)
+        except StorageError as exc:
+            reply = m.Error(id=msg.id, code=m.E_INTERNAL, message=str(exc))
+        self._reply(reply)
 
     async def _on_cancel(self, msg: m.Cancel) -> None:
         self._reply(await self.turns.cancel(msg))

@@ -30,7 +30,7 @@ from supervisor import projects
 from supervisor.lifeline import retrying_line
 from supervisor.program import Program
 from supervisor.states import RUNNING_STATES, STARTABLE_STATES, State
-from wire import auth, names
+from wire import auth, names, usage
 from wire import messages as m
 
 if TYPE_CHECKING:
@@ -262,7 +262,7 @@ class Commands:
             suspended=bool(session and live and st is not None and st.claude_pid is None),
             rss_bytes=h.usage.rss_bytes if (h and live) else 0,
             cpu_percent=round(h.usage.cpu_percent, 1) if (h and live) else 0.0,
-            cost_usd=st.cost_usd if st else 0.0,
+            cost_usd=self._cost(session, st if live else None),
             queued=st.queued if st else 0,
             idle_seconds=(st.idle_seconds + time.monotonic() - h.stats_at) if (st and h) else None,
             exit_code=prog.exit_code,
@@ -273,7 +273,21 @@ class Commands:
             project=place.project if place else None,
             work_dir=(place.work_dir or str(self._session_dir(session) / "work")) if (
                 place and session) else None,
+            model=st.model if st else "",
+            tokens_in=st.tokens_in if st else 0,
+            tokens_out=st.tokens_out if st else 0,
+            context_percent=st.context_percent if st else None,
+            rate_limits=list(st.rate_limits) if st else [],
         )
+
+    def _cost(self, session: str | None, live: m.WorkerStats | None) -> float:
+        """The session's usage table on disk (wire.usage, read-only): it is current to the last
+        finished turn whether the worker runs, is suspended, stopped or FATAL; a running
+        worker's own total only when the file cannot be read."""
+        stored = usage.session_cost(self._session_dir(session)) if session else None
+        if stored is not None:
+            return stored
+        return live.cost_usd if live is not None else 0.0
 
     # ------------------------------------------------------------------ commands
 

@@ -291,6 +291,9 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
                  "interrupt_timeout_seconds"):
         if getattr(c, name) <= 0:
             problems.append(f"claude.{name} must be positive")
+    if c.max_usd_per_session < 0 or c.max_usd_per_day < 0:
+        problems.append("claude.max_usd_per_session and claude.max_usd_per_day must be 0 (no"
+                        " budget) or more")
     if c.recycle_rss_mb < 0 or c.recycle_turns < 0:
         problems.append("claude.recycle_rss_mb and claude.recycle_turns must be 0 or more")
     if s.startsecs < 0:

@@ -71,7 +71,7 @@ def detail_line(r: m.ProgramStatus) -> str:
     return (f"    persona={r.persona or '-'} claude={cli} rss={human_bytes(r.rss_bytes)}"
             f" cpu={r.cpu_percent:.1f}% cost=${r.cost_usd:.4f} queued={r.queued}"
             f" idle={hms(r.idle_seconds)}" + (" busy" if r.busy else "") + tools_part(r)
-            + place_part(r))
+            + place_part(r) + meter_part(r))
 
 
 def place_part(r: m.ProgramStatus) -> str:
@@ -79,6 +79,19 @@ def place_part(r: m.ProgramStatus) -> str:
     if r.work_dir is None:
         return ""
     return f" project={r.project or '-'} dir={r.work_dir}"
+
+
+def meter_part(r: m.ProgramStatus) -> str:
+    """The model, the last turn's tokens, the context fill and the subscription's windows."""
+    out = f" model={r.model}" if r.model else ""
+    if r.tokens_in or r.tokens_out:
+        out += f" tokens_in={r.tokens_in} tokens_out={r.tokens_out}"
+    if r.context_percent is not None:
+        out += f" context={r.context_percent:.0f}%"
+    for w in r.rate_limits:
+        if w.utilization is not None:
+            out += f" limit_{w.window}={round(w.utilization * 100)}%"
+    return out
 
 
 def tools_part(r: m.ProgramStatus) -> str:

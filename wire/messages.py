@@ -53,6 +53,15 @@ class ToolProcess(msgspec.Struct, kw_only=True):
     rss_bytes: int = 0
 
 
+class RateWindow(msgspec.Struct, kw_only=True):
+    """One subscription window the CLI reported (a rate_limit_event's rate_limit_info)."""
+
+    window: str  # the CLI's rateLimitType: five_hour, seven_day, ...
+    status: str = ""  # allowed, allowed_warning, rejected
+    utilization: float | None = None  # 0..1
+    resets_at: int | None = None  # epoch seconds
+
+
 class ProgramStatus(msgspec.Struct, kw_only=True):
     """One row of `switchboardctl status` (and /status in the chat)."""
 
@@ -77,6 +86,12 @@ class ProgramStatus(msgspec.Struct, kw_only=True):
     # A session's project (None: none) and the directory its CLI runs in.
     project: str | None = None
     work_dir: str | None = None
+    # The session's model and last context fill, and the subscription's windows (wire.usage).
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    context_percent: float | None = None
+    rate_limits: list[RateWindow] = []
 
 
 class ProgramResult(msgspec.Struct, kw_only=True):
@@ -102,6 +117,11 @@ class WorkerStats(msgspec.Struct, kw_only=True):
     claude_session_id: str | None = None
     persona: str | None = None
     last_seq: int = 0
+    model: str = ""
+    tokens_in: int = 0  # the last turn's
+    tokens_out: int = 0
+    context_percent: float | None = None
+    rate_limits: list[RateWindow] = []
 
 
 # --------------------------------------------------------------------------- control requests
@@ -265,8 +285,14 @@ class HandoffResult(Msg):
     cwd: str
 
 
+class CommandResult(Msg):
+    """A session command's answer: what the chat shows, one or a few lines."""
+
+    text: str
+
+
 Result = (StatusResult | ActionResult | VersionResult | PersonasResult | GrantsResult | Done
-          | ProjectsResult | HandoffResult)
+          | ProjectsResult | HandoffResult | CommandResult)
 
 
 class Ok(Msg):
@@ -364,6 +390,18 @@ class RevokeGrant(Msg):
     grant_id: int
 
 
+class SessionCommand(Msg):
+    """A chat command the worker carries out on its own session (session_worker.commands):
+    `model` (arg: a name, "default", or empty to show it), `context`, `compact`, `clear`,
+    `history`, `raise_budget` (arg: "session" or "day"). Answered `Ok` with a CommandResult, or
+    `Error` with one sentence."""
+
+    id: str
+    verb: str
+    arg: str = ""
+    chat_id: int = 0
+
+
 class Replay(Msg):
     """Ask for every durable event with seq > after_seq (answered by Events, then ReplayDone)."""
 
@@ -433,6 +471,11 @@ class TurnResult(Body):
     terminal_reason: str | None = None
     # A turn a user's stop cut short: the message's text, for the chat's Retry button.
     retry_text: str = ""
+    # From the result's usage and modelUsage: the turn's tokens and how full the context is.
+    model: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    context_percent: float | None = None
 
 
 class PermissionRequest(Body):
@@ -482,6 +525,14 @@ class FileOut(Body):
     size: int
     caption: str = ""
     photo: bool = False
+class BudgetHold(Body):
+    """The next turn waits: a budget is spent. `kind` is "session" or "day"; the chat offers a
+    button that raises that budget for today (a SessionCommand raise_budget)."""
+
+    kind: str
+    spent_usd: float
+    limit_usd: float
+    message: str
 
 
 class Unknown(Body):
@@ -495,6 +546,7 @@ EventBody = (
     TurnStarted | TextDelta | AssistantText | Thinking | ToolUse | ToolResult | TurnResult
     | PermissionRequest | PermissionResolved | RateLimit | SessionInit | Notice | Unknown
     | FileOut
+    | BudgetHold
 )
 
 
@@ -548,6 +600,6 @@ ControlRequest = (
 )
 ControlReply = Ok | Error | Ping | Reload | Detach
 ChatToWorker = (UserTurn | Cancel | EditTurn | PermissionAnswer | Replay | ListGrants
-                | RevokeGrant | GetFile)
+                | RevokeGrant | GetFile | SessionCommand)
 ChatToBot = Accepted | Event | Hello | ReplayDone | Ok | Error
 Message = ControlRequest | Ok | Error | Ping | ChatToWorker | ChatToBot | StateChange

@@ -44,6 +44,9 @@ class CliTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     recycle_turns: int = 200
     hang_timeout_seconds: float = 600.0  # no CLI output for this long during a turn = hung
     interrupt_timeout_seconds: float = 10.0
+    # Budgets in USD (0 = none): a turn that would start past one waits in the queue.
+    max_usd_per_session: float = 0.0
+    max_usd_per_day: float = 0.0  # the sum over every session for the local day
 
 
 class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -123,6 +123,7 @@ class Stack(StackProcesses):
         cli_env: dict[str, str] | None = None,
         base: Path | None = None,
         token_in_env_file: bool = False,
+        subscription: bool = False,
     ) -> None:
         self.tg, self.model = tg, model
         # The token in the `env` file next to the config (what `switchboard init` writes) instead
@@ -147,7 +148,8 @@ class Stack(StackProcesses):
         else:
             from sandbox.model_api import cli_environment
 
-            env = cli_environment(model.url, self.tmp / "claude-home")
+            # subscription: the CLI reports the subscription's limits (rate_limit_event).
+            env = cli_environment(model.url, self.tmp / "claude-home", subscription)
             cli_extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
         cli_extra[TAG_ENV] = self.tag
         self.top: dict[str, Any] = {

@@ -32,7 +32,8 @@ def test_table_to_help_and_menu(table: tuple[ChatCommand, ...], help_lines: list
 def test_the_bots_table() -> None:
     assert [n for n, _ in menu(CHAT_COMMANDS)] == [
         "new", "switch", "sessions", "projects", "status", "stop", "restart", "cancel", "persona",
-        "remove", "permissions", "handoff", "cost", "get", "help"]
+        "remove", "permissions", "handoff", "cost", "get", "model", "context", "compact", "clear",
+        "history", "help"]
     assert "start" in names(CHAT_COMMANDS)
     assert HELP.startswith("Switchboard runs your Claude Code sessions.\n\n/new NAME [PERSONA]"
                            " [@PROJECT] —")

@@ -25,6 +25,7 @@ BODIES: list[m.Body] = [
     m.Notice(level="info", message="hi"),
     m.Unknown(type="x", raw_json="{}"),
     m.FileOut(path="/w/a.txt", name="a.txt", size=1),
+    m.BudgetHold(kind="day", spent_usd=1.0, limit_usd=1.0, message="waits"),
 ]
 
 

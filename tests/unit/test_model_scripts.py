@@ -16,6 +16,7 @@ from sandbox.model_scripts import (
     is_side_request,
     parse_directives,
     plan_response,
+    rate_limit_headers,
     script_from_directives,
     sized_text,
     split_big,
@@ -259,3 +260,48 @@ def test_any_tool_with_a_json_input():
 def test_a_tool_directive_that_cannot_run_is_named(value):
     (block,) = plan_response(turn(user(f"#sb:tool={value}"))).blocks
     assert block.full.startswith("sandbox: bad directive: #sb:tool")
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("0.85", ("5h", 0.85)),
+    ("7d:0.5", ("7d", 0.5)),
+    ("5h:1", ("5h", 1.0)),
+])
+def test_ratelimit_directive(value: str, expected: tuple[str, float]) -> None:
+    assert script_from_directives({"ratelimit": value}).ratelimit == expected
+    body = turn({"role": "user", "content": f"hi #sb:ratelimit={value}"})
+    assert plan_response(body).ratelimit == expected
+
+
+@pytest.mark.parametrize("value", ["", "x", "1.5", "-0.1", "1d:0.5", None])
+def test_bad_ratelimit_directives_are_refused(value: str | None) -> None:
+    with pytest.raises(DirectiveError):
+        script_from_directives({"ratelimit": value})
+
+
+def test_rate_limit_headers_are_the_ones_the_cli_reads() -> None:
+    h = rate_limit_headers("5h", 0.85, 1_000_000.0)
+    reset = str((1_000_000 // 18000 + 1) * 18000)
+    assert h == {
+        "anthropic-ratelimit-unified-status": "allowed",
+        "anthropic-ratelimit-unified-reset": reset,
+        "anthropic-ratelimit-unified-representative-claim": "five_hour",
+        "anthropic-ratelimit-unified-5h-utilization": "0.85",
+        "anthropic-ratelimit-unified-5h-reset": reset,
+        "anthropic-ratelimit-unified-5h-status": "allowed",
+        "anthropic-ratelimit-unified-5h-surpassed-threshold": "0.8",
+    }
+    below = rate_limit_headers("7d", 0.5, 1_000_000.0)
+    assert "anthropic-ratelimit-unified-7d-surpassed-threshold" not in below
+    assert below["anthropic-ratelimit-unified-representative-claim"] == "seven_day"
+    assert rate_limit_headers("5h", 1.0, 0.0)["anthropic-ratelimit-unified-status"] == "rejected"
+
+
+def test_user_text_leaves_out_the_clis_local_command_records() -> None:
+    said = {"role": "user", "content": [
+        {"type": "text", "text": "<local-command-caveat>Caveat.</local-command-caveat>\n"
+         "<command-name>/model</command-name>\n<command-message>model</command-message>\n"
+         "<command-args>default</command-args>\n"
+         "<local-command-stdout>Set model to x</local-command-stdout>"},
+        {"type": "text", "text": "the question"}]}
+    assert user_text(said) == "the question"
