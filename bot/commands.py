@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from bot import callbacks, render
+from bot import callbacks, place, render
 from bot.chat import ChatServer
 from bot.command_table import ChatCommand, help_text
 from bot.control import Refused, SupervisorClient
@@ -25,6 +25,7 @@ from bot.journal import Journal
 from bot.reply import NO_SESSION, chat_of
 from bot.reply import say as reply
 from bot.telegram_out import TelegramOut
+from bot.topics import Topics
 from wire import messages as m
 from wire.names import BOT_PROGRAM, session_name_error
 
@@ -43,6 +44,7 @@ class Commands:
     supervisor: SupervisorClient
     chat: ChatServer
     out: TelegramOut
+    topics: Topics | None = None  # bot.topics: one topic per session where the chat has topics
 
     # ----------------------------------------------------------------------- helpers
 
@@ -55,8 +57,14 @@ class Commands:
         if ctx.args:
             name = ctx.args[0]
             return (None, session_name_error(name)) if session_name_error(name) else (name, None)
-        active = self.journal.active(chat_of(update))
+        active = self._here(update)
         return (active, None) if active else (None, NO_SESSION)
+
+    def _here(self, update: Update) -> str | None:
+        """The session a command without a name is about: the topic's, else the active one."""
+        if self.topics is not None:
+            return self.topics.where(update).session
+        return self.journal.active(chat_of(update))
 
     async def _rows(self, chat: int) -> list[m.ProgramStatus] | None:
         try:
@@ -84,7 +92,13 @@ class Commands:
             await self.say(chat, str(exc))
             return
         self.journal.set_active(chat, name)
-        await self.say(chat, f"Session {name} is ready and active: write to it.")
+        thread = await self.topics.ensure(chat, name) if self.topics is not None else None
+        if thread is None:
+            await self.say(chat, f"Session {name} is ready and active: write to it.")
+            return
+        with place.in_thread(thread):
+            await self.say(chat, f"Session {name} is ready: write here.")
+        await self.say(chat, f"Session {name} is ready in its own topic: write there.")
 
     async def switch(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
@@ -159,6 +173,9 @@ class Commands:
             await self.say(chat, render.results_text(verb, result.results))
         else:
             await self.say(chat, f"{', '.join(targets)}: {verb} done.")
+        if kind is m.Stop and self.topics is not None:
+            for name in targets:  # a stopped session's topic is closed; a message reopens it
+                await self.topics.close(name)
 
     async def stop(self, update: Update, ctx: Ctx) -> None:
         await self._action(update, ctx, m.Stop, "stop")
@@ -169,7 +186,7 @@ class Commands:
     async def cancel(self, update: Update, ctx: Ctx) -> None:
         """Ask the worker to interrupt its turn, and say what it answered."""
         chat = chat_of(update)
-        session = self.journal.active(chat)
+        session = self._here(update)
         if session is None:
             await self.say(chat, NO_SESSION)
             return
@@ -187,7 +204,7 @@ class Commands:
 
     async def persona(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
-        session = self.journal.active(chat)
+        session = self._here(update)
         try:
             if not ctx.args:
                 result = await self.supervisor.call(m.ListPersonas(id=m.new_id()))
