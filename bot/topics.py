@@ -228,15 +228,18 @@ class Topics:
             return
         rows = await self._rows()
         exists = rows is not None and any(r.name == SESSION_PREFIX + session for r in rows)
+        # Recorded before the session exists: the title refresh must not give it another topic.
+        async with self._lock(chat.id, session):
+            self.map.record(chat.id, session, thread, created.name)
         if not exists:
             try:
                 await self.supervisor.call(m.NewSession(id=m.new_id(), name=session),
                                            timeout=30.0)
             except Refused as exc:
+                self.map.drop(chat.id, session)
                 await say(self.out, chat.id, str(exc))
                 return
         title = names.title(session, names.RUNNING)
-        self.map.record(chat.id, session, thread, created.name)
         self._dirty.set()  # the title gets its state
         await say(self.out, chat.id, f"Session {session} is ready: write here."
                   if not exists else f"This topic is now session {session}'s: write here.")
