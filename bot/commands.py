@@ -57,7 +57,10 @@ class Commands:
         if ctx.args:
             name = ctx.args[0]
             return (None, session_name_error(name)) if session_name_error(name) else (name, None)
-        active = self._here(update)
+        if self.topics is not None:
+            where = self.topics.where(update)
+            return (where.session, None) if where.session else (None, where.why)
+        active = self.journal.active(chat_of(update))
         return (active, None) if active else (None, NO_SESSION)
 
     def _here(self, update: Update) -> str | None:

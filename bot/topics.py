@@ -68,6 +68,7 @@ class Topics:
         self._dirty = asyncio.Event()
         self._edited: dict[tuple[int, str], float] = {}
         self._states: dict[tuple[int, str], str] = {}
+        self._moved: dict[tuple[int, int], int] = {}  # (chat, gone topic) -> its new topic
         out.recover_topic = self.recover
 
     @property
@@ -146,8 +147,8 @@ class Topics:
     async def recover(self, chat: int, thread: int, error: str) -> int | None:
         """A send into `thread` failed with `error`: the topic to send to now (None: General)."""
         session = self.map.session_at(chat, thread)
-        if session is None:
-            return None
+        if session is None:  # already recreated (by another send of the same event), or no one's
+            return self._moved.get((chat, thread))
         if "closed" in error.lower():
             if await self.reopen(chat, session):
                 return thread
@@ -156,7 +157,10 @@ class Topics:
         async with self._lock(chat, session):
             if self.map.thread(chat, session) == thread:
                 self.map.drop(chat, session)
-        return await self.ensure(chat, session)
+        moved = await self.ensure(chat, session)
+        if moved is not None:
+            self._moved[(chat, thread)] = moved
+        return moved
 
     async def adopt(self, sessions: list[str]) -> None:
         """Every session without a topic in a chat with topics gets one."""
