@@ -95,7 +95,10 @@ class Commands:
             await self.say(chat, str(exc))
             return
         self.journal.set_active(chat, name)
-        thread = await self.topics.ensure(chat, name) if self.topics is not None else None
+        thread = None
+        if self.topics is not None and update.effective_chat is not None \
+                and self.topics.has_topics(update.effective_chat):
+            thread = await self.topics.ensure(chat, name)
         if thread is None:
             await self.say(chat, f"Session {name} is ready and active: write to it.")
             return

@@ -243,12 +243,10 @@ class Topics:
                 self.map.drop(chat.id, session)
                 await say(self.out, chat.id, str(exc))
                 return
-        title = names.title(session, names.RUNNING)
         self._dirty.set()  # the title gets its state
         await say(self.out, chat.id, f"Session {session} is ready: write here."
                   if not exists else f"This topic is now session {session}'s: write here.")
-        log.info("event=topic_adopted chat_id=%d session=%s thread=%d title=%r", chat.id,
-                 session, thread, title)
+        log.info("event=topic_adopted chat_id=%d session=%s thread=%d", chat.id, session, thread)
 
     async def user_reopened(self, update: Update, ctx: Ctx) -> None:
         self._user_closed(update, False)

@@ -162,7 +162,7 @@ def test_without_topics_switch_and_reply_to_route(make_stack: Callable[..., Stac
     st.new_session(one)
     first = st.ask_msg("to one", expect=lambda t: "echo: to one" in t)
     st.new_session(two)  # now the active session
-    assert st.ask("to two", expect=lambda t: t.startswith("echo:")) == "echo: to two"
+    assert st.ask("to two", expect=lambda t: t.startswith("echo:")).startswith("echo: to two")
     # A reply to one's answer goes to one, whatever the active session is.
     after = last_id(tg, OWNER)
     tg.send(OWNER, "back to one", reply_to_message_id=first["message_id"])
@@ -173,3 +173,13 @@ def test_without_topics_switch_and_reply_to_route(make_stack: Callable[..., Stac
     # /switch still picks the session plain text goes to.
     assert "Active session" in st.ask(f"/switch {one}")
     assert "echo: plain" in st.ask("plain", expect=lambda t: "echo: plain" in t)
+
+    # A forum supergroup of the owner's: the same model with forum topics.
+    forum, fx = -100900, unique("fx")
+    tg.add_bot(OWNER, forum, chat_type="supergroup", title="forum")
+    tg.send(OWNER, f"/new {fx}", forum, chat_type="supergroup", is_forum=True)
+    wait_text(tg, forum, rf"Session {re.escape(fx)} is ready in its own topic", 30)
+    topic = next(t for t in tg.topics(forum) if t["name"].endswith(f" {fx}"))
+    tg.send(OWNER, "in the forum", forum, message_thread_id=topic["message_thread_id"])
+    answer = wait_text(tg, forum, "echo: in the forum", 40)
+    assert answer["message_thread_id"] == topic["message_thread_id"]
