@@ -95,6 +95,7 @@ async def run(settings: BotSettings, token: str) -> None:
     supervisor.health = lambda: journal.unhealthy
     topics.supervisor = supervisor
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
+    couriers.topic_of = topics.map.thread
     commands = Commands(journal, supervisor, chat, out, topics)
     inbound = Inbound(settings, journal, couriers, out, chat, topics)
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,

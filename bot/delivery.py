@@ -17,7 +17,10 @@ While a turn runs: a typing indicator every few seconds, and text deltas (seq 0)
 draft edited in place (bot.live_draft around bot.draft), throttled per chat. The durable
 `AssistantText` then replaces the draft with the final, formatted text (bot.render). A session
 that is not the chat's active one streams nothing: its answers come labelled with its name, and
-its finished turn and permission prompts come with a button to switch to it.
+its finished turn and permission prompts come with a button to switch to it. Where the chat has
+topics, every send of an event goes to the session's own topic (bot.topics makes it when it has
+none yet; bot.place carries it), and there the session counts as active. Every message shown is
+remembered as its session's (bot.db `sent`), so a reply to it goes to that session.
 
 It must never record a seq before its event's Telegram calls are over, nor decide order itself.
 """

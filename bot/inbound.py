@@ -1,5 +1,8 @@
 """What the owner writes to a session: plain text and files become hand-offs in bot.db.
 
+Which session: the topic's where the chat has topics, else the one whose message it replies
+to, else the chat's active one (bot.routing, through bot.topics).
+
 bot.handoff delivers them to the worker, so a handler here never waits on a worker (but for an
 edit, below). A file is saved under the session's work folder first and Claude is told where it
 is. Never writes outside `<state_dir>/sessions/<name>/work/uploads`, and never through a link

@@ -143,3 +143,34 @@ async def test_titles_follow_the_state_and_a_suspend_is_said_once(tmp_path: Path
     await t.refresh()
     assert bot.calls[-1] == ("edit", CHAT, 101, "⛔ api")
     assert j.topic_rows()[0][3] == "⛔ api"
+
+
+def _update(chat: dict[str, Any], text: str, thread: int | None = None,
+            reply_to: int | None = None) -> Any:
+    from telegram import Update
+
+    msg: dict[str, Any] = {"message_id": 50, "date": 0, "chat": chat, "text": text,
+                           "from": {"id": 1, "is_bot": False, "first_name": "o"}}
+    if thread is not None:
+        msg.update(message_thread_id=thread, is_topic_message=True)
+    if reply_to is not None:
+        msg["reply_to_message"] = {"message_id": reply_to, "date": 0, "chat": chat}
+    return Update.de_json({"update_id": 1, "message": msg}, None)
+
+
+async def test_a_message_goes_by_topic_then_reply_and_reopens_a_closed_topic(
+        tmp_path: Path) -> None:
+    t, bot, j = make(tmp_path)
+    private = {"id": CHAT, "type": "private"}
+    await t.ensure(CHAT, "api")
+    j.remember_sent(CHAT, 9, "web")
+    assert t.where(_update(private, "hi", thread=101)).session == "api"
+    assert t.where(_update(private, "hi", reply_to=9)).session == "web"  # General, a reply
+    assert t.where(_update(private, "hi")).why.startswith("General is for commands")
+    t.map.set_closed(CHAT, "api", True)
+    await t.reopen_for_message(_update(private, "hi", thread=101), "api")
+    assert bot.calls[-1] == ("reopen", CHAT, 101) and (CHAT, "api") not in t.map.closed
+    t.map.private_topics = False  # a chat without topics: reply-to, else the active session
+    j.set_active(CHAT, "api")
+    assert t.where(_update(private, "hi", reply_to=9)).session == "web"
+    assert t.where(_update(private, "hi")).session == "api"
