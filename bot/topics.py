@@ -50,6 +50,7 @@ T = TypeVar("T")
 REFRESH_SECONDS = 15.0
 MIN_EDIT_SECONDS = 3.0
 DEBOUNCE_SECONDS = 1.0
+RETRY_CREATE_SECONDS = 60.0  # a topic Telegram refused to make is not asked for on every event
 
 
 def suspended_text(session: str) -> str:
@@ -69,6 +70,7 @@ class Topics:
         self._edited: dict[tuple[int, str], float] = {}
         self._states: dict[tuple[int, str], str] = {}
         self._moved: dict[tuple[int, int], int] = {}  # (chat, gone topic) -> its new topic
+        self._refused: dict[tuple[int, str], float] = {}  # when a create was last refused
         out.recover_topic = self.recover
 
     @property
@@ -131,12 +133,15 @@ class Topics:
             thread = self.map.thread(chat, session)
             if thread is not None:
                 return thread
+            if time.monotonic() - self._refused.get((chat, session), -1e9) < RETRY_CREATE_SECONDS:
+                return None
             title = names.title(session, names.RUNNING)
             self.map.intend(chat, session, title)  # first the intent, then Telegram
             topic = await reliably(partial(self.bot.create_forum_topic, chat, title),
                                    "create_topic")
             if topic is None:
                 self.map.drop(chat, session)
+                self._refused[(chat, session)] = time.monotonic()
                 return None
             self.map.record(chat, session, topic.message_thread_id, title)
             log.info("event=topic_created chat_id=%d session=%s thread=%d", chat, session,
