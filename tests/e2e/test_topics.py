@@ -2,11 +2,12 @@
 routing in one without: the user's stories, through the sandbox Telegram, real PTB, the real CLI.
 
 With topics: `/new` in General makes a topic per session; what is typed in a topic is answered
-there by that session, two sessions streaming at once; a topic the user makes by hand becomes a
-session; a topic Telegram says is gone ("message thread not found") is recreated and the answer
-arrives there; `/stop` closes a topic and a message after it reopens is answered; a session given
-up (FATAL) says so in its own topic; `/remove` deletes its topic. Without topics: `/switch`, and a
-reply to a session's message goes to that session."""
+there by that session, two sessions streaming at once; a bot killed and restarted makes no
+second topic; a topic the user makes by hand becomes a session; a topic Telegram says is gone
+("message thread not found") is recreated and the answer arrives there; `/stop` closes a topic
+and a message after it reopens is answered; a session given up (FATAL) says so in its own topic;
+`/remove` deletes its topic. Without topics: `/switch`, a reply to a session's message goes to
+that session, and a forum supergroup works with forum topics."""
 from __future__ import annotations
 
 import os
@@ -65,7 +66,9 @@ def general_texts(tg: Any) -> list[str]:
 
 
 def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg: Any) -> None:
-    st = make_stack(supervisor={"startretries": 0, "retry_window_seconds": 60})
+    # sessions are given up at their first crash; the bot, never given up, is back within 1 s
+    st = make_stack(supervisor={"startretries": 0, "retry_window_seconds": 60,
+                                "bot_max_backoff_seconds": 1.0})
     alpha, beta = unique("alpha"), unique("beta")
     for name in (alpha, beta):
         st.say(f"/new {name}")
@@ -97,6 +100,15 @@ def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg:
     assert not any("from-b" in t for t in thread_texts(tg, ta))
     assert not any("from-a" in t for t in thread_texts(tg, tb))
     assert not any(t.startswith("from-") for t in general_texts(tg))
+
+    # A kill -9 of the bot: the restarted bot knows every topic and makes no second one.
+    pid = st.bot_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: st.bot_pid() not in (None, pid), 30, "the bot restarted")
+    tg.send(OWNER, "after the crash", message_thread_id=tb)
+    wait_in(tg, tb, lambda t: "echo: after the crash" in t, "beta's answer after the crash")
+    assert [t["message_thread_id"] for t in tg.topics(OWNER)] == [ta, tb]
 
     # A topic the user makes by hand becomes a session named after it.
     made = tg.create_topic(OWNER, f"Gamma {alpha[-4:]}")
