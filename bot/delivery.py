@@ -225,7 +225,7 @@ class SessionLine:
         mid = await deliver(self.d.out, chat, chunk, what, budget=self.budget(),
                             message_id=message_id, markup=markup,
                             filename=f"{what}-{self.session}.txt")
-        if mid is not None and mid != message_id:
+        if mid is not None:  # also an edited one: a streamed draft became this answer
             self.d.journal.remember_sent(chat, mid, self.session)
         return mid
 
@@ -340,6 +340,7 @@ class SessionLine:
                 mid, was = shown[i]
                 if not chunk.entities and was.strip() == chunk.text.strip():
                     last = mid  # the draft already shows exactly this: no edit
+                    self.d.journal.remember_sent(chat, mid, self.session)
                     continue
                 last = await self.show(chat, chunk, "answer", message_id=mid)
             else:

@@ -172,13 +172,16 @@ def test_without_topics_switch_and_reply_to_route(make_stack: Callable[..., Stac
     st = make_stack()
     one, two = unique("one"), unique("two")
     st.new_session(one)
-    first = st.ask_msg("to one", expect=lambda t: "echo: to one" in t)
+    # streamed: the draft message becomes the answer, and a reply to it still finds its session
+    first = st.ask_msg("#sb:slow=150 #sb:text=one says a b c d e",
+                       expect=lambda t: "one says a b c d e" in t)
     st.new_session(two)  # now the active session
     assert st.ask("to two", expect=lambda t: t.startswith("echo:")).startswith("echo: to two")
     # A reply to one's answer goes to one, whatever the active session is.
     after = last_id(tg, OWNER)
     tg.send(OWNER, "back to one", reply_to_message_id=first["message_id"])
-    wait_text(tg, OWNER, "echo: back to one", 40, after=after)
+    back = wait_text(tg, OWNER, "echo: back to one", 40, after=after)
+    assert back["text"].startswith(f"[{one}]"), back["text"]  # labelled: not the active one
     assert st.sup.status()[f"session:{one}"].state == "RUNNING"
     calls = [c for c in tg.calls("sendMessage") if "back to one" in str(c.get("params"))]
     assert calls and all("message_thread_id" not in c["params"] for c in calls)
