@@ -71,6 +71,8 @@ class Topics:
         self._states: dict[tuple[int, str], str] = {}
         self._moved: dict[tuple[int, int], int] = {}  # (chat, gone topic) -> its new topic
         self._refused: dict[tuple[int, str], float] = {}  # when a create was last refused
+        # Closed topics reopened for a late message of their stopped session: closed again.
+        self._reclose: set[tuple[int, str]] = set()
         out.recover_topic = self.recover
 
     @property
@@ -156,6 +158,8 @@ class Topics:
             return self._moved.get((chat, thread))
         if "closed" in error.lower():
             if await self.reopen(chat, session):
+                self._reclose.add((chat, session))
+                self._dirty.set()
                 return thread
             return None
         log.warning("event=topic_gone chat_id=%d session=%s thread=%d", chat, session, thread)
@@ -264,11 +268,13 @@ class Topics:
         thread = place.thread_of(update)
         session = self.map.session_at(chat, thread) if thread is not None else None
         if session is not None:
+            self._reclose.discard((chat, session))
             self.map.set_closed(chat, session, closed)
 
     async def reopen_for_message(self, update: Update, session: str) -> None:
         """A message in a topic the bot closed (a stopped session): open it again."""
         chat = chat_of(update)
+        self._reclose.discard((chat, session))
         if (chat, session) in self.map.closed:
             await self.reopen(chat, session)
 
@@ -324,6 +330,11 @@ class Topics:
                     self.map.set_title(chat, session, want)
             elif want != self.map.titles.get(key):
                 self._dirty.set()  # edited a moment ago: next round
+            if key in self._reclose:  # its late message is shown: closed again if still stopped
+                self._reclose.discard(key)
+                if state == names.STOPPED and await self._topic_call("close_topic", partial(
+                        self.bot.close_forum_topic, chat, thread)):
+                    self.map.set_closed(chat, session, True)
             if state == names.SUSPENDED and before in (names.RUNNING, names.WAITING):
                 with place.in_thread(thread):
                     for chunk in render.render_plain(suspended_text(session)):

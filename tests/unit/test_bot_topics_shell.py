@@ -47,6 +47,11 @@ class FakeBot:
         self.calls.append(("edit", chat, thread, name))
         return True
 
+    async def close_forum_topic(self, chat: int, thread: int) -> bool:
+        self.calls.append(("close", chat, thread))
+        self.closed.add(thread)
+        return True
+
     async def reopen_forum_topic(self, chat: int, thread: int) -> bool:
         self.calls.append(("reopen", chat, thread))
         self.closed.discard(thread)
@@ -113,12 +118,17 @@ async def test_a_gone_topic_is_made_again_once_and_the_message_sent_there(tmp_pa
 async def test_a_closed_topic_is_reopened_for_the_message(tmp_path: Path) -> None:
     t, bot, _ = make(tmp_path)
     await t.ensure(CHAT, "api")
-    bot.closed.add(101)
-    t.map.set_closed(CHAT, "api", True)
-    with place.in_thread(101):
+    await t.close("api")  # /stop
+    assert (CHAT, "api") in t.map.closed
+    with place.in_thread(101):  # a late message of the stopped session (its cut-short turn)
         await t.out.send(CHAT, Chunk("notice"))
-    assert ("reopen", CHAT, 101) in bot.calls and bot.calls[-1] == ("send", CHAT, 101, "notice")
+    assert bot.calls[-2:] == [("reopen", CHAT, 101), ("send", CHAT, 101, "notice")]
     assert (CHAT, "api") not in t.map.closed
+    sup: FakeSupervisor = t.supervisor  # type: ignore[assignment]
+    sup.rows = [m.ProgramStatus(name="session:api", state="STOPPED")]
+    await t.refresh()  # still stopped: closed again
+    assert bot.calls[-2:] == [("edit", CHAT, 101, "⏹ api"), ("close", CHAT, 101)]
+    assert (CHAT, "api") in t.map.closed
 
 
 async def test_titles_follow_the_state_and_a_suspend_is_said_once(tmp_path: Path,
