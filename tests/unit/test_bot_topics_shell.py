@@ -184,3 +184,16 @@ async def test_a_message_goes_by_topic_then_reply_and_reopens_a_closed_topic(
     j.set_active(CHAT, "api")
     assert t.where(_update(private, "hi", reply_to=9)).session == "web"
     assert t.where(_update(private, "hi")).session == "api"
+
+
+async def test_an_intent_left_by_a_crash_is_made_once_by_the_next_bot(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "bot.db")
+    TopicMap(j).intend(CHAT, "api", "🟢 api")  # the bot died before Telegram answered
+    j.close()
+    t, bot, j = make(tmp_path)
+    assert t.map.thread(CHAT, "api") is None and (CHAT, "api") in t.map.intended
+    j.set_active(CHAT, "api")
+    await t.refresh()
+    await t.refresh()
+    assert [c[0] for c in bot.calls] == ["create"]
+    assert j.topic_rows() == [(CHAT, "api", 101, "🟢 api", False)]
