@@ -186,7 +186,7 @@ def test_without_topics_switch_and_reply_to_route(make_stack: Callable[..., Stac
     calls = [c for c in tg.calls("sendMessage") if "back to one" in str(c.get("params"))]
     assert calls and all("message_thread_id" not in c["params"] for c in calls)
     # /switch still picks the session plain text goes to.
-    assert "Active session" in st.ask(f"/switch {one}")
+    assert st.ask(f"/switch {one}", expect=lambda t: "Active session" in t)
     assert "echo: plain" in st.ask("plain", expect=lambda t: "echo: plain" in t)
 
     # A forum supergroup of the owner's: the same model with forum topics.
