@@ -43,6 +43,8 @@ from bot.ratelimit import ChatRateLimiter
 from bot.reload import Reloader
 from bot.taps import Taps
 from bot.telegram_out import TelegramOut
+from bot.topic_map import TopicMap
+from bot.topics import Topics
 from bot.voice import Transcriber
 from wire import auth, logs
 from wire.aio import wait_event
@@ -89,23 +91,31 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     journal = Journal(Path(settings.state_dir) / "bot.db")
     gate = Gate(settings.allowed_user_ids, groups=settings.groups)
     out = TelegramOut(app.bot)
-    delivery = Delivery(journal, out, None, settings)  # type: ignore[arg-type]
+    topics = Topics(journal, out, TopicMap(journal))
+    delivery = Delivery(journal, out, None, settings, topics)  # type: ignore[arg-type]
     chat = ChatServer(ctx, endpoints.chat, delivery.on_message, bytes.fromhex(keys.chat_root))
     delivery.chat = chat
     supervisor = SupervisorClient(ctx, endpoints.control, keys.control)
     supervisor.health = lambda: journal.unhealthy
+    topics.supervisor = supervisor
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
-    commands = Commands(journal, supervisor, chat, out)
-    inbound = Inbound(settings, journal, couriers, out, chat,
+    couriers.topic_of = topics.map.thread
+    commands = Commands(journal, supervisor, chat, out, topics)
+    inbound = Inbound(settings, journal, couriers, out, chat, topics,
                       Transcriber(settings, voice_key))
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,
-                settings.worker_timeout_seconds)
-    events = Events(ctx, endpoints.events, journal, out, keys.control)
+                settings.worker_timeout_seconds, topics)
+    events = Events(ctx, endpoints.events, journal, out, keys.control, topics)
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
     # First: an edit is never run as a command or sent as a new message (CommandHandler takes
     # edited messages too).
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, inbound.edited))
+    # Topics the user makes, closes and reopens by hand (bot.topics).
+    app.add_handler(MessageHandler(filters.StatusUpdate.FORUM_TOPIC_CREATED, topics.user_created))
+    app.add_handler(MessageHandler(filters.StatusUpdate.FORUM_TOPIC_CLOSED, topics.user_closed))
+    app.add_handler(MessageHandler(filters.StatusUpdate.FORUM_TOPIC_REOPENED,
+                                   topics.user_reopened))
     for cmd in CHAT_COMMANDS:
         app.add_handler(CommandHandler([cmd.name, *cmd.aliases], partial(cmd.handler, commands)))
     app.add_handler(MessageHandler(filters.COMMAND, commands.unknown))
@@ -132,6 +142,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
         supervisor.rpc.start()  # answer the heartbeat while Telegram is still out of reach
         # `async with app` then finds it initialized (getMe done).
         await startup.unless_stopped(stop, startup.call("getMe", app.initialize))
+        topics.configure(app.bot.bot)  # getMe: topics in private chats?
         async with app:
             await startup.unless_stopped(stop, startup.call("deleteWebhook",
                                                             app.bot.delete_webhook))
@@ -146,6 +157,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
                 tg.create_task(chat.run(), name="chat")
                 tg.create_task(delivery.sync_loop(), name="replay-sync")
                 tg.create_task(events.run(), name="events")
+                tg.create_task(topics.run(), name="topics")
                 tg.create_task(watch(stop, settings.supervisor_pid), name="watch")
     except* (Stopping, startup.Stopped):
         log.info("event=bot_stopping")

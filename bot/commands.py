@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from telegram import InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
-from bot import callbacks, meters, render
+from bot import callbacks, meters, place, render
 from bot import session_commands as sc
 from bot.chat import ChatServer
 from bot.command_table import ChatCommand, help_text
@@ -26,6 +26,7 @@ from bot.journal import Journal
 from bot.reply import NO_SESSION, chat_of
 from bot.reply import say as reply
 from bot.telegram_out import TelegramOut
+from bot.topics import Topics
 from wire import messages as m
 from wire.names import BOT_PROGRAM, session_name_error
 
@@ -52,6 +53,7 @@ class Commands:
     supervisor: SupervisorClient
     chat: ChatServer
     out: TelegramOut
+    topics: Topics | None = None  # bot.topics: one topic per session where the chat has topics
 
     # ----------------------------------------------------------------------- helpers
 
@@ -64,8 +66,17 @@ class Commands:
         if ctx.args:
             name = ctx.args[0]
             return (None, session_name_error(name)) if session_name_error(name) else (name, None)
+        if self.topics is not None:
+            where = self.topics.where(update)
+            return (where.session, None) if where.session else (None, where.why)
         active = self.journal.active(chat_of(update))
         return (active, None) if active else (None, NO_SESSION)
+
+    def here(self, update: Update) -> str | None:
+        """The session a command without a name is about: the topic's, else the active one."""
+        if self.topics is not None:
+            return self.topics.where(update).session
+        return self.journal.active(chat_of(update))
 
     async def _rows(self, chat: int) -> list[m.ProgramStatus] | None:
         try:
@@ -94,7 +105,16 @@ class Commands:
             await self.say(chat, str(exc))
             return
         self.journal.set_active(chat, name)
-        await self.say(chat, f"Session {name} is ready and active: write to it.")
+        thread = None
+        if self.topics is not None and update.effective_chat is not None \
+                and self.topics.has_topics(update.effective_chat):
+            thread = await self.topics.ensure(chat, name)
+        if thread is None:
+            await self.say(chat, f"Session {name} is ready and active: write to it.")
+            return
+        with place.in_thread(thread):
+            await self.say(chat, f"Session {name} is ready: write here.")
+        await self.say(chat, f"Session {name} is ready in its own topic: write there.")
 
     async def projects(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
@@ -180,6 +200,9 @@ class Commands:
             await self.say(chat, render.results_text(verb, result.results))
         else:
             await self.say(chat, f"{', '.join(targets)}: {verb} done.")
+        if kind is m.Stop and self.topics is not None:
+            for name in targets:  # a stopped session's topic is closed; a message reopens it
+                await self.topics.close(name)
 
     async def stop(self, update: Update, ctx: Ctx) -> None:
         await self._action(update, ctx, m.Stop, "stop")
@@ -190,7 +213,7 @@ class Commands:
     async def cancel(self, update: Update, ctx: Ctx) -> None:
         """Ask the worker to interrupt its turn, and say what it answered."""
         chat = chat_of(update)
-        session = self.journal.active(chat)
+        session = self.here(update)
         if session is None:
             await self.say(chat, NO_SESSION)
             return
@@ -208,7 +231,7 @@ class Commands:
 
     async def persona(self, update: Update, ctx: Ctx) -> None:
         chat = chat_of(update)
-        session = self.journal.active(chat)
+        session = self.here(update)
         try:
             if not ctx.args:
                 result = await self.supervisor.call(m.ListPersonas(id=m.new_id()))
@@ -303,7 +326,7 @@ class Commands:
         msg = update.effective_message
         parts = (msg.text or "").split(maxsplit=1) if msg is not None else []
         path = parts[1].strip() if len(parts) > 1 else ""
-        session = self.journal.active(chat)
+        session = self.here(update)
         if not path:
             await self.say(chat, "Usage: /get PATH, relative to the session's working directory,"
                            " for example /get report.pdf.")

@@ -17,7 +17,10 @@ While a turn runs: a typing indicator every few seconds, and text deltas (seq 0)
 draft edited in place (bot.live_draft around bot.draft), throttled per chat. The durable
 `AssistantText` then replaces the draft with the final, formatted text (bot.render). A session
 that is not the chat's active one streams nothing: its answers come labelled with its name, and
-its finished turn and permission prompts come with a button to switch to it.
+its finished turn and permission prompts come with a button to switch to it. Where the chat has
+topics, every send of an event goes to the session's own topic (bot.topics makes it when it has
+none yet; bot.place carries it), and there the session counts as active. Every message shown is
+remembered as its session's (bot.db `sent`), so a reply to it goes to that session.
 
 It must never record a seq before its event's Telegram calls are over, nor decide order itself.
 """
@@ -32,7 +35,7 @@ from functools import partial
 
 from telegram import InlineKeyboardMarkup
 
-from bot import files_out, meters, prompt_render, render, view
+from bot import files_out, meters, place, prompt_render, render, view
 from bot.callbacks import budget_markup, permission_markup, retry_markup, switch_button
 from bot.chat import ChatServer
 from bot.draft import Throttle
@@ -50,6 +53,7 @@ from bot.telegram_out import (
     deliver,
     reliably,
 )
+from bot.topics import Topics
 from bot.view import Target
 from wire import messages as m
 from wire.settings import BotSettings
@@ -169,12 +173,14 @@ class SessionLine:
         try:
             target = self.target(ev)
             if target is not None:
-                held_until = _held_release(ev.body)
-                if held_until == "before":
-                    await self.release_held()
-                await view.show(self, target, ev.body)
-                if held_until == "after":
-                    await self.release_held()
+                # Every send for this event goes to the session's topic there, if it has one.
+                with place.in_thread(await self.topic(target.chat_id)):
+                    held_until = _held_release(ev.body)
+                    if held_until == "before":
+                        await self.release_held()
+                    await view.show(self, target, ev.body)
+                    if held_until == "after":
+                        await self.release_held()
         except (asyncio.CancelledError, StorageError):
             raise
         except Unreachable as exc:
@@ -203,8 +209,9 @@ class SessionLine:
         chat, text = self.missed.chat, self.missed.sentence(self.session)
         if chat is not None:
             try:
-                await attempt(partial(self.d.out.send, chat, Chunk(text)), "missed",
-                              OUTAGE_BUDGET)
+                with place.in_thread(self.d.topics.map.thread(chat, self.session)):
+                    await attempt(partial(self.d.out.send, chat, Chunk(text)), "missed",
+                                  OUTAGE_BUDGET)
             except Unreachable:
                 return  # still out: told with the next event, or at the next timeout of _next
             except (Refused, Blocked):
@@ -213,20 +220,36 @@ class SessionLine:
 
     async def show(self, chat: int, chunk: Chunk, what: str, *, message_id: int | None = None,
                    markup: InlineKeyboardMarkup | None = None) -> int | None:
-        """One chunk into the chat, down the fallback ladder (see bot.telegram_out.deliver)."""
-        return await deliver(self.d.out, chat, chunk, what, budget=self.budget(),
-                             message_id=message_id, markup=markup,
-                             filename=f"{what}-{self.session}.txt")
+        """One chunk into the chat, down the fallback ladder (see bot.telegram_out.deliver).
+        Its message is remembered as this session's, for reply-to routing."""
+        mid = await deliver(self.d.out, chat, chunk, what, budget=self.budget(),
+                            message_id=message_id, markup=markup,
+                            filename=f"{what}-{self.session}.txt")
+        if mid is not None:  # also an edited one: a streamed draft became this answer
+            self.d.journal.remember_sent(chat, mid, self.session)
+        return mid
 
     def target(self, ev: m.Event) -> Target | None:
-        """Where this event goes, decided once as it is taken off the queue (no SQL)."""
+        """Where this event goes, decided once as it is taken off the queue (no SQL): a chat
+        where the session has its topic counts as one where it is active."""
         j = self.d.journal
-        chat = view.choose_chat(ev.chat_id, self.last_chat, j.chats_of(self.session))
+        topics = self.d.topics.map
+        chat = view.choose_chat(ev.chat_id, self.last_chat,
+                                topics.chats_of(self.session) + j.chats_of(self.session))
         if ev.chat_id is not None:
             self.last_chat = ev.chat_id
         if chat is None:
             return None
-        return Target(chat, j.active(chat) == self.session)
+        return Target(chat, j.active(chat) == self.session
+                      or topics.thread(chat, self.session) is not None)
+
+    async def topic(self, chat: int) -> int | None:
+        """The session's topic in this chat: made now when the chat has topics and the
+        session has none there yet (None: the chat itself)."""
+        thread = self.d.topics.map.thread(chat, self.session)
+        if thread is None and self.d.topics.chat_has_topics(chat):
+            thread = await self.d.topics.ensure(chat, self.session)
+        return thread
 
     async def turn_started(self, t: Target, body: m.TurnStarted) -> None:
         self.answer = None
@@ -346,6 +369,7 @@ class SessionLine:
                 mid, was = shown[i]
                 if not chunk.entities and was.strip() == chunk.text.strip():
                     last = mid  # the draft already shows exactly this: no edit
+                    self.d.journal.remember_sent(chat, mid, self.session)
                     continue
                 last = await self.show(chat, chunk, "answer", message_id=mid)
             else:
@@ -414,6 +438,7 @@ class SessionLine:
         shown = prompt_render.view(self.session, body)
         text = shown.parts[-1]  # the part with the buttons, edited with the outcome later
         n, _ = j.add_prompt(self.session, body.prompt_id, chat, text)
+        self.d.topics.touch(self.session)  # its topic's title shows it waits
         prompt = j.prompt(n)
         if prompt is None or prompt.state != "open" or prompt.message_id is not None:
             return
@@ -435,6 +460,7 @@ class SessionLine:
         prompt = j.prompt_by_id(self.session, body.prompt_id)
         if prompt is None or not j.close_prompt(prompt.n, "resolved"):
             return
+        self.d.topics.touch(self.session)
         if prompt.message_id is None:
             return
         shown = prompt_render.chunk(prompt.text,
@@ -457,11 +483,12 @@ class Delivery:
     """Every session's line; the chat socket's handler for what workers send."""
 
     def __init__(self, journal: Journal, out: TelegramOut, chat: ChatServer,
-                 settings: BotSettings) -> None:
+                 settings: BotSettings, topics: Topics) -> None:
         self.journal = journal
         self.out = out
         self.chat = chat
         self.settings = settings
+        self.topics = topics
         self.lines: dict[str, SessionLine] = {}
         self._throttles: dict[int, Throttle] = {}
 

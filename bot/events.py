@@ -1,9 +1,10 @@
 """The supervisor's events, as the owner needs to hear them: a session that gave up (FATAL).
 
-A SUB on the events socket. When a session goes FATAL, every chat whose active session it is
-gets one sentence saying so and what to do; nothing else on this socket reaches the chat (a
-crash that the supervisor recovers from on its own is not news). Garbage on the socket is
-logged and skipped.
+A SUB on the events socket. When a session goes FATAL, its topic in every chat where it has one,
+and every chat whose active session it is, gets one sentence saying so and what to do; nothing
+else on this socket reaches the chat (a crash that the supervisor recovers from on its own is
+not news), though every change of a session refreshes its topic's title (bot.topics). Garbage
+on the socket is logged and skipped.
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from functools import partial
 import zmq
 import zmq.asyncio
 
-from bot import render
+from bot import place, render
 from bot.journal import Journal
 from bot.telegram_out import TelegramOut, reliably
+from bot.topics import Topics
 from wire import auth, codec, names
 from wire import messages as m
 from wire.rpc import configure
@@ -31,7 +33,7 @@ def fatal_text(session: str, reason: str) -> str:
 
 class Events:
     def __init__(self, ctx: zmq.asyncio.Context, endpoint: str, journal: Journal,
-                 out: TelegramOut, keys: auth.ClientKeys) -> None:
+                 out: TelegramOut, keys: auth.ClientKeys, topics: Topics) -> None:
         self.sock = ctx.socket(zmq.SUB)
         configure(self.sock, 1024 * 1024)
         auth.as_client(self.sock, keys)  # the supervisor serves events to the bot's key only
@@ -39,6 +41,7 @@ class Events:
         self.sock.connect(endpoint)
         self.journal = journal
         self.out = out
+        self.topics = topics
 
     async def run(self) -> None:
         while True:
@@ -50,14 +53,22 @@ class Events:
             await self.on_event(event)
 
     async def on_event(self, event: m.StateChange) -> None:
-        if event.to_state != "FATAL" or not event.program.startswith(names.SESSION_PREFIX):
+        if not event.program.startswith(names.SESSION_PREFIX):
             return
         session = event.program[len(names.SESSION_PREFIX):]
+        self.topics.touch(session)
+        if event.to_state != "FATAL":
+            return
         text = fatal_text(session, event.reason)
-        for chat_id in self.journal.chats_of(session):
+        chats = self.topics.map.chats_of(session)
+        chats += [c for c in self.journal.chats_of(session) if c not in chats]
+        for chat_id in chats:
             log.info("event=fatal_notice session=%s chat_id=%d", session, chat_id)
-            for chunk in render.render_plain(text):
-                await reliably(partial(self.out.send, chat_id, chunk), "fatal notice")
+            with place.in_thread(self.topics.map.thread(chat_id, session)):
+                for chunk in render.render_plain(text):
+                    mid = await reliably(partial(self.out.send, chat_id, chunk), "fatal notice")
+                    if mid is not None:
+                        self.journal.remember_sent(chat_id, mid, session)
 
     def close(self) -> None:
         self.sock.close(linger=0)

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
-from bot import joiner
+from bot import joiner, place
 from bot.chat import ChatServer
 from bot.control import Refused, SupervisorClient
 from bot.journal import Handoff, Journal
@@ -38,6 +39,8 @@ class Couriers:
         self.worker_timeout = worker_timeout
         self._kicks: dict[str, asyncio.Event] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        # The session's topic in a chat (bot.topics), where its couriers' sentences go.
+        self.topic_of: Callable[[int, str], int | None] = lambda chat, session: None
 
     def kick(self, session: str) -> None:
         if session not in self._tasks:
@@ -65,8 +68,9 @@ class Couriers:
         for session in list(self._tasks):
             await self.forget(session)
 
-    async def _say(self, chat_id: int, text: str) -> None:
-        await reliably(lambda: self.out.send(chat_id, Chunk(text)), "courier_notice")
+    async def _say(self, chat_id: int, text: str, session: str) -> None:
+        with place.in_thread(self.topic_of(chat_id, session)):
+            await reliably(lambda: self.out.send(chat_id, Chunk(text)), "courier_notice")
 
     async def _run(self, session: str) -> None:
         kick = self._kicks[session]
@@ -102,7 +106,7 @@ class Couriers:
             if h.key not in warned and waited > self.worker_timeout:
                 warned.add(h.key)
                 await self._say(h.chat_id, f"Session {session} is not answering yet: your message"
-                                " is kept and goes through as soon as it is back.")
+                                " is kept and goes through as soon as it is back.", session)
                 ensured = None  # ask the supervisor again
             await asyncio.sleep(backoff)
             backoff = min(MAX_BACKOFF, backoff * 2)
@@ -119,8 +123,9 @@ class Couriers:
             if exc.code == m.E_UNKNOWN_NAME:
                 self.journal.handoff_done(h.key)
                 await self._say(h.chat_id, f"Session {h.session} does not exist any more: create"
-                                f" it again with /new {h.session} or /switch to another one.")
+                                f" it again with /new {h.session} or /switch to another one.",
+                                h.session)
                 return False
             if exc.code != "timeout":
-                await self._say(h.chat_id, str(exc))
+                await self._say(h.chat_id, str(exc), h.session)
         return True

@@ -1,5 +1,8 @@
 """What the owner writes to a session: plain text and files become hand-offs in bot.db.
 
+Which session: the topic's where the chat has topics, else the one whose message it replies
+to, else the chat's active one (bot.routing, through bot.topics).
+
 bot.handoff delivers them to the worker, so a handler here never waits on a worker (but for an
 edit, below). A file is saved under the session's work folder first and Claude is told where it
 is. Never writes outside `<state_dir>/sessions/<name>/work/uploads`, and never through a link
@@ -29,8 +32,9 @@ from bot import voice as voice_mod
 from bot.chat import ChatServer
 from bot.handoff import Couriers
 from bot.journal import Handoff, Journal
-from bot.reply import NO_SESSION, chat_of, say
+from bot.reply import chat_of, say
 from bot.telegram_out import TelegramOut, reliably
+from bot.topics import Topics
 from bot.uploads import LinkRefused, save_upload
 from wire import messages as m
 from wire.settings import BotSettings
@@ -73,6 +77,7 @@ class Inbound:
     couriers: Couriers
     out: TelegramOut
     chat: ChatServer
+    topics: Topics
     transcriber: voice_mod.Transcriber | None = None  # voice notes and audio (bot.voice)
 
     def _hand_off(self, chat: int, session: str, message_id: int, text: str,
@@ -84,15 +89,17 @@ class Inbound:
         self.couriers.kick(session)
 
     async def _addressed(self, update: Update) -> tuple[int, Message, str] | None:
-        """The chat, the message and the chat's active session; None (and a sentence) if none."""
+        """The chat, the message and its session (bot.routing: its topic's, the one it replies
+        to, else the chat's active one); None (and a sentence) if none."""
         chat = chat_of(update)
         msg = update.effective_message
         assert msg is not None
-        session = self.journal.active(chat)
-        if session is None:
-            await say(self.out, chat, NO_SESSION)
+        where = self.topics.where(update)
+        if where.session is None:
+            await say(self.out, chat, where.why)
             return None
-        return chat, msg, session
+        await self.topics.reopen_for_message(update, where.session)
+        return chat, msg, where.session
 
     async def text(self, update: Update, ctx: Ctx) -> None:
         target = await self._addressed(update)
@@ -224,7 +231,7 @@ class Inbound:
             return
         key = f"tg:{chat}:{msg.message_id}"
         waiting = self.journal.replace_handoff_text(key, msg.text)
-        session = waiting or self.journal.active(chat)
+        session = waiting or self.topics.where(update).session
         if session is None:
             await say(self.out, chat, edit_not_applied("that message went to no session"))
             return

@@ -10,6 +10,10 @@
 - prompts:   permission prompts shown with buttons; a button's callback data is the row number.
 - drafts:    the messages of a streamed answer in progress, so a restarted bot replaces them.
 - retries:   messages a user's stop cut short, behind their Retry button (its data is the row).
+- topics:    per (chat, session), the session's topic (bot.topics): the row is written before
+             createForumTopic is called (thread NULL: intended), so a crash leaves an intent, not
+             a topic nobody knows; also the title last set and whether the bot closed it.
+- sent:      which session sent which message (chat, message id), for reply-to routing.
 
 Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
 A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
@@ -51,13 +55,22 @@ CREATE TABLE IF NOT EXISTS drafts (
 CREATE TABLE IF NOT EXISTS retries (
     n INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, key TEXT NOT NULL,
     chat_id INTEGER NOT NULL, text TEXT NOT NULL, UNIQUE (session, key));
+CREATE TABLE IF NOT EXISTS topics (
+    chat_id INTEGER NOT NULL, session TEXT NOT NULL, thread_id INTEGER,
+    title TEXT NOT NULL DEFAULT '', closed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat_id, session));
+CREATE TABLE IF NOT EXISTS sent (
+    chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL, session TEXT NOT NULL,
+    PRIMARY KEY (chat_id, message_id));
 """
+KEEP_SENT = 20_000  # reply-to routing remembers this many of the newest messages
 # How often an update may be started before a restarted bot gives it up: one whose handler
 # takes the bot down with it would otherwise run again at every start. Three, not two: a kill
 # from outside (an OOM killer, a reboot) can land in one handler twice, and that update is the
 # user's message, not the culprit.
 MAX_UPDATE_STARTS = 3
-SESSION_TABLES = ("delivered", "handoffs", "active", "drafts", "prompts", "retries")
+SESSION_TABLES = ("delivered", "handoffs", "active", "drafts", "prompts", "retries", "topics",
+                  "sent")
 
 
 class StorageError(Exception):
@@ -292,6 +305,10 @@ class Journal:
             )
             self._active[chat_id] = session
 
+    def active_chats(self) -> list[int]:
+        """Every chat that has an active session (from memory)."""
+        return sorted(self._active)
+
     def chats_of(self, session: str) -> list[int]:
         """The chats whose active session this is, lowest id first (from memory)."""
         return sorted(c for c, s in self._active.items() if s == session)
@@ -369,3 +386,45 @@ class Journal:
             return None
         cur = self._exec("DELETE FROM retries WHERE n = ?", (n,))
         return (str(row[0]), int(row[1]), str(row[2])) if cur.rowcount else None
+
+    # ----------------------------------------------------------------------- topics (bot.topics)
+
+    def topic_rows(self) -> list[tuple[int, str, int | None, str, bool]]:
+        """(chat, session, thread or None while only intended, title, closed) of every topic."""
+        rows = self._exec("SELECT chat_id, session, thread_id, title, closed FROM topics")
+        return [(int(r[0]), str(r[1]), None if r[2] is None else int(r[2]), str(r[3]),
+                 bool(r[4])) for r in rows]
+
+    def intend_topic(self, chat_id: int, session: str, title: str) -> None:
+        """Before createForumTopic: the row without a thread (a crash leaves this intent)."""
+        self._exec("INSERT INTO topics (chat_id, session, thread_id, title) VALUES (?, ?, NULL, ?)"
+                   " ON CONFLICT(chat_id, session) DO UPDATE SET thread_id = NULL,"
+                   " title = excluded.title, closed = 0", (chat_id, session, title))
+
+    def set_topic(self, chat_id: int, session: str, thread_id: int | None, title: str,
+                  closed: bool = False) -> None:
+        self._exec("INSERT INTO topics (chat_id, session, thread_id, title, closed)"
+                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(chat_id, session) DO UPDATE SET"
+                   " thread_id = excluded.thread_id, title = excluded.title,"
+                   " closed = excluded.closed", (chat_id, session, thread_id, title, int(closed)))
+
+    def drop_topic(self, chat_id: int, session: str) -> None:
+        self._exec("DELETE FROM topics WHERE chat_id = ? AND session = ?", (chat_id, session))
+
+    def open_prompt_sessions(self) -> set[str]:
+        return {str(r[0]) for r in self._exec("SELECT session FROM prompts WHERE state = 'open'")}
+
+    # ----------------------------------------------------------------------- reply-to routing
+
+    def remember_sent(self, chat_id: int, message_id: int, session: str) -> None:
+        self._exec("INSERT OR REPLACE INTO sent (chat_id, message_id, session) VALUES (?, ?, ?)",
+                   (chat_id, message_id, session))
+
+    def sender_of(self, chat_id: int, message_id: int) -> str | None:
+        """The session that sent this message (None: a message of no session)."""
+        row = self._one("SELECT session FROM sent WHERE chat_id = ? AND message_id = ?", chat_id,
+                        message_id)
+        return str(row[0]) if row else None
+
+    def prune_sent(self, keep: int = KEEP_SENT) -> None:
+        self._exec("DELETE FROM sent WHERE rowid <= (SELECT MAX(rowid) FROM sent) - ?", (keep,))

@@ -25,7 +25,7 @@ from telegram import Update
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
-from bot import startup
+from bot import place, startup
 from bot.gate import Gate
 from bot.journal import MAX_UPDATE_STARTS, Journal
 
@@ -66,7 +66,8 @@ class Poller:
             if journaled:
                 self.journal.mark_started(update.update_id)
             try:
-                await self.app.process_update(update)
+                with place.in_thread(place.thread_of(update)):  # replies land where it was sent
+                    await self.app.process_update(update)
             except Exception:
                 log.exception("event=update_failed update_id=%s", update.update_id)
             if journaled:

@@ -31,6 +31,8 @@ class Host(Protocol):
     async def say(self, chat_id: int, text: str, markup: InlineKeyboardMarkup | None = None,
                   *, monospace: bool = False) -> None: ...
 
+    def here(self, update: Update) -> str | None: ...
+
 
 async def ask(chat: ChatServer, session: str, verb: str, arg: str = "", chat_id: int = 0
               ) -> str:
@@ -52,7 +54,7 @@ async def ask(chat: ChatServer, session: str, verb: str, arg: str = "", chat_id:
 
 async def _run(host: Host, update: Update, verb: str, arg: str = "") -> None:
     chat = chat_of(update)
-    session = host.journal.active(chat)
+    session = host.here(update)  # the topic's session, else the chat's active one
     if session is None:
         await host.say(chat, NO_SESSION)
         return

@@ -16,7 +16,7 @@ from functools import partial
 from telegram import CallbackQuery, Update
 from telegram.ext import ContextTypes
 
-from bot import callbacks, prompt_render, render, session_commands
+from bot import callbacks, place, prompt_render, render, session_commands
 from bot.chat import ChatServer
 from bot.control import Refused, SupervisorClient
 from bot.delivery import Delivery
@@ -25,6 +25,7 @@ from bot.journal import Handoff, Journal
 from bot.render import Chunk
 from bot.reply import say
 from bot.telegram_out import TelegramOut, reliably
+from bot.topics import Topics
 from wire import messages as m
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class Taps:
     couriers: Couriers
     out: TelegramOut
     answer_timeout: float  # how long a worker may take to confirm a permission answer
+    topics: Topics | None = None  # bot.topics: a removed session's topic is deleted
 
     async def _edit(self, chat: int, message_id: int, text: str, what: str) -> None:
         await reliably(partial(self.out.put, chat, message_id, Chunk(text)), what)
@@ -141,13 +143,19 @@ class Taps:
             return
         await self.couriers.forget(name)
         await self.delivery.forget(name)
+        here = place.thread()
+        in_topic = (self.topics is not None and here is not None
+                    and self.topics.map.session_at(chat, here) == name)
+        if self.topics is not None:
+            await self.topics.delete(name)
         self.journal.forget_session(name)
         # The supervisor's lines past "removed": what became of a project worktree.
         said = [line for r in getattr(result, "results", []) for line in
                 r.message.splitlines()[1:]]
-        await self._edit(chat, mid, " ".join([f"Session {name} removed: its history, work folder"
-                                              " and the bot's records of it are deleted.",
-                                              *said]), "remove")
+        with place.in_thread(None if in_topic else place.thread()):  # its topic is gone
+            await self._edit(chat, mid, " ".join([
+                f"Session {name} removed: its history, work folder and the bot's records of it"
+                " are deleted.", *said]), "remove")
 
     async def retry(self, update: Update, ctx: Ctx) -> None:
         query, chat, mid = _query(update)

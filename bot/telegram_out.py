@@ -2,7 +2,9 @@
 
 `send`/`edit` turn a `render.Chunk` into a PTB call, never with a link preview. When Telegram
 rejects the entities, the same text goes out plain; "message is not modified" counts as success;
-an edit of a message that is gone raises `Gone` so the caller sends a new one. `attempt` retries
+an edit of a message that is gone raises `Gone` so the caller sends a new one. Every send goes
+to the current topic (bot.place); one whose topic is gone or closed is recreated or reopened
+through `recover_topic` (bot.topics) and sent again there. `attempt` retries
 network failures and flood waits with capped backoff for at most `budget` seconds in all
 (bot.promise decides the waits), then raises `Unreachable`; a refusal no retry can fix raises
 `Refused` at once (a bad request, so the caller can try the next rung of bot.promise's ladder)
@@ -24,6 +26,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import ExtBot
 
+from bot import place
 from bot.promise import Rung, next_rung, retry_delay
 from bot.ratelimit import DROPPABLE
 from bot.render import Chunk, render_plain, split
@@ -74,23 +77,50 @@ def _is(exc: TelegramError, *needles: str) -> bool:
     return any(n in text for n in needles)
 
 
+# A topic that is gone, or closed: (chat, topic, Telegram's words) -> the topic to send to now
+# (recreated or reopened; None: the chat's General). Set by bot.topics.
+TopicRecovery = Callable[[int, int, str], Awaitable[int | None]]
+
+
+def topic_trouble(exc: TelegramError) -> bool:
+    """Telegram's words for a send into a topic that is gone or closed."""
+    return _is(exc, "thread not found", "topic_closed", "topic_deleted")
+
+
 class TelegramOut:
     def __init__(self, bot: ExtBot[Any]) -> None:
         self.bot = bot
+        self.recover_topic: TopicRecovery | None = None
+
+    async def _in_topic(self, chat_id: int, call: Callable[[int | None], Awaitable[T]]) -> T:
+        """`call(topic)` in the current topic (bot.place); a topic that is gone is recreated
+        (or reopened) once and the call made again there, so the message is not lost."""
+        thread = place.thread()
+        try:
+            return await call(thread)
+        except BadRequest as exc:
+            if thread is None or self.recover_topic is None or not topic_trouble(exc):
+                raise
+            log.warning("event=topic_trouble chat_id=%s thread=%s error=%r", chat_id, thread,
+                        str(exc))
+            moved = await self.recover_topic(chat_id, thread, str(exc))
+            place.move_to(moved)
+            return await call(moved)
 
     async def send(self, chat_id: int, chunk: Chunk, markup: InlineKeyboardMarkup | None = None,
                    *, droppable: bool = False) -> int:
         rl = DROPPABLE if droppable else None
         try:
-            msg = await self.bot.send_message(chat_id, chunk.text, entities=_entities(chunk),
-                                              reply_markup=markup, rate_limit_args=rl,
-                                              link_preview_options=NO_PREVIEW)
+            msg = await self._in_topic(chat_id, lambda t: self.bot.send_message(
+                chat_id, chunk.text, entities=_entities(chunk), reply_markup=markup,
+                rate_limit_args=rl, link_preview_options=NO_PREVIEW, message_thread_id=t))
         except BadRequest as exc:
             if chunk.entities and _is(exc, "entit"):
                 log.warning("event=entities_rejected chat_id=%s error=%r", chat_id, str(exc))
                 msg = await self.bot.send_message(chat_id, chunk.text, reply_markup=markup,
                                                   rate_limit_args=rl,
-                                                  link_preview_options=NO_PREVIEW)
+                                                  link_preview_options=NO_PREVIEW,
+                                                  message_thread_id=place.thread())
             elif _is(exc, "too long"):
                 last = 0
                 for part in split(chunk.text, (), 4000):
@@ -145,21 +175,25 @@ class TelegramOut:
 
     async def document(self, chat_id: int, filename: str, data: bytes, caption: str = "",
                        markup: InlineKeyboardMarkup | None = None) -> int:
-        msg = await self.bot.send_document(chat_id, document=data, filename=filename,
-                                           caption=caption or None, reply_markup=markup)
+        msg = await self._in_topic(chat_id, lambda t: self.bot.send_document(
+            chat_id, document=data, filename=filename, caption=caption or None,
+            reply_markup=markup, message_thread_id=t))
         return msg.message_id
 
     async def photo(self, chat_id: int, data: bytes, caption: str = "",
                     markup: InlineKeyboardMarkup | None = None) -> int:
-        msg = await self.bot.send_photo(chat_id, photo=data, caption=caption or None,
-                                        reply_markup=markup)
+        msg = await self._in_topic(chat_id, lambda t: self.bot.send_photo(
+            chat_id, photo=data, caption=caption or None, reply_markup=markup,
+            message_thread_id=t))
         return msg.message_id
 
     async def typing(self, chat_id: int) -> None:
         """One typing indicator; skipped (never queued) while the chat waits out a flood limit."""
         try:
-            await self.bot.send_chat_action(chat_id, ChatAction.TYPING, rate_limit_args=DROPPABLE)
-        except (RetryAfter, NetworkError) as exc:
+            await self.bot.send_chat_action(chat_id, ChatAction.TYPING, rate_limit_args=DROPPABLE,
+                                            message_thread_id=place.thread())
+        except (RetryAfter, NetworkError, BadRequest) as exc:  # a topic gone: the next send says
+
             log.debug("event=typing_skipped chat_id=%s error=%r", chat_id, type(exc).__name__)
 
 

@@ -116,6 +116,8 @@ def test_forget_session_leaves_nothing_of_it(tmp_path: Path) -> None:
         j.add_prompt(s, "p1", 1, "prompt")
         j.set_draft(s, 1, [3])
         j.add_retry(s, "k", 1, "x")
+        j.set_topic(1, s, 10 + len(s), f"🟢 {s}")
+        j.remember_sent(1, 100 + ord(s), s)
     j.set_active(1, "a")
     j.forget_session("a")
     for table in SESSION_TABLES:
