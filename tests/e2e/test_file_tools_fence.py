@@ -14,6 +14,7 @@ the model API. Where bubblewrap or socat is missing this test skips, naming the 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -44,6 +45,7 @@ LOG_SECRET = "LOG-SECRET-c07e"
 OTHER_SECRET = "OTHER-SESSION-SECRET-9b2a"
 MINE = "MY-OWN-NOTE-5e11"
 PROJECT_NOTE = "PROJECT-NOTE-a3f0"
+UPLOAD_NOTE = "UPLOADED-NOTE-77c2"
 # The CLI's words for a path its permission rules deny (Read, Write and Edit alike).
 DENIED = "File is in a directory that is denied by your permission settings."
 
@@ -83,6 +85,13 @@ def test_claudes_file_tools_cannot_reach_the_secrets_or_another_sessions_dir(
     project.mkdir()
     (project / "plan.txt").write_text(f"{PROJECT_NOTE}\n")
     st.sections["projects.proj"] = {"path": str(project)}
+    repo = st.tmp / "web"
+    repo.mkdir()
+    (repo / "README").write_text("web\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "README"], ["commit", "-qm", "first"]):
+        subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t",
+                        *args], check=True, capture_output=True, timeout=30)
+    st.sections["projects.web"] = {"path": str(repo), "worktrees": True}
     st.write_config()
     with st.config.open("a") as f:
         f.write(f"# {CONFIG_SECRET}\n")
@@ -149,6 +158,19 @@ def test_claudes_file_tools_cannot_reach_the_secrets_or_another_sessions_dir(
         denied(tg, "Read", file_path=str(target))
     denied(tg, "Write", file_path=str(st.state_dir / "sessions" / "planted.json"), content="{}")
     assert not (st.state_dir / "sessions" / "planted.json").exists()
+
+    # A session in its own worktree (under the state dir) reads the chat's uploads kept in its
+    # session's folder, but writes nothing there, nor reads another session's files.
+    in_tree = unique("wt")
+    new_session(tg, OWNER, in_tree, "@web")
+    mid = tg.send_document(OWNER, "todo.txt", f"{UPLOAD_NOTE}\n".encode())["message"]["message_id"]
+    upload = st.state_dir / "sessions" / in_tree / "work" / "uploads" / f"{mid}-todo.txt"
+    wait_until(upload.exists, 30, "the upload saved")
+    said = tool(tg, "Read", file_path=str(upload))
+    assert UPLOAD_NOTE in said, said
+    denied(tg, "Write", file_path=str(upload.parent / "planted.txt"), content="x\n")
+    denied(tg, "Read", file_path=str(other_work / "notes.txt"))
+    assert not (upload.parent / "planted.txt").exists()
 
     # Nothing any denied target holds reached the chat or the model.
     seen = "\n".join(bot_texts(tg, OWNER))
