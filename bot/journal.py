@@ -29,8 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wire import dbfiles
-from wire.storage import StorageFailure, is_storage_error
+from wire import dbfiles, storage
+from wire.storage import StorageFailure
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,7 @@ class Journal:
         return self.failure.why
 
     def _exec(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
-        try:
-            return self._db.execute(sql, args)
-        except sqlite3.Error as exc:
-            if not is_storage_error(exc):
-                raise
-            first = not self.failure.why
-            said = self.failure.note(exc)
-            (log.error if first else log.warning)(
-                "event=storage_failed db=%s error=%r fix=%r", self.path.name, str(exc), said)
-            raise StorageError(said) from exc
+        return storage.execute(self._db, self.failure, StorageError, log, sql, args)
 
     def _one(self, sql: str, *args: object) -> tuple | None:  # type: ignore[type-arg]
         row: tuple | None = self._exec(sql, args).fetchone()  # type: ignore[type-arg]

@@ -9,7 +9,7 @@ Linux default, so `allowAllUnixSockets` is never set) and no way out of the sand
 readable and writable (a project's directory, or its git worktree under the state dir, whose
 repository's shared .git dir is writable too so that a commit works: `writable`). Claude's own
 file tools are not under bubblewrap, so the same paths are denied to them with permission rules
-in the same JSON.
+in the same JSON (Read may still reach the `readable` dirs, Edit and Write only the work dir).
 
 Pure: it builds values from paths and never looks at the disk. It must never widen what a
 session may do beyond its own directories: no `autoAllowBashIfSandboxed` (the owner still
@@ -61,22 +61,26 @@ def _spellings(path: str) -> list[str]:
 # Switchboard's own files in the state dir and in each session's dir (ARCHITECTURE.md, "On
 # disk"), for the tools' rules when the work dir lies inside the state dir. Claude's rule
 # patterns have no "all but" (a bracket class like `[!w]*` is not a negation there and denied
-# the work dir itself), so the files are named and other sessions are listed one by one.
-STATE_FILES = ("*.db", "*.db-*", "*.json", "*.json.*", "logs", "logs/**")
-SESSION_FILES = ("*.db", "*.db-*", "*.json", "*.json.*", "stop-by-user")
+# the work dir itself), so the files are named and other sessions are listed one by one. Every
+# file Switchboard keeps there has a dot in its name (bot.db, sessions.json, supervisor.lock,
+# metadata.json, session.db-wal, ...) and no dir on the way to a work dir has one (session
+# names cannot), so `*.*` names them all, a later one too.
+STATE_FILES = ("*.*", "logs", "logs/**")
+SESSION_FILES = ("*.*", "stop-by-user")
 
 
-def _denied_beside(state: str, work: str, others: tuple[str, ...]) -> list[str]:
+def _denied_beside(state: str, keep: list[str], others: tuple[str, ...]) -> list[str]:
     """Rule paths for Switchboard's files under `state` and the other sessions' dirs, leaving
-    `work` (inside `state`) open."""
+    the `keep` dirs (inside `state`: a work dir, the uploads of a session working elsewhere)
+    open."""
     root = state.rstrip("/")
     out = [f"{root}/{g}" for g in STATE_FILES]
     out += [f"{root}/sessions/*/{g}" for g in SESSION_FILES]
-    own = os.path.relpath(work, root).split("/")
+    kept = [os.path.relpath(k, root).split("/") for k in keep]
     for name in others:
-        if own[:2] != ["sessions", name]:
+        if not any(k[:2] == ["sessions", name] for k in kept):
             out += [f"{root}/sessions/{name}", f"{root}/sessions/{name}/**"]
-        if not (own[:1] == ["worktrees"] and own[2:3] == [name]):  # its worktree of a project
+        if not any(k[:1] == ["worktrees"] and k[2:3] == [name] for k in kept):  # a worktree
             out += [f"{root}/worktrees/*/{name}", f"{root}/worktrees/*/{name}/**"]
     return out
 
@@ -87,23 +91,33 @@ def _rule_path(path: str) -> str:
     return "/" + path
 
 
-def tool_rules(fence: Fence) -> list[str]:
-    """The permission deny rules for Claude's own file tools, covering the fenced paths."""
-    work = os.path.abspath(fence.work_dir)
+def _denied_paths(fence: Fence, opened: list[str]) -> list[str]:
+    """The fenced paths, leaving the `opened` dirs (and what holds them) open."""
     paths: list[str] = []
     for f in (fence.config_file, fence.env_file):
         if f:
             paths += _spellings(f)
     for spelling in _spellings(fence.runtime_dir):
         paths += [spelling, f"{spelling}/**"]
-    opened = _spellings(work) + [r for d in fence.readable for r in _spellings(d)]
     for spelling in _spellings(fence.state_dir):
-        keep = next((w for w in opened if _inside(w, spelling)), None)
-        if keep is None:
+        keep = [w for w in opened if _inside(w, spelling)]
+        if not keep:
             paths += [spelling, f"{spelling}/**"]
         else:
             paths += _denied_beside(spelling, keep, fence.sessions)
-    return [f"{tool}({_rule_path(p)})" for tool in FILE_TOOLS for p in dict.fromkeys(paths)]
+    return list(dict.fromkeys(paths))
+
+
+def tool_rules(fence: Fence) -> list[str]:
+    """The permission deny rules for Claude's own file tools, covering the fenced paths.
+
+    Reading may reach the work dir and the `readable` dirs; editing and writing only the work
+    dir, so a session working outside the state dir may change nothing in it."""
+    work = _spellings(os.path.abspath(fence.work_dir))
+    read = _denied_paths(fence, work + [r for d in fence.readable for r in _spellings(d)])
+    edit = _denied_paths(fence, work)
+    return [f"{tool}({_rule_path(p)})" for tool in FILE_TOOLS
+            for p in (read if tool == "Read" else edit)]
 
 
 def sandbox_settings(fence: Fence) -> dict[str, object]:

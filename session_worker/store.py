@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wire import dbfiles
+from wire import dbfiles, storage
 from wire.files import atomic_write
-from wire.storage import StorageFailure, is_storage_error
+from wire.storage import StorageFailure
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +110,7 @@ class _Guarded:
         self._failure = failure
 
     def execute(self, sql: str, args: Any = ()) -> sqlite3.Cursor:
-        try:
-            return self._conn.execute(sql, args)
-        except sqlite3.Error as exc:
-            if not is_storage_error(exc):
-                raise
-            first = not self._failure.why
-            said = self._failure.note(exc)
-            (log.error if first else log.warning)(
-                "event=storage_failed db=%s error=%r fix=%r", self._failure.path.name, str(exc),
-                said)
-            raise StorageError(said) from exc
+        return storage.execute(self._conn, self._failure, StorageError, log, sql, args)
 
     def executescript(self, sql: str) -> None:
         self._conn.executescript(sql)

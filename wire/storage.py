@@ -4,15 +4,20 @@ The bot (bot.db) and every worker (session.db) keep their promise only while the
 takes writes. When it stops (disk full, I/O error, a read-only or corrupt file), the process
 must not limp on looking healthy: it says so in one sentence, in its log and in its heartbeat
 (`Pong.unhealthy`), and the supervisor restarts it. `StorageFailure` is that state: the first
-sentence is kept (later errors are usually the same fault again).
+sentence is kept (later errors are usually the same fault again). `execute` is the one way both
+run a statement: a storage error is noted, logged with its fix and raised as the caller's own
+error type, whose str() is that sentence.
 
-Pure: no I/O beyond naming the file; it must never hide an error that is a bug (a constraint or
-a programming error is not a storage failure and is not matched here).
+No I/O beyond naming the file and running the statement it is given; it must never hide an
+error that is a bug (a constraint or a programming error is not a storage failure and is not
+matched here: it is raised as it is).
 """
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 
 def is_storage_error(exc: BaseException) -> bool:
@@ -59,3 +64,20 @@ class StorageFailure:
         if not self.why:
             self.why = said
         return said
+
+
+def execute(db: sqlite3.Connection, failure: StorageFailure, error: type[Exception],
+            log: logging.Logger, sql: str, args: Any = ()) -> sqlite3.Cursor:
+    """Run one statement on `db`. A storage error is noted in `failure`, logged on `log` (an
+    error the first time, a warning after) and raised as `error(sentence)`; any other error is
+    raised as it is."""
+    try:
+        return db.execute(sql, args)
+    except sqlite3.Error as exc:
+        if not is_storage_error(exc):
+            raise
+        first = not failure.why
+        said = failure.note(exc)
+        (log.error if first else log.warning)(
+            "event=storage_failed db=%s error=%r fix=%r", failure.path.name, str(exc), said)
+        raise error(said) from exc

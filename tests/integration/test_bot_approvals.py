@@ -9,30 +9,13 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.chat import button, prompt_for
 from tests.support.stack import OWNER, bot_stack
 from tests.support.waits import wait_until
 
 
-def _prompt_for(tg: Any, session: str, what: str) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        for msg in tg.chat(OWNER):
-            if msg["from_bot"] and msg["reply_markup"] and f"Session {session} asks" in (
-                    msg["text"] or "") and what in msg["text"]:
-                return msg
-        return None
-    return wait_until(find, 30, f"a permission prompt from {session}")
-
-
 def _message(tg: Any, message_id: int) -> dict[str, Any]:
     return next(m for m in tg.chat(OWNER) if m["message_id"] == message_id)
-
-
-def _button(msg: dict[str, Any], label: str) -> str:
-    for row in msg["reply_markup"]["inline_keyboard"]:
-        for b in row:
-            if b["text"] == label:
-                return str(b["callback_data"])
-    raise AssertionError(f"no button {label!r} in {msg['reply_markup']}")
 
 
 @pytest.mark.timeout(90)
@@ -43,15 +26,15 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
                claude={"permission_timeout_seconds": 8.0}) as st:
         st.new_session("alpha")
         st.say("#sb:bash=touch from-alpha.txt")
-        pa = _prompt_for(tg, "alpha", "touch from-alpha.txt")
+        pa = prompt_for(tg, OWNER, "touch from-alpha.txt", session="alpha")
         assert [b["text"] for row in pa["reply_markup"]["inline_keyboard"] for b in row] == [
             "Allow", "Deny", "Allow `touch` commands for this session"]
         st.new_session("beta")  # beta is now the active session; alpha waits in the background
         st.say("#sb:bash=touch from-beta.txt")
-        pb = _prompt_for(tg, "beta", "touch from-beta.txt")
+        pb = prompt_for(tg, OWNER, "touch from-beta.txt", session="beta")
 
-        tg.tap(OWNER, pb["message_id"], _button(pb, "Deny"))
-        tg.tap(OWNER, pa["message_id"], _button(pa, "Allow"))
+        tg.tap(OWNER, pb["message_id"], button(pb, "Deny"))
+        tg.tap(OWNER, pa["message_id"], button(pa, "Allow"))
         wait_until(lambda: not _message(tg, pa["message_id"])["reply_markup"]
                    and not _message(tg, pb["message_id"])["reply_markup"], 10, "buttons removed")
         assert "✅ Allowed." in _message(tg, pa["message_id"])["text"]
@@ -65,7 +48,7 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         work = st.state_dir / "sessions"
         assert (work / "alpha" / "work" / "from-alpha.txt").exists()
         notice = next(m for m in chat if "Session alpha finished a turn" in (m["text"] or ""))
-        assert _button(notice, "Switch to alpha") == "sw:alpha"
+        assert button(notice, "Switch to alpha") == "sw:alpha"
         # beta's turn ended without running its command.
         st.wait_text(lambda t: "✓ " in t or "✗ " in t, after=pb["message_id"], timeout=30)
         assert not (work / "beta" / "work" / "from-beta.txt").exists()
@@ -78,8 +61,8 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         # "Allow `touch` commands for this session", then a prompt nobody answers: it times
         # out, buttons go.
         st.say("#sb:bash=touch always1.txt")
-        pc = _prompt_for(tg, "alpha", "touch always1.txt")
-        tg.tap(OWNER, pc["message_id"], _button(pc, "Allow `touch` commands for this session"))
+        pc = prompt_for(tg, OWNER, "touch always1.txt", session="alpha")
+        tg.tap(OWNER, pc["message_id"], button(pc, "Allow `touch` commands for this session"))
         st.wait_text(lambda t: "✓ " in t, after=pc["message_id"], timeout=30)
         assert "Allowed for this session" in _message(tg, pc["message_id"])["text"]
         mid = st.say("#sb:bash=touch always2.txt")
@@ -87,7 +70,7 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
         assert (work / "alpha" / "work" / "always2.txt").exists()  # no second prompt
         assert st.ask("/switch beta") == "Active session: beta."
         st.say("#sb:bash=touch too-late.txt")
-        pd = _prompt_for(tg, "beta", "touch too-late.txt")
+        pd = prompt_for(tg, OWNER, "touch too-late.txt", session="beta")
         wait_until(lambda: not _message(tg, pd["message_id"])["reply_markup"], 20, "timeout")
         assert "⌛" in _message(tg, pd["message_id"])["text"]
         assert not (work / "beta" / "work" / "too-late.txt").exists()
@@ -100,7 +83,7 @@ def test_a_tap_on_a_prompt_the_worker_no_longer_has_shows_the_workers_sentence(
     with bot_stack(tmp_path, tg, claude_bin, cli_env) as st:
         st.new_session("alpha")
         st.say("#sb:bash=touch never.txt")
-        old = _prompt_for(tg, "alpha", "touch never.txt")
+        old = prompt_for(tg, OWNER, "touch never.txt", session="alpha")
         # The worker dies with the prompt open; the one that replaces it runs the turn again and
         # asks again, but knows nothing of the first prompt.
         pid = st.sup.status()["session:alpha"].pid
@@ -116,7 +99,7 @@ def test_a_tap_on_a_prompt_the_worker_no_longer_has_shows_the_workers_sentence(
                         None)
         fresh = wait_until(again, 60, "the prompt asked again by the new worker")
 
-        tg.tap(OWNER, old["message_id"], _button(old, "Allow"))
+        tg.tap(OWNER, old["message_id"], button(old, "Allow"))
         wait_until(lambda: not _message(tg, old["message_id"])["reply_markup"], 20,
                    "the old prompt's buttons removed")
         text = _message(tg, old["message_id"])["text"]
@@ -125,7 +108,7 @@ def test_a_tap_on_a_prompt_the_worker_no_longer_has_shows_the_workers_sentence(
         assert not (st.state_dir / "sessions" / "alpha" / "work" / "never.txt").exists()
 
         # The new prompt still works.
-        tg.tap(OWNER, fresh["message_id"], _button(fresh, "Deny"))
+        tg.tap(OWNER, fresh["message_id"], button(fresh, "Deny"))
         wait_until(lambda: "🚫 Denied." in _message(tg, fresh["message_id"])["text"], 20,
                    "the new prompt denied")
         callbacks = tg.callbacks()

@@ -10,6 +10,7 @@ from typing import Any
 import psutil
 import pytest
 
+from tests.support.chat import button, prompt_for
 from tests.support.stack import OWNER, bot_stack
 from tests.support.waits import wait_until
 
@@ -21,23 +22,8 @@ def _bot_messages(tg: Any, after: int) -> list[dict[str, Any]]:
     return [m for m in tg.chat(OWNER) if m["from_bot"] and m["message_id"] > after]
 
 
-def _prompt_after(tg: Any, after: int, what: str, timeout: float = 30) -> dict[str, Any]:
-    def find() -> dict[str, Any] | None:
-        return next((m for m in _bot_messages(tg, after) if m["reply_markup"]
-                     and "asks to use Bash" in (m["text"] or "") and what in m["text"]), None)
-    return wait_until(find, timeout, f"a permission prompt showing {what!r}")
-
-
 def _message(tg: Any, message_id: int) -> dict[str, Any]:
     return next(m for m in tg.chat(OWNER) if m["message_id"] == message_id)
-
-
-def _button(msg: dict[str, Any], label: str) -> str:
-    for row in msg["reply_markup"]["inline_keyboard"]:
-        for b in row:
-            if b["text"] == label:
-                return str(b["callback_data"])
-    raise AssertionError(f"no button {label!r} in {msg['reply_markup']}")
 
 
 def _no_prompt_between(tg: Any, after: int, until: int) -> bool:
@@ -57,29 +43,29 @@ def test_prompts_show_all_grants_are_scoped_listed_revoked_and_durable(
         command = "echo " + "a" * (300 - 5 - len(TAIL)) + TAIL
         assert len(command) == 300
         mid = st.say(f"#sb:bash={command}")
-        prompt = _prompt_after(tg, mid, TAIL)
+        prompt = prompt_for(tg, OWNER, TAIL, tool="Bash", after=mid)
         assert command in prompt["text"], "every character of the command, unflattened"
         pre = [e for e in prompt["entities"] if e["type"] in ("pre", "code")]
         assert pre, "the command is monospaced"
         assert [b["text"] for row in prompt["reply_markup"]["inline_keyboard"] for b in row] == [
             "Allow", "Deny"], "echo …; curl … has no single rule to grant"
-        tg.tap(OWNER, prompt["message_id"], _button(prompt, "Deny"))
+        tg.tap(OWNER, prompt["message_id"], button(prompt, "Deny"))
         st.wait_text(lambda t: "✓ " in t or "✗ " in t, after=prompt["message_id"], timeout=30)
 
         # "Allow `touch` commands for this session" on `touch FILE`.
         mid = st.say("#sb:bash=touch first.txt")
-        prompt = _prompt_after(tg, mid, "touch first.txt")
-        tg.tap(OWNER, prompt["message_id"], _button(prompt, GRANT_BUTTON))
+        prompt = prompt_for(tg, OWNER, "touch first.txt", tool="Bash", after=mid)
+        tg.tap(OWNER, prompt["message_id"], button(prompt, GRANT_BUTTON))
         st.wait_text(lambda t: "✓ " in t, after=prompt["message_id"], timeout=30)
         assert (work / "first.txt").exists()
 
         # A compound command with a part outside the grant asks again; its URL-carrying tool
         # line is held until the prompt is answered.
         mid = st.say("#sb:bash=touch other.txt; curl http://127.0.0.1:9/x")
-        prompt = _prompt_after(tg, mid, "curl http://127.0.0.1:9/x")
+        prompt = prompt_for(tg, OWNER, "curl http://127.0.0.1:9/x", tool="Bash", after=mid)
         assert not any("🔧" in (m["text"] or "") and "127.0.0.1:9" in (m["text"] or "")
                        for m in _bot_messages(tg, mid)), "the tool line waits for the answer"
-        tg.tap(OWNER, prompt["message_id"], _button(prompt, "Deny"))
+        tg.tap(OWNER, prompt["message_id"], button(prompt, "Deny"))
         st.wait_text(lambda t: "🔧" in t and "127.0.0.1:9" in t, after=prompt["message_id"],
                      timeout=30)
         st.wait_text(lambda t: "✓ " in t or "✗ " in t, after=prompt["message_id"], timeout=30)
@@ -109,13 +95,13 @@ def test_prompts_show_all_grants_are_scoped_listed_revoked_and_durable(
         listing = st.ask_msg("/permissions", expect=lambda t: "Session alpha" in t, timeout=30)
         assert listing["text"] == ("Session alpha may, without asking:\n"
                                    "• `touch` commands (Bash(touch:*))")
-        tg.tap(OWNER, listing["message_id"], _button(listing, "Revoke: `touch` commands"))
+        tg.tap(OWNER, listing["message_id"], button(listing, "Revoke: `touch` commands"))
         st.wait_text(lambda t: t.startswith("Grant revoked"), after=listing["message_id"])
         assert st.ask("/permissions", expect=lambda t: "Session alpha" in t) == (
             "Session alpha has no grants: every tool use it asks for needs your approval.")
         mid = st.say("#sb:bash=touch revoked.txt")
-        prompt = _prompt_after(tg, mid, "touch revoked.txt")
-        tg.tap(OWNER, prompt["message_id"], _button(prompt, "Deny"))
+        prompt = prompt_for(tg, OWNER, "touch revoked.txt", tool="Bash", after=mid)
+        tg.tap(OWNER, prompt["message_id"], button(prompt, "Deny"))
         wait_until(lambda: "🚫 Denied." in (_message(tg, prompt["message_id"])["text"] or ""),
                    20, "the prompt denied")
         assert not (work / "revoked.txt").exists()
@@ -134,7 +120,7 @@ def test_a_long_command_is_shown_across_messages_with_the_buttons_on_the_last(
         # One line (the #sb:bash value ends at a newline) that fits in the user's message.
         command = "echo " + "b" * 3950 + TAIL
         mid = st.say(f"#sb:bash={command}")
-        last = _prompt_after(tg, mid, TAIL)
+        last = prompt_for(tg, OWNER, TAIL, tool="Bash", after=mid)
         parts = [m for m in _bot_messages(tg, mid) if m["message_id"] <= last["message_id"]
                  and "asks to use Bash" in (m["text"] or "")]
         assert len(parts) == 2 and not parts[0]["reply_markup"]
@@ -142,7 +128,7 @@ def test_a_long_command_is_shown_across_messages_with_the_buttons_on_the_last(
         bodies = "".join(m["text"].partition("\n")[2] for m in parts)
         # The whole command, then every other field of the input (here the description).
         assert bodies == command + '\n\n{\n  "description": "sandbox command"\n}'
-        tg.tap(OWNER, last["message_id"], _button(last, "Deny"))
+        tg.tap(OWNER, last["message_id"], button(last, "Deny"))
         wait_until(lambda: "🚫 Denied." in (_message(tg, last["message_id"])["text"] or ""), 20,
                    "denied")
         assert tg.enabled_previews() == []

@@ -1,9 +1,10 @@
 """The chat as a user sees it: readers and waits over the sandbox Telegram server.
 
 What the bot sent to a chat, the text of a message, a wait for the bot message that matches a
-pattern, and the two steps every stack test starts with (`/new NAME`, one echo turn). Also the
-small readers of what the bot kept (its journal, the files under the state dir). These only
-read and send as a user would; they never reach into a process or a socket of the stack.
+pattern, a permission prompt and its buttons, and the two steps every stack test starts with
+(`/new NAME`, one echo turn). Also the small readers of what the bot kept (its journal, the
+files under the state dir). These only read and send as a user would; they never reach into a
+process or a socket of the stack.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import re
 import sqlite3
 from pathlib import Path
 from typing import Any
+
+from tests.support.waits import wait_until
 
 
 def bot_messages(tg: Any, chat_id: int) -> list[dict[str, Any]]:
@@ -61,6 +64,33 @@ def compact_chat(tg: Any, chat_id: int, limit: int = 40) -> str:
 def last_id(tg: Any, chat_id: int) -> int:
     chat = tg.chat(chat_id)
     return max((m["message_id"] for m in chat), default=0)
+
+
+# ---------------------------------------------------------------------- permission prompts
+
+
+def prompt_for(tg: Any, chat_id: int, what: str = "", *, session: str = "", tool: str = "",
+               after: int = 0, timeout: float = 30) -> dict[str, Any]:
+    """Wait for a permission prompt (a bot message with buttons, "Session S asks to use TOOL")
+    newer than message id `after` whose text shows `what`; `session` and `tool` narrow it."""
+    who = re.escape(session) if session else r"\S+"
+    head = re.compile(rf"Session {who} asks to use {re.escape(tool)}")
+
+    def find() -> dict[str, Any] | None:
+        return next((m for m in bot_messages(tg, chat_id) if m["message_id"] > after
+                     and m.get("reply_markup") and head.search(message_text(m))
+                     and what in message_text(m)), None)
+    return wait_until(find, timeout, f"a permission prompt showing {what!r}"
+                      + (f" from {session}" if session else ""))
+
+
+def button(msg: dict[str, Any], label: str) -> str:
+    """The callback data of the button labelled `label` on a bot message."""
+    for row in (msg.get("reply_markup") or {}).get("inline_keyboard", []):
+        for b in row:
+            if b["text"] == label:
+                return str(b["callback_data"])
+    raise AssertionError(f"no button {label!r} in {msg.get('reply_markup')}")
 
 
 def new_session(tg: Any, user: int, name: str, persona: str | None = None,

@@ -78,7 +78,7 @@ def test_a_worktree_session_may_write_its_repositorys_git_dir_and_not_other_work
     rules = tool_rules(fence)
     assert "Read(//s/worktrees/*/cd/**)" in rules and "Edit(//s/sessions/cd/**)" in rules
     assert not any("worktrees/*/ab" in r for r in rules), rules
-    assert "Read(//s/*.db)" in rules and "Read(//s/**)" not in rules
+    assert "Read(//s/*.*)" in rules and "Read(//s/**)" not in rules
 
 
 def test_a_project_dir_outside_the_state_dir_keeps_all_of_it_denied() -> None:
@@ -97,8 +97,9 @@ def test_a_project_session_may_read_its_own_uploads_and_nothing_else_of_the_stat
     assert fs["denyWrite"] == ["/s", "/r"], "read, never written from Bash"
     rules = tool_rules(fence)
     assert "Read(//s/**)" not in rules and "Read(//s/sessions/cd/**)" in rules
-    assert "Read(//s/sessions/*/*.db)" in rules and "Read(//s/*.json)" in rules
+    assert "Read(//s/sessions/*/*.*)" in rules and "Read(//s/*.*)" in rules
     assert not any("sessions/ab" in r for r in rules), rules
+    assert "Edit(//s/**)" in rules and "Write(//s/**)" in rules, "its tools write none of it"
 
 
 def test_a_sessions_place_survives_the_registry_file(tmp_path: Path) -> None:

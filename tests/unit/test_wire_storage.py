@@ -1,12 +1,14 @@
-"""wire.storage: which SQLite errors are storage failures, and the one sentence with the fix."""
+"""wire.storage: which SQLite errors are storage failures, the one sentence with the fix, and
+the one statement runner the bot's journal and the worker's store share."""
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from wire.storage import StorageFailure, is_storage_error, sentence
+from wire.storage import StorageFailure, execute, is_storage_error, sentence
 
 DB = Path("/srv/sb/state/bot.db")
 
@@ -58,4 +60,34 @@ def test_a_real_full_database_is_a_storage_failure(tmp_path: Path) -> None:
             db.execute("INSERT INTO t VALUES (?)", ("x" * 2000,))
     assert is_storage_error(err.value)
     assert "disk full" in sentence(tmp_path / "x.db", err.value)
+    db.close()
+
+
+class Refused(Exception):
+    """The caller's own storage error type."""
+
+
+def test_execute_raises_a_storage_error_as_the_callers_type_and_logs_it_once_as_an_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "session.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    failure = StorageFailure(path)
+    log = logging.getLogger("test.storage")
+    execute(db, failure, Refused, log, "CREATE TABLE k (v TEXT PRIMARY KEY)")
+    execute(db, failure, Refused, log, "CREATE TABLE t (v TEXT)")
+    execute(db, failure, Refused, log, "INSERT INTO k VALUES (?)", ("a",))
+    with pytest.raises(sqlite3.IntegrityError):  # a bug is not a storage failure
+        execute(db, failure, Refused, log, "INSERT INTO k VALUES (?)", ("a",))
+    assert failure.why == ""
+    execute(db, failure, Refused, log, "PRAGMA max_page_count = 4")
+    with caplog.at_level(logging.WARNING, logger="test.storage"):
+        for _ in range(2):
+            with pytest.raises(Refused) as err:
+                for _ in range(100):
+                    execute(db, failure, Refused, log, "INSERT INTO t VALUES (?)", ("x" * 2000,))
+            assert str(err.value) == failure.why
+            assert isinstance(err.value.__cause__, sqlite3.OperationalError)
+    assert failure.why.startswith("session.db could not be written (disk full)")
+    assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"]
+    assert all("event=storage_failed db=session.db" in r.getMessage() for r in caplog.records)
     db.close()

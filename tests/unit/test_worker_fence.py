@@ -15,6 +15,9 @@ from wire import sandbox
 INSIDE = Fence("/s", "/r", "/s/sessions/ab/work", "/c/switchboard.toml", "/c/env",
                ("ab", "cd"))
 OUTSIDE = Fence("/s", "/r", "/p/project", "/c/switchboard.toml", None)
+# A session in a project that may still read the chat's uploads in its own work/.
+UPLOADS = Fence("/s", "/r", "/p/project", None, None, ("ab", "cd"),
+                readable=("/s/sessions/ab/work/uploads",))
 
 
 def test_the_sandbox_is_on_strict_and_denies_every_fenced_path() -> None:
@@ -43,9 +46,10 @@ def test_a_work_dir_outside_the_state_dir_leaves_the_whole_state_dir_denied() ->
     ("Read(//c/switchboard.toml)", True),
     ("Edit(//c/env)", True),
     ("Write(//r/**)", True),
-    ("Read(//s/*.db)", True),
+    ("Read(//s/*.*)", True),              # bot.db, sessions.json, supervisor.lock, ...
     ("Read(//s/logs/**)", True),
-    ("Read(//s/sessions/*/*.db)", True),
+    ("Read(//s/sessions/*/*.*)", True),   # session.db, metadata.json, ...
+    ("Edit(//s/sessions/*/*.*)", True),
     ("Edit(//s/sessions/*/stop-by-user)", True),
     ("Read(//s/sessions/cd/**)", True),   # another session
     ("Read(//s/sessions/ab/**)", False),  # its own dir holds its work dir
@@ -57,6 +61,31 @@ def test_the_tools_rules_cover_the_same_paths_but_the_own_work_dir(rule: str,
     assert (rule in rules) is present
     assert not any("[" in r for r in rules), "a bracket class is no negation in these rules"
     assert all(r.startswith(("Read(//", "Edit(//", "Write(//")) for r in rules)
+
+
+@pytest.mark.parametrize(("rule", "present"), [
+    ("Read(//s/sessions/cd/**)", True),
+    ("Read(//s/*.*)", True),
+    ("Read(//s/**)", False),       # its uploads are in there
+    ("Edit(//s/**)", True),        # but it may change nothing in the state dir
+    ("Write(//s/**)", True),
+    ("Edit(//s)", True),
+    ("Edit(//s/sessions/cd/**)", False),  # covered by //s/** already
+])
+def test_a_session_in_a_project_may_read_its_uploads_but_write_nothing_in_the_state_dir(
+        rule: str, present: bool) -> None:
+    assert (rule in tool_rules(UPLOADS)) is present
+
+
+def test_a_session_in_its_worktree_may_read_its_uploads_in_its_own_session_dir() -> None:
+    tree = Fence("/s", "/r", "/s/worktrees/web/ab", None, None, ("ab", "cd"),
+                 readable=("/s/sessions/ab/work/uploads",))
+    rules = tool_rules(tree)
+    assert "Read(//s/sessions/ab/**)" not in rules, "its uploads are in there"
+    assert "Edit(//s/sessions/ab/**)" in rules, "but it writes only in its worktree"
+    assert "Read(//s/worktrees/*/ab/**)" not in rules and "Edit(//s/worktrees/*/ab/**)" not in rules
+    assert "Read(//s/sessions/cd/**)" in rules and "Read(//s/worktrees/*/cd/**)" in rules
+    assert "Read(//s/sessions/*/*.*)" in rules
 
 
 def test_argv_carries_the_settings_only_with_a_fence_and_before_the_extra_args() -> None:
