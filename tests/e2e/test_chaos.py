@@ -174,7 +174,9 @@ def test_chaos_nothing_lost(make_stack: Any, tg: Any) -> None:
                 f.write(json.dumps(figures) + "\n")
     assert not missing, f"{len(missing)} messages never answered: {missing[:10]}"
     assert duplicates <= len(killer.kills), figures
-    assert kinds["bot"] >= kinds["worker"] and kinds["supervisor"] >= 1, figures
+    # The lifeline itself was killed, more than once, and so was everything under it (how many of
+    # each depends on the machine: a kind that is not RUNNING when its turn comes is skipped).
+    assert kinds["bot"] >= 2 and kinds["supervisor"] >= 1, figures
 
     # Every session RUNNING again (some may still be coming back from the last kill).
     def all_running() -> bool:

@@ -99,7 +99,8 @@ def test_check_config_names_what_a_reload_cannot_apply(tmp_path: Path) -> None:
     shutil.rmtree(sup.runtime_dir, ignore_errors=True)
     assert out.returncode == 0, out.stderr
     assert "need a restart: state_dir, runtime_dir (the supervisor);" in out.stdout
-    assert "telegram.api_base_url, telegram.token, telegram.token_env (the bot)" in out.stdout
+    assert ("telegram.api_base_url, telegram.token, telegram.token_env, voice.api_key_env"
+            " (the bot)") in out.stdout
     assert out.stdout.splitlines()[0] == f"{sup.config}: ok (4 personas)"
 
 

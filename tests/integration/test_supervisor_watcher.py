@@ -244,7 +244,9 @@ def test_sigkilled_supervisor_leaves_nothing_behind(sup):
     assert len(tagged(sup.tag)) >= 4  # supervisor, two workers, one CLI
     sup.proc.send_signal(signal.SIGKILL)
     sup.proc.wait(5)
-    sup.assert_nothing_left(timeout=2.0)
+    # Each child goes by its parent-death signal at once; a loaded machine may take seconds
+    # to run their exits.
+    sup.assert_nothing_left(timeout=10.0)
 
 
 def test_start_kills_what_a_killed_supervisor_of_this_install_left(sup):
