@@ -15,8 +15,10 @@ from typing import Any
 
 import msgspec
 
+from supervisor.backoff import Policy
 from supervisor.bot_token import env_file_path
 from supervisor.config import Config
+from supervisor.program import ProgramConfig
 from supervisor.projects import Place
 from wire import names, settings
 from wire.messages import Persona
@@ -77,4 +79,16 @@ def bot_settings(cfg: Config, supervisor_pid: int, token_fd: int | None = None,
         runtime_dir=cfg.runtime_dir,
         default_persona=cfg.claude.default_persona,
         supervisor_pid=supervisor_pid,
+    )
+
+
+def program_config(cfg: Config, *, lifeline: bool = False) -> ProgramConfig:
+    """The same numbers for every program; the bot (`lifeline`) is never given up."""
+    s = cfg.supervisor
+    return ProgramConfig(
+        startsecs=s.startsecs,
+        stopwaitsecs=s.stopwaitsecs,
+        policy=Policy(retries=s.startretries, window=s.retry_window_seconds,
+                      initial=s.backoff_initial_seconds, cap=s.backoff_max_seconds,
+                      give_up=not lifeline, lifeline_cap=s.bot_max_backoff_seconds),
     )

@@ -4,15 +4,17 @@ What it owns, as a tree (every task has an owner that cancels it at shutdown):
     run()
     ├── control server       requests from switchboardctl / the bot / workers (supervisor.control)
     ├── heartbeat            Ping every child each interval; kill one silent for the timeout
-    └── sweep                psutil watcher in a thread (supervisor.watcher)
+    │                        (supervisor.heartbeat)
+    └── sweep                psutil watcher in a thread (supervisor.sweeping, .watcher)
+    and on SIGHUP a reload pushed to every child (supervisor.reloading)
 
 Programs are `bot` (when telegram is enabled) and `session:<name>` for each registered session.
 The commands themselves live in supervisor.commands. This module never blocks the loop: stops
 and starts are state machine steps plus awaits on state changes.
 
-Over 400 lines because it is one idea with many hands: the owner of every program, socket and
-task of the loop. What can be pure has left it (states, backoff, program, child_settings,
-preflight, watcher), and what is left shares the Supervisor's state.
+What can be pure has left it (states, backoff, program, child_settings, preflight, watcher);
+the heartbeat, the sweep and the reload are parts of the Supervisor (mixins in modules of their
+own) because they share its state.
 """
 from __future__ import annotations
 
@@ -23,39 +25,33 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import zmq.asyncio
 
-from supervisor import child_settings, preflight, process, statelock
-from supervisor import config as config_mod
+from supervisor import child_settings, process, statelock
 from supervisor import personas as personas_mod
-from supervisor.backoff import Policy
+from supervisor.child_settings import program_config
 from supervisor.config import Config
 from supervisor.control import ControlServer, EventPublisher
-from supervisor.lifeline import last_sentence, retrying_line
+from supervisor.health import Health, last_words, stdio_size
+from supervisor.heartbeat import Heartbeat
+from supervisor.lifeline import retrying_line
 from supervisor.notify import Notifier
-from supervisor.program import Child, Program, ProgramConfig, Timer
+from supervisor.program import Child, Program, Timer
 from supervisor.projects import Place
 from supervisor.registry import Registry
+from supervisor.reloading import Reloading
 from supervisor.statelock import AlreadyRunning
 from supervisor.states import RUNNING_STATES, State
-from supervisor.watcher import Limits, MemoryKill, Target, Usage, Watcher, kill_instance_leftovers
+from supervisor.sweeping import Sweeping
+from supervisor.watcher import Watcher, kill_instance_leftovers
 from wire import auth, names, settings
 from wire import messages as m
-from wire.aio import wait_event
 from wire.endpoints import Endpoints, prepare_runtime_dir
-from wire.logs import log_path, redact, rotate_if_over
-from wire.settings import MB
+from wire.logs import log_path, rotate_if_over
 
 log = logging.getLogger(__name__)
-
-RELOAD_ANSWER_SECONDS = 5.0
-# A child that has not spoken yet is still starting (Python and its imports; on a loaded box, or
-# the bot loading PTB, that can take seconds): the heartbeat timeout starts to count once it has
-# registered or answered a Ping, and until then it has at least this long.
-START_GRACE_SECONDS = 20.0
 
 
 class LoopClock:
@@ -72,51 +68,6 @@ class LoopClock:
         return self.loop.call_later(delay, callback)
 
 
-@dataclass
-class Health:
-    """What the supervisor knows about a live child beyond its state: heartbeat and usage."""
-
-    last_seen: float = 0.0  # monotonic: spawn, Register or Pong
-    registered: bool = False
-    answered: bool = False  # registered or answered a Ping: past its start-up
-    stats: m.WorkerStats | None = None
-    stats_at: float = 0.0
-    usage: Usage = field(default_factory=Usage)
-    stdio_since: int = 0  # where this run's output starts in its .stdio file
-    generation: int = 0  # the config generation its settings come from (see Supervisor.reload)
-
-
-def program_config(cfg: Config, *, lifeline: bool = False) -> ProgramConfig:
-    """The same numbers for every program; the bot (`lifeline`) is never given up."""
-    s = cfg.supervisor
-    return ProgramConfig(
-        startsecs=s.startsecs,
-        stopwaitsecs=s.stopwaitsecs,
-        policy=Policy(retries=s.startretries, window=s.retry_window_seconds,
-                      initial=s.backoff_initial_seconds, cap=s.backoff_max_seconds,
-                      give_up=not lifeline, lifeline_cap=s.bot_max_backoff_seconds),
-    )
-
-
-def stdio_size(stdio: Path) -> int:
-    try:
-        return stdio.stat().st_size
-    except OSError:
-        return 0
-
-
-def last_words(stdio: Path, since: int = 0) -> str:
-    """The one sentence a child printed last on stdout/stderr, if any: from the file's tail, and
-    only what was written after offset `since` (the file is appended to by every run)."""
-    try:
-        with open(stdio, "rb") as f:
-            size = f.seek(0, os.SEEK_END)
-            f.seek(max(since, size - 4096))
-            return redact(last_sentence(f.read().decode(errors="replace")))
-    except OSError:
-        return ""
-
-
 def prepare_state_dir(state: Path) -> list[Path]:
     """Create the state dir and its sessions/ 0700 (mkdir's parents would get the umask's 0755)
     and tighten them if they are looser; returns the ones that had to be tightened."""
@@ -131,7 +82,10 @@ def prepare_state_dir(state: Path) -> list[Path]:
     return tightened
 
 
-class Supervisor:
+class Supervisor(Reloading, Heartbeat, Sweeping):
+    """The owner of every program, socket and task of the loop; its SIGHUP reload, heartbeat
+    and sweep are supervisor.reloading, .heartbeat and .sweeping."""
+
     def __init__(self, cfg: Config, personas: dict[str, m.Persona]) -> None:
         self.cfg = cfg
         self.personas = personas
@@ -281,118 +235,6 @@ class Supervisor:
             await self.wait_stopped(bot)
         await self.sweep_once()  # whatever carried a marker is now an orphan
 
-    def _on_sighup(self) -> None:
-        try:
-            # What `run` refuses, a reload refuses: never a bot that cannot log in.
-            cfg, personas = preflight.load(self.cfg.path, to_run=True)
-        except preflight.Refused as exc:
-            log.error("event=reload_refused error=%r", exc.detail)
-            return
-        for key in config_mod.restart_needed(self.cfg, cfg):
-            log.warning("event=reload_needs_restart field=%s restart=%r", key,
-                        config_mod.RESTART_FIELDS[key])
-        for key in ("state_dir", "runtime_dir"):
-            setattr(cfg, key, getattr(self.cfg, key))  # what the sockets and locks were made for
-        if not cfg.telegram.enabled and names.BOT_PROGRAM in self.programs and self._tasks:
-            self._tasks.create_task(self._retire_bot(), name="retire-bot")
-        self.cfg, self.personas = cfg, personas
-        self.generation += 1
-        for n, p in self.programs.items():
-            p.set_config(program_config(cfg, lifeline=n == names.BOT_PROGRAM))
-        if cfg.telegram.enabled and names.BOT_PROGRAM not in self.programs:
-            self.add_program(names.BOT_PROGRAM).start()
-        log.info("event=reloaded personas=%d generation=%d", len(personas), self.generation)
-        # The running children get their new settings now (a child not registered yet gets them
-        # when it registers): a user taken off the allow-list is refused at the next message.
-        for name, h in self.health.items():
-            if h.registered:
-                self._push_settings(name)
-
-    def _settings_for(self, program: str) -> str:
-        kind, session = names.parse_program(program)
-        if kind == "bot":
-            return settings.dump(child_settings.bot_settings(self.cfg, os.getpid()))
-        assert session is not None
-        return settings.dump(child_settings.worker_settings(
-            self.cfg, session, self.persona_of(session), os.getpid(), self.place_of(session)))
-
-    def _push_settings(self, program: str) -> None:
-        h = self.health.get(program)
-        if self._tasks is None or h is None or h.generation >= self.generation:
-            return
-        task = self._tasks.create_task(self._reload_child(program, self.generation),
-                                       name=f"reload-{program}")
-        self._reloads.add(task)
-        task.add_done_callback(self._reloads.discard)
-
-    async def _reload_child(self, program: str, generation: int) -> None:
-        """Send one child its settings of `generation` and wait (bounded) for its answer."""
-        msg = m.Reload(id=m.new_id(), settings_json="")
-        fut: asyncio.Future[m.Ok | m.Error] = self._loop.create_future()
-        self._answers[msg.id] = (program.encode(), fut)
-        try:
-            msg.settings_json = self._settings_for(program)
-            if not await self.control.send(program.encode(), msg):
-                log.warning("event=reload_not_sent program=%s", program)
-                return
-            async with asyncio.timeout(RELOAD_ANSWER_SECONDS):
-                reply = await fut
-        except TimeoutError:
-            log.warning("event=reload_unanswered program=%s", program)
-            return
-        except Exception:  # a task of the loop's TaskGroup must never end the supervisor
-            log.exception("event=reload_failed program=%s", program)
-            return
-        finally:
-            self._answers.pop(msg.id, None)
-        if isinstance(reply, m.Error):
-            log.error("event=reload_refused_by_child program=%s error=%r", program, reply.message)
-            return
-        h = self.health.get(program)
-        if h is not None:
-            h.generation = max(h.generation, generation)
-        log.info("event=reload_applied program=%s generation=%d", program, generation)
-
-    async def ask_child(self, program: str, msg: m.Detach,
-                        timeout: float) -> m.Ok | m.Error | None:
-        """Send a running child a request over the control socket and wait for its answer (None
-        when it did not answer in time). A child that has just started is given until the
-        deadline to connect."""
-        fut: asyncio.Future[m.Ok | m.Error] = self._loop.create_future()
-        self._answers[msg.id] = (program.encode(), fut)
-        deadline = time.monotonic() + timeout
-        try:
-            while not await self.control.send(program.encode(), msg):
-                if time.monotonic() > deadline:
-                    return None
-                await asyncio.sleep(0.1)
-            async with asyncio.timeout(max(0.1, deadline - time.monotonic())):
-                return await fut
-        except TimeoutError:
-            return None
-        finally:
-            self._answers.pop(msg.id, None)
-
-    def on_child_answer(self, identity: bytes, msg: m.Ok | m.Error) -> bool:
-        """True when `msg` answers a Reload we sent to this very identity."""
-        waiting = self._answers.get(msg.id)
-        if waiting is None or waiting[0] != identity:
-            return False
-        del self._answers[msg.id]
-        if not waiting[1].done():
-            waiting[1].set_result(msg)
-        return True
-
-    async def _retire_bot(self) -> None:
-        """telegram.enabled went false on reload: stop the bot and forget it."""
-        bot = self.programs.get(names.BOT_PROGRAM)
-        if bot is None:
-            return
-        bot.stop()
-        await self.wait_stopped(bot)
-        self.drop_program(names.BOT_PROGRAM)
-        log.info("event=bot_retired reason='telegram.enabled = false'")
-
     # ------------------------------------------------------------------ programs
 
     def add_program(self, name: str) -> Program:
@@ -446,15 +288,6 @@ class Supervisor:
     def _stdio(self, program: str) -> Path:
         return log_path(self.cfg.state_path, program).with_suffix(".stdio")
 
-    def _note_bot_trouble(self, prog: Program, h: Health) -> None:
-        """A live bot that has not registered is still trying to reach Telegram, and says why on
-        stderr: keep that sentence so `status` and STATUS= show the lifeline retrying."""
-        trouble = "" if h.registered else last_words(self._stdio(prog.name), h.stdio_since)
-        if trouble != prog.live_trouble:
-            prog.live_trouble = trouble
-            if self.ready.is_set():
-                self.notifier.status(self.summary())
-
     def place_of(self, session: str) -> Place | None:
         """Where the session works, as its registry record keeps it."""
         rec = self.registry.sessions.get(session)
@@ -505,153 +338,6 @@ class Supervisor:
     async def wait_settled(self, prog: Program, timeout: float) -> bool:
         """Until RUNNING, or any state that means the start did not work."""
         return await self.wait_for(lambda: prog.state is not State.STARTING, timeout)
-
-    # ------------------------------------------------------------------ heartbeat
-
-    def on_register(self, identity: bytes, msg: m.Register) -> m.Ok | m.Error:
-        prog = self.programs.get(msg.program)
-        if prog is None or identity != msg.program.encode():
-            return m.Error(id=msg.id, code=m.E_UNKNOWN_NAME,
-                           message=f"no program '{msg.program}' for this connection's identity.")
-        if prog.pid != msg.pid:
-            return m.Error(id=msg.id, code=m.E_STATE,
-                           message=f"{msg.program} runs as pid {prog.pid}, not {msg.pid}.")
-        h = self.health[prog.name]
-        h.registered, h.answered, h.last_seen = True, True, time.monotonic()
-        log.info("event=registered program=%s pid=%d", msg.program, msg.pid)
-        self._push_settings(prog.name)  # spawned before the last reload: catch it up
-        return m.Ok(id=msg.id)
-
-    def on_pong(self, identity: bytes, msg: m.Pong) -> None:
-        h = self.health.get(identity.decode(errors="replace"))
-        if h is None:
-            return
-        if msg.unhealthy:
-            # Alive but unable to keep its promise (its database takes no writes): treated as a
-            # missed heartbeat, at once, so it restarts instead of looking healthy.
-            prog = self.programs.get(identity.decode(errors="replace"))
-            if prog is not None and prog.kill(f"unhealthy: {msg.unhealthy}"):
-                log.warning("event=unhealthy program=%s pid=%s reason=%r", prog.name, prog.pid,
-                            msg.unhealthy)
-            return
-        h.last_seen, h.answered = time.monotonic(), True
-        sent = self._notice_pings.get(identity.decode(errors="replace"))
-        if sent is not None and sent[0] == msg.id:
-            # The worker has them (it emitted them as Notices): they leave the queue.
-            left = self.notices.get(identity.decode(errors="replace"), [])
-            del left[:len(sent[1])]
-        if msg.stats is not None:
-            h.stats, h.stats_at = msg.stats, h.last_seen
-
-    async def _heartbeat(self) -> None:
-        while True:
-            s = self.cfg.supervisor
-            await asyncio.sleep(s.heartbeat_interval_seconds)
-            now = time.monotonic()
-            for name, prog in list(self.programs.items()):
-                if prog.state not in (State.STARTING, State.RUNNING):
-                    continue
-                h = self.health[name]
-                silent = now - h.last_seen
-                limit = s.heartbeat_timeout_seconds
-                if not h.answered:
-                    limit = max(limit, START_GRACE_SECONDS)
-                if silent > limit:
-                    log.warning("event=heartbeat_timeout program=%s pid=%s silent=%.1f",
-                                name, prog.pid, silent)
-                    prog.kill(f"no heartbeat for {silent:.0f}s")
-                    continue
-                if name == names.BOT_PROGRAM and prog.state is State.RUNNING:
-                    self._note_bot_trouble(prog, h)
-                await self.control.send(name.encode(), self._ping(name))
-
-    def _ping(self, name: str) -> m.Ping:
-        ping = m.Ping(id=m.new_id())
-        pending = self.notices.get(name)
-        if pending:
-            ping.notice = " ".join(pending)
-            self._notice_pings[name] = (ping.id, list(pending))
-        return ping
-
-    # ------------------------------------------------------------------ sweep
-
-    def _targets(self) -> list[Target]:
-        now = time.monotonic()
-        out = []
-        for name, prog in self.programs.items():
-            _, session = names.parse_program(name)
-            h = self.health.get(name) or Health()
-            st = h.stats
-            out.append(Target(
-                program=name, session=session, pid=prog.pid,
-                alive=prog.state in RUNNING_STATES and prog.child is not None,
-                keeps_tree=prog.state in RUNNING_STATES or prog.state is State.BACKOFF,
-                claude_pid=st.claude_pid if st else None,
-                idle_seconds=(st.idle_seconds + now - h.stats_at) if st else None,
-            ))
-        return out
-
-    async def sweep_once(self) -> None:
-        # One sweep at a time: the watcher's caches are not for two threads, and a stop's own
-        # sweep (commands) may meet the periodic one.
-        async with self._sweep_lock:
-            await self._sweep()
-
-    async def _sweep(self) -> None:
-        targets = self._targets()
-        managed = {p.pid for p in self.programs.values() if p.pid and p.child is not None}
-        limits = Limits(self.cfg.claude.idle_suspend_seconds,
-                        self.cfg.supervisor.worker_rss_limit_mb * MB)
-        report = await asyncio.to_thread(self.watcher.sweep, targets, limits, managed)
-        for name, usage in report.usage.items():
-            if name in self.health:
-                self.health[name].usage = usage
-        for pid, session, pname, why in report.orphans_killed:
-            log.warning("event=orphan_killed pid=%d session=%s name=%s why=%r", pid, session,
-                        pname, why)
-        for name, cli_pid in report.idle_killed:
-            log.warning("event=idle_cli_killed program=%s claude_pid=%d", name, cli_pid)
-        for kill in report.over_rss:
-            self._memory_kill(kill)
-        live = {p.pid for p in self.programs.values() if p.child is not None}
-        for pid in report.zombies:
-            if pid not in live:
-                try:
-                    os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG never blocks
-                except ChildProcessError:
-                    pass
-        self.sweeps += 1
-
-    def _memory_kill(self, kill: MemoryKill) -> None:
-        """A session over its memory limit: the watcher killed its biggest process (or names
-        its worker, killed here as a visible crash); its chat hears which one and why."""
-        prog = self.programs.get(kill.program)
-        if prog is None:
-            return
-        limit = self.cfg.supervisor.worker_rss_limit_mb
-        k = kill.killed
-        what = ("its worker" if k.role == "worker" else f"its {k.role} {k.name}") + \
-            f" (pid {k.pid}, {k.rss_bytes // MB} MB)"
-        log.warning("event=memory_kill program=%s total_mb=%d limit_mb=%d role=%s pid=%d name=%s",
-                    kill.program, kill.total_bytes // MB, limit, k.role, k.pid, k.name)
-        _, session = names.parse_program(kill.program)
-        restart = "; it restarts" if k.role == "worker" else ""
-        self.notices.setdefault(kill.program, []).append(
-            f"Session {session} used {kill.total_bytes // MB} MB, over its {limit} MB limit"
-            f" (supervisor.worker_rss_limit_mb): killed {what}{restart}; raise the limit if it"
-            " needs more.")
-        if k.role == "worker":
-            prog.kill(f"RSS {kill.total_bytes // MB} MB over the {limit} MB limit")
-
-    async def _sweeper(self) -> None:
-        while True:
-            await wait_event(self._poke, self.cfg.supervisor.sweep_interval_seconds)
-            self._poke.clear()
-            try:
-                await self.sweep_once()
-            except Exception:
-                log.exception("event=sweep_failed")
-
 
 def main_async(cfg: Config, personas: dict[str, m.Persona],
                on_ready: Callable[[Supervisor], None] | None = None) -> int:
