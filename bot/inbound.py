@@ -101,6 +101,20 @@ class Inbound:
         await self.topics.reopen_for_message(update, where.session)
         return chat, msg, where.session
 
+    async def _with_folder(self, update: Update) -> tuple[int, Message, str, Path] | None:
+        """Like _addressed, plus the session's folder that a file from the chat is saved in;
+        None (and a sentence) when there is none yet."""
+        target = await self._addressed(update)
+        if target is None:
+            return None
+        chat, msg, session = target
+        session_dir = Path(self.settings.state_dir) / "sessions" / session
+        if not session_dir.is_dir():
+            await say(self.out, chat, f"Session {session} has no folder yet: send a text first,"
+                      f" or /restart {session}.")
+            return None
+        return chat, msg, session, session_dir
+
     async def text(self, update: Update, ctx: Ctx) -> None:
         target = await self._addressed(update)
         if target is not None:
@@ -111,15 +125,10 @@ class Inbound:
 
     async def attachment(self, update: Update, ctx: Ctx) -> None:
         """Save a photo or document into the session's work folder; tell Claude where it is."""
-        target = await self._addressed(update)
-        if target is None:
+        found = await self._with_folder(update)
+        if found is None:
             return
-        chat, msg, session = target
-        session_dir = Path(self.settings.state_dir) / "sessions" / session
-        if not session_dir.is_dir():
-            await say(self.out, chat, f"Session {session} has no folder yet: send a text first,"
-                      f" or /restart {session}.")
-            return
+        chat, msg, session, session_dir = found
         media: Document | PhotoSize
         if msg.document is not None:
             media, original = msg.document, msg.document.file_name or "file"
@@ -173,15 +182,10 @@ class Inbound:
         if transcriber is None or not transcriber.enabled:
             await say(self.out, chat_of(update), voice_mod.NOT_CONFIGURED)
             return
-        target = await self._addressed(update)
-        if target is None:
+        found = await self._with_folder(update)
+        if found is None:
             return
-        chat, msg, session = target
-        session_dir = Path(self.settings.state_dir) / "sessions" / session
-        if not session_dir.is_dir():
-            await say(self.out, chat, f"Session {session} has no folder yet: send a text first,"
-                      f" or /restart {session}.")
-            return
+        chat, msg, session, session_dir = found
         media: Voice | Audio
         if msg.voice is not None:
             media, kind, original = msg.voice, "voice", None

@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from supervisor.health import last_words
+from supervisor.part import SupervisorPart
 from supervisor.states import State
 from wire import messages as m
 from wire import names
 
 if TYPE_CHECKING:
-    from supervisor.config import Config
-    from supervisor.control import ControlServer
     from supervisor.health import Health
     from supervisor.notify import Notifier
     from supervisor.program import Program
@@ -32,13 +31,8 @@ log = logging.getLogger("supervisor.service")
 START_GRACE_SECONDS = 20.0
 
 
-class Heartbeat:
-    if TYPE_CHECKING:  # the Supervisor's, which this part of it uses
-        cfg: Config
-        programs: dict[str, Program]
-        health: dict[str, Health]
-        notices: dict[str, list[str]]
-        control: ControlServer
+class Heartbeat(SupervisorPart):
+    if TYPE_CHECKING:  # more of the Supervisor that this part uses
         ready: asyncio.Event
         notifier: Notifier
         _notice_pings: dict[str, tuple[str, list[str]]]

@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING
 from supervisor import child_settings, preflight
 from supervisor import config as config_mod
 from supervisor.child_settings import program_config
+from supervisor.part import SupervisorPart
 from wire import messages as m
 from wire import names, settings
 
 if TYPE_CHECKING:
-    from supervisor.config import Config
-    from supervisor.control import ControlServer
-    from supervisor.health import Health
     from supervisor.program import Program
     from supervisor.projects import Place
 
@@ -30,13 +28,8 @@ log = logging.getLogger("supervisor.service")
 RELOAD_ANSWER_SECONDS = 5.0
 
 
-class Reloading:
-    if TYPE_CHECKING:  # the Supervisor's, which this part of it uses
-        cfg: Config
-        programs: dict[str, Program]
-        health: dict[str, Health]
-        notices: dict[str, list[str]]
-        control: ControlServer
+class Reloading(SupervisorPart):
+    if TYPE_CHECKING:  # more of the Supervisor that this part uses
         personas: dict[str, m.Persona]
         generation: int
         _tasks: asyncio.TaskGroup | None

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from supervisor.health import Health
+from supervisor.part import SupervisorPart
 from supervisor.states import RUNNING_STATES, State
 from supervisor.watcher import Limits, MemoryKill, Target, Watcher
 from wire import names
@@ -20,20 +21,13 @@ from wire.aio import wait_event
 from wire.settings import MB
 
 if TYPE_CHECKING:
-    from supervisor.config import Config
-    from supervisor.control import ControlServer
-    from supervisor.program import Program
+    pass
 
 log = logging.getLogger("supervisor.service")
 
 
-class Sweeping:
-    if TYPE_CHECKING:  # the Supervisor's, which this part of it uses
-        cfg: Config
-        programs: dict[str, Program]
-        health: dict[str, Health]
-        notices: dict[str, list[str]]
-        control: ControlServer
+class Sweeping(SupervisorPart):
+    if TYPE_CHECKING:  # more of the Supervisor that this part uses
         watcher: Watcher
         sweeps: int
         _sweep_lock: asyncio.Lock
