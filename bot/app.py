@@ -41,6 +41,7 @@ from bot.journal import Journal
 from bot.poller import Poller
 from bot.ratelimit import ChatRateLimiter
 from bot.reload import Reloader
+from bot.stops import StopHandler, Stops
 from bot.taps import Taps
 from bot.telegram_out import TelegramOut
 from wire import auth, logs
@@ -96,8 +97,10 @@ async def run(settings: BotSettings, token: str) -> None:
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,
                 settings.worker_timeout_seconds)
     events = Events(ctx, endpoints.events, journal, out, keys.control)
+    stops = Stops(delivery, chat, out)
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
+    app.add_handler(StopHandler(stops.on_stopped))  # Telegram's Stop on a draft
     # First: an edit is never run as a command or sent as a new message (CommandHandler takes
     # edited messages too).
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, inbound.edited))
@@ -112,6 +115,7 @@ async def run(settings: BotSettings, token: str) -> None:
     app.add_handler(CallbackQueryHandler(taps.remove, pattern=callbacks.REMOVE))
     app.add_handler(CallbackQueryHandler(taps.grant, pattern=callbacks.GRANT))
     app.add_handler(CallbackQueryHandler(taps.retry, pattern=callbacks.RETRY))
+    app.add_handler(CallbackQueryHandler(stops.on_tap, pattern=callbacks.STOP))
     app.add_handler(CallbackQueryHandler(taps.unknown))
     app.add_error_handler(on_error)
 

@@ -6,6 +6,7 @@
     sw:NAME       make NAME the chat's active session
     rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
     rt:N          send again a message a user's stop cut short (N: its row in bot.db)
+    st:NAME       ⏹ on an answer streamed by edits: interrupt NAME's running turn
 
 Telegram hands the data back verbatim when the button is tapped, so the format is a contract
 with every message already in a chat: change one only in a way that still parses the old data.
@@ -28,12 +29,14 @@ SWITCH = r"^sw:"
 REMOVE = r"^rm:"
 GRANT = r"^g:"
 RETRY = r"^rt:"
+STOP = r"^st:"
 
 _PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
 _SWITCH = re.compile(r"sw:(.+)")
 _REMOVE = re.compile(r"rm:([yn]):(.+)")
 _GRANT = re.compile(r"g:([a-z0-9][a-z0-9_-]{0,31}):(\d{1,18})")
 _RETRY = re.compile(r"rt:(\d{1,18})")
+_STOP = re.compile(r"st:(.+)")
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,10 @@ def retry_markup(n: int) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup([[InlineKeyboardButton("Retry", callback_data=f"rt:{n}")]])
 
 
+def stop_markup(session: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=f"st:{session}")]])
+
+
 # ----------------------------------------------------------------------------- parsers
 
 
@@ -151,3 +158,11 @@ def parse_grant(data: str) -> GrantTap | None:
 def parse_retry(data: str) -> int | None:
     found = _RETRY.fullmatch(data)
     return None if found is None else int(found.group(1))
+
+
+def parse_stop(data: str) -> str | None:
+    """The session whose turn a ⏹ interrupts; None unless it is a valid session name."""
+    found = _STOP.fullmatch(data)
+    if found is None or session_name_error(found.group(1)):
+        return None
+    return found.group(1)

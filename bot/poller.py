@@ -28,12 +28,23 @@ from telegram.ext import Application
 from bot import startup
 from bot.gate import Gate
 from bot.journal import MAX_UPDATE_STARTS, Journal
+from bot.stops import stopper_id
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member",
+                   "stopped_message_generation"]
 STRANGERS = "strangers"
 MAX_BACKOFF = 30.0
+
+
+def chat_key(update: Update) -> int | None:
+    """The chat an update belongs to (a Stop on a draft names only its chat)."""
+    chat = update.effective_chat
+    if chat is not None:
+        return chat.id
+    user = update.effective_user
+    return user.id if user is not None else stopper_id(update)
 
 
 class Poller:
@@ -50,9 +61,7 @@ class Poller:
         if not journaled:
             key: object = STRANGERS
         else:
-            chat = update.effective_chat
-            user = update.effective_user
-            key = chat.id if chat else (user.id if user else 0)
+            key = chat_key(update) or 0
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = asyncio.Queue()
@@ -123,10 +132,8 @@ class Poller:
                 for update in updates:
                     offset = update.update_id + 1
                     if self.gate.allowed(update):
-                        chat = update.effective_chat
-                        body = json.dumps(update.to_dict())
-                        if self.journal.record_update(update.update_id, chat.id if chat else None,
-                                                      body):
+                        body = json.dumps(update.to_dict())  # api_kwargs (a Stop) too
+                        if self.journal.record_update(update.update_id, chat_key(update), body):
                             self.dispatch(update, journaled=True)
                     else:
                         self.dispatch(update, journaled=False)

@@ -254,6 +254,7 @@ def chat_view(
                 "message_thread_id": m.thread_id,
                 "service": m.service,
                 "link_preview": m.link_preview,
+                "pinned": m.pinned,
             }
         )
     return view

@@ -97,7 +97,8 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
         assert st.ask("/cancel", timeout=30) == (
             "Nothing is running, so there is nothing to cancel.")
         slow = st.say("#sb:slow=300 #sb:words=200")
-        st.wait_text(lambda t: t.startswith("w1 w2"), after=slow, timeout=30)
+        wait_until(lambda: any(d["text"].startswith("w1 w2") for d in tg.drafts(OWNER)), 30,
+                   "the answer streaming into its draft")
         st.ask("/cancel", expect=lambda t: "Interrupting" in t)
         st.wait_text(lambda t: "✗ " in t, after=slow, timeout=30)
         assert not any("w200" in (m["text"] or "") for m in tg.chat(OWNER))
