@@ -38,6 +38,7 @@ from bot.gate import Gate
 from bot.handoff import Couriers
 from bot.inbound import UNSUPPORTED, Inbound
 from bot.journal import Journal
+from bot.live_status import LiveStatus
 from bot.poller import Poller
 from bot.ratelimit import ChatRateLimiter
 from bot.reload import Reloader
@@ -92,12 +93,15 @@ async def run(settings: BotSettings, token: str) -> None:
     supervisor = SupervisorClient(ctx, endpoints.control, keys.control)
     supervisor.health = lambda: journal.unhealthy
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
-    commands = Commands(journal, supervisor, chat, out)
+    live = LiveStatus(journal, supervisor, out, settings.status_refresh_seconds)
+    delivery.on_change = live.poke
+    commands = Commands(journal, supervisor, chat, out, live)
     inbound = Inbound(settings, journal, couriers, out, chat)
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,
                 settings.worker_timeout_seconds)
     events = Events(ctx, endpoints.events, journal, out, keys.control)
     stops = Stops(delivery, chat, out)
+    events.on_change = live.poke
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
     app.add_handler(StopHandler(stops.on_stopped))  # Telegram's Stop on a draft
@@ -143,6 +147,7 @@ async def run(settings: BotSettings, token: str) -> None:
                 tg.create_task(chat.run(), name="chat")
                 tg.create_task(delivery.sync_loop(), name="replay-sync")
                 tg.create_task(events.run(), name="events")
+                tg.create_task(live.run(), name="live-status")
                 tg.create_task(watch(stop, settings.supervisor_pid), name="watch")
     except* (Stopping, startup.Stopped):
         log.info("event=bot_stopping")

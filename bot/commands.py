@@ -22,6 +22,7 @@ from bot.chat import ChatServer
 from bot.command_table import ChatCommand, help_text
 from bot.control import Refused, SupervisorClient
 from bot.journal import Journal
+from bot.live_status import LiveStatus
 from bot.reply import NO_SESSION, chat_of
 from bot.reply import say as reply
 from bot.telegram_out import TelegramOut
@@ -43,6 +44,7 @@ class Commands:
     supervisor: SupervisorClient
     chat: ChatServer
     out: TelegramOut
+    live: LiveStatus | None = None  # the pinned live status (/status)
 
     # ----------------------------------------------------------------------- helpers
 
@@ -117,7 +119,13 @@ class Commands:
             await self.say(chat, render.sessions_text(rows, self.journal.active(chat)))
 
     async def status(self, update: Update, ctx: Ctx) -> None:
+        """The live status, brought to the bottom of the chat (bot.live_status); without one,
+        the supervisor's table."""
         chat = chat_of(update)
+        if self.live is not None:
+            if (err := await self.live.bring_up(chat)) is not None:
+                await self.say(chat, err)
+            return
         if (rows := await self._rows(chat)) is not None:
             await self.say(chat, render.status_table(rows), monospace=True)
 
@@ -275,7 +283,9 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
     ChatCommand("sessions", Commands.sessions,
                 "every session with state, persona, idle time and cost",
                 "List sessions with state, persona, idle time, cost"),
-    ChatCommand("status", Commands.status, "the supervisor's table", "Supervisor status table"),
+    ChatCommand("status", Commands.status,
+                "every session live, in one pinned message (brought to the bottom)",
+                "Live status of every session"),
     ChatCommand("stop", Commands.stop,
                 "stop a session (the active one by default, every session with all); its"
                 " running turn is cancelled and offered for Retry", "Stop a session",

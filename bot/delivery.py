@@ -31,6 +31,7 @@ import asyncio
 import gzip
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -237,6 +238,7 @@ class SessionLine:
 
     async def turn_started(self, t: Target, body: m.TurnStarted) -> None:
         self.answer = None
+        self.d.on_change()
         if t.active and self.d.drafts_ok(t.chat_id):
             # The empty draft ("Thinking…") is the typing indicator, and it goes out first.
             if self.draft is not None:
@@ -395,6 +397,7 @@ class SessionLine:
 
     async def turn_result(self, t: Target, body: m.TurnResult) -> None:
         chat = t.chat_id
+        self.d.on_change()
         self.stop_typing()
         self.d.journal.clear_draft(self.session)
         if self.draft is not None:
@@ -441,6 +444,7 @@ class SessionLine:
         shown = prompt_render.view(self.session, body)
         text = shown.parts[-1]  # the part with the buttons, edited with the outcome later
         n, _ = j.add_prompt(self.session, body.prompt_id, chat, text)
+        self.d.on_change()
         prompt = j.prompt(n)
         if prompt is None or prompt.state != "open" or prompt.message_id is not None:
             return
@@ -462,6 +466,7 @@ class SessionLine:
         prompt = j.prompt_by_id(self.session, body.prompt_id)
         if prompt is None or not j.close_prompt(prompt.n, "resolved"):
             return
+        self.d.on_change()
         if prompt.message_id is None:
             return
         shown = prompt_render.chunk(prompt.text,
@@ -492,6 +497,7 @@ class Delivery:
         self.lines: dict[str, SessionLine] = {}
         self._throttles: dict[int, Throttle] = {}
         self.no_drafts: set[int] = set()  # chats that refused a draft: streamed by edits
+        self.on_change: Callable[[], None] = lambda: None  # the live status (bot.live_status)
         self._stops: dict[tuple[int, int | None, int], str] = {}  # native draft -> session
 
     def drafts_ok(self, chat_id: int) -> bool:

@@ -8,6 +8,7 @@ logged and skipped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 
 import zmq
@@ -39,6 +40,7 @@ class Events:
         self.sock.connect(endpoint)
         self.journal = journal
         self.out = out
+        self.on_change: Callable[[], None] = lambda: None  # the live status (bot.live_status)
 
     async def run(self) -> None:
         while True:
@@ -50,6 +52,7 @@ class Events:
             await self.on_event(event)
 
     async def on_event(self, event: m.StateChange) -> None:
+        self.on_change()
         if event.to_state != "FATAL" or not event.program.startswith(names.SESSION_PREFIX):
             return
         session = event.program[len(names.SESSION_PREFIX):]

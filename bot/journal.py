@@ -10,6 +10,8 @@
 - prompts:   permission prompts shown with buttons; a button's callback data is the row number.
 - drafts:    the messages of a streamed answer in progress, so a restarted bot replaces them.
 - retries:   messages a user's stop cut short, behind their Retry button (its data is the row).
+- status:    per chat, the message id of its pinned live status (bot.live_status), so a
+             restarted bot edits that message instead of posting another.
 
 Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
 A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
@@ -48,6 +50,7 @@ CREATE TABLE IF NOT EXISTS prompts (
     state TEXT NOT NULL DEFAULT 'open', UNIQUE (session, prompt_id));
 CREATE TABLE IF NOT EXISTS drafts (
     session TEXT PRIMARY KEY, chat_id INTEGER NOT NULL, message_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS status (chat_id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS retries (
     n INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, key TEXT NOT NULL,
     chat_id INTEGER NOT NULL, text TEXT NOT NULL, UNIQUE (session, key));
@@ -324,6 +327,25 @@ class Journal:
 
     def clear_draft(self, session: str) -> None:
         self._exec("DELETE FROM drafts WHERE session = ?", (session,))
+
+    # ----------------------------------------------------------------------- live status
+
+    def set_status_message(self, chat_id: int, message_id: int) -> None:
+        self._exec(
+            "INSERT INTO status (chat_id, message_id) VALUES (?, ?) ON CONFLICT(chat_id)"
+            " DO UPDATE SET message_id = excluded.message_id",
+            (chat_id, message_id),
+        )
+
+    def status_messages(self) -> dict[int, int]:
+        """Every chat's live status message: chat -> message id."""
+        return {int(r[0]): int(r[1]) for r in self._exec("SELECT chat_id, message_id FROM status")}
+
+    def open_prompt_counts(self) -> dict[str, int]:
+        """How many permission prompts wait for an answer, per session."""
+        rows = self._exec("SELECT session, COUNT(*) FROM prompts WHERE state = 'open'"
+                          " GROUP BY session")
+        return {str(r[0]): int(r[1]) for r in rows}
 
     # ----------------------------------------------------------------------- retries
 

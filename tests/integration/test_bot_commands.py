@@ -39,10 +39,13 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
         assert lines[0].startswith("• alpha — RUNNING") and "· persona default · idle" in lines[0]
         assert lines[1].startswith("▶ beta — RUNNING") and "· persona research · idle" in lines[1]
 
-        msg = st.ask_msg("/status", expect=lambda t: "session:alpha" in t)
+        # /status: the live status of every session, pinned (tests/integration/
+        # test_bot_live_status.py follows it as things change).
+        msg = st.ask_msg("/status", expect=lambda t: t.startswith("📌 Sessions, live"))
         status = msg["text"]
-        assert msg["entities"] and msg["entities"][0]["type"] == "pre"
-        assert "bot" in status and "RUNNING" in status and "pid " in status
+        assert "\n• alpha — " in status and "\n▶ beta — " in status and "persona research" in status
+        wait_until(lambda: next(m for m in tg.chat(OWNER)
+                                if m["message_id"] == msg["message_id"])["pinned"], 10, "pinned")
 
         # /switch alone: one button per session; a tap switches.
         picker = st.ask_msg("/switch", expect=lambda t: "Switch to" in t)
