@@ -105,6 +105,7 @@ class Journal:
         except sqlite3.OperationalError:
             pass  # the column is there
         dbfiles.tighten(self.path)
+        self.last_insert_new = False
         self._active: dict[int, str] = {
             int(r[0]): str(r[1]) for r in self._exec("SELECT chat_id, session FROM active")
         }
@@ -135,12 +136,15 @@ class Journal:
 
     # ----------------------------------------------------------------------- inbound updates
 
-    def record_update(self, update_id: int, chat_id: int | None, body: str) -> bool:
-        """Store an update; True when its handler still has to run (new, or stored not done)."""
+    def record_update(self, update_id: int, chat_id: int | None, body: str,
+                      starts: int = 0) -> bool:
+        """Store an update; True when its handler still has to run (new, or stored not done).
+        `starts=1` counts the start of its handler in the same write (one fsync, not two)."""
         cur = self._exec(
-            "INSERT OR IGNORE INTO updates (update_id, chat_id, body) VALUES (?, ?, ?)",
-            (update_id, chat_id, body),
+            "INSERT OR IGNORE INTO updates (update_id, chat_id, body, starts) VALUES (?, ?, ?, ?)",
+            (update_id, chat_id, body, starts),
         )
+        self.last_insert_new = bool(cur.rowcount)  # False: it was stored before (a repeat)
         if cur.rowcount:
             return True
         row = self._one("SELECT done FROM updates WHERE update_id = ?", update_id)

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 DRAFT_LIMIT = 4096
 SHOW_CHARS = 4000  # a longer stream shows its tail: the newest words are what is being written
 KEEPALIVE_SECONDS = 20.0  # Telegram drops a draft ~30 s after its last change
+# "Thinking…" waits this long for the first words: when they come sooner (a warm turn's first
+# delta), they are the draft's first call, and no call for an empty draft stands in their way.
+THINKING_AFTER = 0.1
 _ids = itertools.count(1)
 
 
@@ -75,7 +78,6 @@ class NativeDraft:
         self._stopped = False
         self._changed = asyncio.Event()
         self._end = asyncio.Event()
-        self._changed.set()  # the empty draft ("Thinking…") goes out at once
         self._task = asyncio.get_running_loop().create_task(
             self._run(), name=f"native-draft-{chat_id}-{self.draft_id}")
 
@@ -123,13 +125,16 @@ class NativeDraft:
 
     async def _run(self) -> None:
         last = 0.0
+        first = True
         while not self._end.is_set():
-            await wait_event(self._changed, KEEPALIVE_SECONDS)
+            # The first pass sends "Thinking…" unless the first words come within THINKING_AFTER.
+            await wait_event(self._changed, THINKING_AFTER if first else KEEPALIVE_SECONDS)
+            first = False
             if self._end.is_set():
                 return
             self._changed.clear()
             text = draft_text(self.text)
-            if text == self._shown and time.monotonic() - last < KEEPALIVE_SECONDS:
+            if text == self._shown and time.monotonic() - last < KEEPALIVE_SECONDS - 1:
                 continue
             if not await self._send(text):
                 self._end.set()

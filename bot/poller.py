@@ -54,10 +54,11 @@ class Poller:
         self.journal = journal
         self.gate = gate
         self.timeout = timeout
-        self._lanes: dict[object, asyncio.Queue[tuple[Update, bool]]] = {}
+        self._lanes: dict[object, asyncio.Queue[tuple[Update, bool, bool]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
-    def dispatch(self, update: Update, journaled: bool) -> None:
+    def dispatch(self, update: Update, journaled: bool, counted: bool = False) -> None:
+        """Run the update in its chat's lane; `counted`: its start is in the journal already."""
         if not journaled:
             key: object = STRANGERS
         else:
@@ -67,12 +68,12 @@ class Poller:
             lane = self._lanes[key] = asyncio.Queue()
             self._tasks.append(asyncio.get_running_loop().create_task(
                 self._lane(lane), name=f"lane-{key}"))
-        lane.put_nowait((update, journaled))
+        lane.put_nowait((update, journaled, counted))
 
-    async def _lane(self, lane: asyncio.Queue[tuple[Update, bool]]) -> None:
+    async def _lane(self, lane: asyncio.Queue[tuple[Update, bool, bool]]) -> None:
         while True:
-            update, journaled = await lane.get()
-            if journaled:
+            update, journaled, counted = await lane.get()
+            if journaled and not counted:
                 self.journal.mark_started(update.update_id)
             try:
                 await self.app.process_update(update)
@@ -133,8 +134,12 @@ class Poller:
                     offset = update.update_id + 1
                     if self.gate.allowed(update):
                         body = json.dumps(update.to_dict())  # api_kwargs (a Stop) too
-                        if self.journal.record_update(update.update_id, chat_key(update), body):
-                            self.dispatch(update, journaled=True)
+                        # Counted as started in the same write: a new update's start needs
+                        # no second fsync (a repeat of a stored one is counted in its lane).
+                        if self.journal.record_update(update.update_id, chat_key(update), body,
+                                                      starts=1):
+                            self.dispatch(update, journaled=True,
+                                          counted=self.journal.last_insert_new)
                     else:
                         self.dispatch(update, journaled=False)
                 polls += 1
