@@ -66,7 +66,7 @@ def _last_id(tg: Any, user: int) -> int:
 def side(claude: str, model: Any, tg: Any, drafts: bool) -> dict[str, Any]:
     tg.reset()
     stack = harness.Stack(tg, model, claude, supervisor=USER_SUPERVISOR, prefix="sb-bench-",
-                          telegram={"drafts": drafts})
+                          telegram={"drafts": drafts, "edit_interval_seconds": 1.5})
     out: dict[str, Any] = {"model": [], "update": []}
     try:
         stack.start()

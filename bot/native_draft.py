@@ -9,7 +9,8 @@ normal message by bot.delivery, and that message replaces the draft on the user'
 nothing changes the draft is sent again before Telegram's ~30 s expiry, so a long tool run keeps
 its "Thinking…".
 
-PTB 22.8 knows Bot API 10.0, so the call goes through `Bot.do_api_request` (can_stop is newer).
+PTB 22.8 knows Bot API 10.0: `send_message_draft` takes `can_stop` (10.3) through its
+`api_kwargs`, which is the same request `do_api_request` would make, without its warning.
 A refusal (400: drafts not allowed in this chat, or not at all) ends the draft and is reported
 through `refused`, so bot.delivery falls back to edits for that chat; a flood wait or a network
 error only skips a change (droppable, like an edit of a draft). After the user tapped Stop
@@ -97,15 +98,11 @@ class NativeDraft:
 
     async def _send(self, text: str) -> bool:
         """One change of the draft; False when the draft must end (refused)."""
-        kwargs: dict[str, Any] = {"chat_id": self.chat_id, "draft_id": self.draft_id,
-                                  "text": text}
-        if self.thread_id is not None:
-            kwargs["message_thread_id"] = self.thread_id
-        if self.can_stop:
-            kwargs["can_stop"] = True
+        newer = {"can_stop": True} if self.can_stop else None
         try:
-            await self.bot.do_api_request("sendMessageDraft", api_kwargs=kwargs,
-                                          rate_limit_args=DROPPABLE)
+            await self.bot.send_message_draft(self.chat_id, self.draft_id, text,
+                                              message_thread_id=self.thread_id,
+                                              api_kwargs=newer, rate_limit_args=DROPPABLE)
         except RetryAfter as exc:
             await wait_event(self._end, min(retry_seconds(exc), 60.0))
             return True

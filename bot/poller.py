@@ -1,7 +1,8 @@
 """The bot's own getUpdates loop: journal first, confirm after.
 
 Telegram confirms an update only when the next getUpdates asks for a later offset. Each update
-from an allowed user is written to bot.db before that next call, so a kill -9 at any moment
+from an allowed user is written to bot.db (and the file fsynced, in a thread while its handler
+already runs) before that next call, so a kill -9 at any moment
 leaves it either unconfirmed (Telegram sends it again; the journal drops the repeat) or
 journaled (the restarted bot runs what is not marked done). Strangers' updates go straight to
 the gate, which refuses them; they are never written anywhere.
@@ -130,18 +131,22 @@ class Poller:
                     backoff = min(MAX_BACKOFF, backoff * 2)
                     continue
                 backoff = 0.5
+                journaled = False
                 for update in updates:
                     offset = update.update_id + 1
                     if self.gate.allowed(update):
                         body = json.dumps(update.to_dict())  # api_kwargs (a Stop) too
                         # Counted as started in the same write: a new update's start needs
                         # no second fsync (a repeat of a stored one is counted in its lane).
+                        journaled = True
                         if self.journal.record_update(update.update_id, chat_key(update), body,
                                                       starts=1):
                             self.dispatch(update, journaled=True,
                                           counted=self.journal.last_insert_new)
                     else:
                         self.dispatch(update, journaled=False)
+                if journaled:  # durable before the next getUpdates confirms it; its handler
+                    await asyncio.to_thread(self.journal.sync)  # runs meanwhile
                 polls += 1
                 if polls % 100 == 0:
                     self.journal.prune_updates()
