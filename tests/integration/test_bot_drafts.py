@@ -12,6 +12,7 @@ from tests.support.stack import OWNER, bot_stack
 from tests.support.waits import wait_until
 
 WORDS = " ".join(f"w{i}" for i in range(1, 31))
+GROUP = -901
 
 
 def _after(tg: Any, mid: int) -> list[dict[str, Any]]:
@@ -92,3 +93,14 @@ def test_refused_drafts_fall_back_to_edits_with_a_stop_button(
         (answer,) = _after(tg, mid)
         assert answer["text"].startswith(WORDS) and answer["edits"] >= 2
         assert not answer["reply_markup"]  # the ⏹ left with the end of the stream
+
+        # A group streams by edits with the ⏹ too: Telegram has no drafts there.
+        group_after = len(tg.calls())
+        tg.send(OWNER, "/switch demo", GROUP, chat_type="group")
+        st.wait_text(lambda t: t == "Active session: demo.", GROUP)
+        tg.send(OWNER, "#sb:slow=100 #sb:words=30", GROUP, chat_type="group")
+        streamed = st.wait_text(lambda t: t.startswith("w1 ") and "✓" not in t, GROUP, 30)
+        shown = next(m for m in streamed if m["from_bot"] and (m["text"] or "").startswith("w1 "))
+        assert shown["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "st:demo"
+        st.wait_text(lambda t: t.startswith(WORDS) and "✓ " in t, GROUP, 30)
+        assert not [c for c in tg.calls()[group_after:] if c["method"] == "sendMessageDraft"]
