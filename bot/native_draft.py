@@ -38,8 +38,9 @@ DRAFT_LIMIT = 4096
 SHOW_CHARS = 4000  # a longer stream shows its tail: the newest words are what is being written
 KEEPALIVE_SECONDS = 20.0  # Telegram drops a draft ~30 s after its last change
 # "Thinking…" waits this long for the first words: when they come sooner (a warm turn's first
-# delta), they are the draft's first call, and no call for an empty draft stands in their way.
-THINKING_AFTER = 0.1
+# delta), they are the draft's first call, and no call for an empty draft stands in their way
+# (at 0.1 s the empty draft was often still in flight when the words came: a few ms later).
+THINKING_AFTER = 0.5
 _ids = itertools.count(1)
 
 

@@ -33,7 +33,7 @@ def test_an_answer_streams_through_a_draft_and_stop_ends_its_turn(
     tg = telegram_api
     with bot_stack(tmp_path, tg, claude_bin, cli_env) as st:
         st.new_session("demo")
-        mid = st.say("#sb:thinking #sb:slow=60 #sb:words=30")  # thinks first: "Thinking…"
+        mid = st.say("#sb:thinking #sb:slow=80 #sb:words=30")  # thinks ~1 s: "Thinking…"
         wait_until(lambda: _footer(tg, mid), 30, "the streamed answer")
         # One normal message holds the answer (and its footer); nothing was streamed by edits.
         (answer,) = _after(tg, mid)
