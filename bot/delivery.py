@@ -14,7 +14,7 @@ so the line moves on and the chat is told in one sentence what it missed. A bot.
 no more writes stops the line (the heartbeat reports it and the supervisor restarts the bot).
 
 While a turn runs, in a private chat: a native draft (bot.native_draft, sendMessageDraft) that
-shows "Thinking…" from the turn's start and then the text deltas (seq 0), with Telegram's Stop;
+shows "Thinking…" until the first words and then the text deltas (seq 0), with Telegram's Stop;
 in a group, or in a chat that refused drafts once (remembered per chat): a typing indicator
 every few seconds and a draft message edited in place (bot.live_draft around bot.draft),
 throttled per chat, with a ⏹ button. Either Stop interrupts the turn (bot.stops). The durable
@@ -240,7 +240,7 @@ class SessionLine:
         self.answer = None
         self.d.on_change()
         if t.active and self.d.drafts_ok(t.chat_id):
-            # The empty draft ("Thinking…") is the typing indicator, and it goes out first.
+            # The draft's "Thinking…" is the typing indicator (unless the first words come first).
             if self.draft is not None:
                 await self.draft.cancel()
             self.draft = self._native(t.chat_id)
@@ -299,8 +299,8 @@ class SessionLine:
             try:
                 await attempt(partial(self.d.out.remove_buttons, chat, mid), "stop_button",
                               self.budget())
-            except (Refused, Blocked):
-                pass
+            except (Refused, Blocked, Unreachable):
+                pass  # a ⏹ left on a finished answer answers "nothing is running" when tapped
 
     async def assistant_text(self, t: Target, body: m.AssistantText) -> None:
         await self.final_text(t, body.text)

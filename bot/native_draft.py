@@ -1,9 +1,10 @@
 """A native draft: one streamed answer shown with Telegram's sendMessageDraft (Bot API 9.3+).
 
 In a private chat the answer streams into a draft instead of a message edited in place: the
-empty draft ("Thinking…", Bot API 10.0) appears at the turn's start in place of the typing
-indicator, deltas change it at most every `interval` seconds (drafts spend no message budget,
-so this is far below the edit throttle), and it carries `can_stop` (Bot API 10.3), so Telegram
+empty draft ("Thinking…", Bot API 10.0) appears when the turn has written nothing for
+`THINKING_AFTER` seconds, in place of the typing indicator; deltas change it at most every
+`interval` seconds (drafts spend no message budget, so this is far below the edit throttle),
+and it carries `can_stop` (Bot API 10.3), so Telegram
 shows its own Stop button. The draft is an ephemeral preview: the final text is still sent as a
 normal message by bot.delivery, and that message replaces the draft on the user's screen. While
 nothing changes the draft is sent again before Telegram's ~30 s expiry, so a long tool run keeps

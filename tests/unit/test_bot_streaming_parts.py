@@ -132,3 +132,19 @@ def test_journal_keeps_the_status_message_and_counts_open_prompts(tmp_path) -> N
     assert j.record_update(1, 5, "{}", starts=1) and not j.last_insert_new
     assert j.starts(1) == 1
     j.close()
+
+
+def test_journal_sync_fsyncs_the_wal_and_the_writes_stay(tmp_path) -> None:
+    from bot.journal import Handoff, Journal
+
+    j = Journal(tmp_path / "bot.db")
+    j.record_update(7, 5, "{}", starts=1)
+    j.add_handoff(Handoff("tg:5:1", "a", 5, "hi"))
+    j.mark_done(7)
+    j.sync()  # the poller's fsync before its next getUpdates
+    assert (tmp_path / "bot.db-wal").exists()
+    assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again for the rest
+    j.close()
+    j = Journal(tmp_path / "bot.db")
+    assert [h.key for h in j.pending_handoffs()] == ["tg:5:1"] and not j.unfinished_updates()
+    j.close()
