@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +43,9 @@ KEEPALIVE_SECONDS = 20.0  # Telegram drops a draft ~30 s after its last change
 # delta), they are the draft's first call, and no call for an empty draft stands in their way
 # (at 0.1 s the empty draft was often still in flight when the words came: a few ms later).
 THINKING_AFTER = 0.5
-_ids = itertools.count(1)
+# From a random start: a restarted bot never reuses the id of a draft the last one left on screen
+# (a Stop on that one must not stop this process's answer of the same number).
+_ids = itertools.count(secrets.randbelow(2**30) + 1)
 
 
 def draft_text(text: str, limit: int = SHOW_CHARS) -> str:
@@ -57,7 +60,7 @@ def draft_text(text: str, limit: int = SHOW_CHARS) -> str:
 
 
 def new_draft_id() -> int:
-    """A draft id unique within this bot process (non-zero, as Telegram requires)."""
+    """A draft id unique within this bot process (positive, as Telegram requires non-zero)."""
     return next(_ids)
 
 
