@@ -111,6 +111,8 @@ class Commands:
                            " creates it.")
             return
         self.journal.set_active(chat, name)
+        if self.live is not None:
+            self.live.poke()  # the live status marks the new active session
         await self.say(chat, f"Active session: {name}.")
 
     async def sessions(self, update: Update, ctx: Ctx) -> None:

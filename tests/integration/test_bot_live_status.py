@@ -81,3 +81,8 @@ def test_the_pinned_status_follows_the_sessions(tmp_path: Path, telegram_api: An
         assert len(_pinned(tg)) == 1
         assert not [m for m in tg.chat(OWNER) if m["message_id"] > second["message_id"]
                     and (m["text"] or "").startswith("📌")]
+        # Its button switches the chat, and the status marks the new active session.
+        tg.tap(OWNER, second["message_id"], "sw:alpha")
+        wait_until(lambda: _line(tg, "alpha").startswith("▶ alpha"), 20, "alpha marked active")
+        assert [b["callback_data"] for row in _status(tg)["reply_markup"]["inline_keyboard"]
+                for b in row] == ["sw:beta"]
