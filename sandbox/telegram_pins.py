@@ -8,8 +8,8 @@ there answers 400 "message to pin not found"; a service message cannot be pinned
 can't be pinned"). In a group the bot needs to be an administrator with can_pin_messages: the
 sandbox's bot is never one, so a group answers 400 "not enough rights to manage pinned messages
 in the chat" (private chats are free). unpinChatMessage takes message_id or, without it, unpins
-the most recently pinned message (by its date, then its id); an id that is not there answers
-400 "message to unpin not found". Unpinning what is not pinned is True, as on Telegram.
+the most recent pinned message "by sending date" (the docs; its id breaks a tie); an id that is
+not there answers 400 "message to unpin not found". Unpinning what is not pinned is True.
 This module must never change a message's content.
 """
 
@@ -45,7 +45,6 @@ async def pin_chat_message(bot: BotState, p: Params) -> Any:
         raise bad("message can't be pinned")
     if not msg.pinned:
         msg.pinned = True
-        msg.pinned_at = bot.pin_seq = bot.pin_seq + 1
         bot.add_message(chat, sender=bot.me(), from_bot=True, thread_id=msg.thread_id,
                         service={"pinned_message": bot.message_obj(msg, nested=True)})
     return True
@@ -58,7 +57,7 @@ async def unpin_chat_message(bot: BotState, p: Params) -> Any:
         return True
     pinned = [m for m in chat.messages.values() if m.pinned and not m.deleted]
     if pinned:
-        max(pinned, key=lambda m: (m.pinned_at, m.message_id)).pinned = False
+        max(pinned, key=lambda m: (m.date, m.message_id)).pinned = False
     return True
 
 

@@ -78,7 +78,6 @@ class Message:
     # what the sender asked for: {"is_disabled": bool, ...link_preview_options} (None: nothing)
     link_preview: dict[str, Any] | None = None
     pinned: bool = False  # pinChatMessage (until unpinChatMessage or unpinAllChatMessages)
-    pinned_at: int = 0  # the order of pins: unpinChatMessage without an id takes the newest
 
 
 @dataclass
@@ -187,7 +186,6 @@ class BotState:
         self.current_poller: int | None = None
         self.drafts: list[Draft] = []
         self.clock_offset = 0.0  # the test moves the draft clock instead of sleeping
-        self.pin_seq = 0
         self.epoch += 1
         self.notify()
 
