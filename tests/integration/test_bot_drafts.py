@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.chat import journal_rows
 from tests.support.stack import OWNER, bot_stack
 from tests.support.waits import wait_until
 
@@ -58,6 +59,10 @@ def test_an_answer_streams_through_a_draft_and_stop_ends_its_turn(
         tg.stop_draft(OWNER, streaming["draft_id"])
         wait_until(lambda: _footer(tg, mid, "✗ "), 30, "the stopped turn's footer")
         assert "event=turn_stopped session=demo" in st.bot_log()
+        # The Stop was journaled like any update before Telegram was told it arrived.
+        bodies = [b for (b,) in journal_rows(st.state_dir, "SELECT body FROM updates")]
+        assert any('"stopped_message_generation"' in b and str(streaming["draft_id"]) in b
+                   for b in bodies)
         # (the CLI tells the model of the interrupt in the next turn's text)
         later = st.ask("after the stop", expect=lambda t: t.startswith("echo:"), timeout=30)
         assert "after the stop" in later
