@@ -85,8 +85,10 @@ def read_result(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
         line = proc.stdout.readline()
         if not line:
             raise AssertionError(f"the CLI ended without a result (rc={proc.poll()})")
-        if line.startswith(b'{"type":"result"'):
-            return json.loads(line)
+        if b'"type":"result"' in line:  # newer CLIs put other keys first
+            obj = json.loads(line)
+            if obj.get("type") == "result":
+                return obj  # type: ignore[no-any-return]
 
 
 def bare_warm(claude: str, model: Any, tmp: Path) -> list[float]:

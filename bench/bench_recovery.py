@@ -153,7 +153,7 @@ def main() -> None:
             tg, model, claude, users=[VICTIM, *LOAD_USERS], prefix="sb-bench-",
             supervisor={**USER_SUPERVISOR, "startsecs": 1.0, "backoff_initial_seconds": 0.5,
                         "startretries": 1000},
-            telegram={"edit_interval_seconds": 0.3})
+            telegram={"edit_interval_seconds": 0.3, "drafts": False})  # words in the chat
         load = Load(tg)
         try:
             stack.start()

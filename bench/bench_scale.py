@@ -116,7 +116,7 @@ def bare_idle_cli(claude: str, model: Any, tmp: Any) -> tuple[int, int]:
                                                                  "content": "hi"}}).encode()
                          + b"\n")
         proc.stdin.flush()
-        while not proc.stdout.readline().startswith(b'{"type":"result"'):
+        while b'"type":"result"' not in proc.stdout.readline():  # newer CLIs reorder keys
             pass
         time.sleep(2)
         return tree_memory(proc.pid)

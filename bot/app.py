@@ -38,9 +38,11 @@ from bot.gate import Gate
 from bot.handoff import Couriers
 from bot.inbound import UNSUPPORTED, Inbound
 from bot.journal import Journal
+from bot.live_status import LiveStatus
 from bot.poller import Poller
 from bot.ratelimit import ChatRateLimiter
 from bot.reload import Reloader
+from bot.stops import StopHandler, Stops
 from bot.taps import Taps
 from bot.telegram_out import TelegramOut
 from bot.topic_map import TopicMap
@@ -100,14 +102,19 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     topics.supervisor = supervisor
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     couriers.topic_of = topics.map.thread
-    commands = Commands(journal, supervisor, chat, out, topics)
+    live = LiveStatus(journal, supervisor, out, settings.status_refresh_seconds)
+    delivery.on_change = live.poke
+    commands = Commands(journal, supervisor, chat, out, topics, live)
     inbound = Inbound(settings, journal, couriers, out, chat, topics,
                       Transcriber(settings, voice_key))
     taps = Taps(journal, supervisor, chat, delivery, couriers, out,
                 settings.worker_timeout_seconds, topics)
     events = Events(ctx, endpoints.events, journal, out, keys.control, topics)
+    stops = Stops(delivery, chat, out)
+    events.on_change = live.poke
 
     app.add_handler(TypeHandler(Update, gate.check), group=-1)
+    app.add_handler(StopHandler(stops.on_stopped))  # Telegram's Stop on a draft
     # First: an edit is never run as a command or sent as a new message (CommandHandler takes
     # edited messages too).
     app.add_handler(MessageHandler(filters.UpdateType.EDITED, inbound.edited))
@@ -129,6 +136,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     app.add_handler(CallbackQueryHandler(taps.grant, pattern=callbacks.GRANT))
     app.add_handler(CallbackQueryHandler(taps.retry, pattern=callbacks.RETRY))
     app.add_handler(CallbackQueryHandler(taps.budget, pattern=callbacks.BUDGET))
+    app.add_handler(CallbackQueryHandler(stops.on_tap, pattern=callbacks.STOP))
     app.add_handler(CallbackQueryHandler(taps.unknown))
     app.add_error_handler(on_error)
 
@@ -158,6 +166,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
                 tg.create_task(delivery.sync_loop(), name="replay-sync")
                 tg.create_task(events.run(), name="events")
                 tg.create_task(topics.run(), name="topics")
+                tg.create_task(live.run(), name="live-status")
                 tg.create_task(watch(stop, settings.supervisor_pid), name="watch")
     except* (Stopping, startup.Stopped):
         log.info("event=bot_stopping")

@@ -7,6 +7,7 @@
     rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
     rt:N          send again a message a user's stop cut short (N: its row in bot.db)
     bu:s|d:NAME   raise session NAME's budget (s: the session's, d: the day's) for today
+    st:NAME       ⏹ on an answer streamed by edits: interrupt NAME's running turn
 
 Telegram hands the data back verbatim when the button is tapped, so the format is a contract
 with every message already in a chat: change one only in a way that still parses the old data.
@@ -30,6 +31,7 @@ REMOVE = r"^rm:"
 GRANT = r"^g:"
 RETRY = r"^rt:"
 BUDGET = r"^bu:"
+STOP = r"^st:"
 
 _PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
 _SWITCH = re.compile(r"sw:(.+)")
@@ -37,6 +39,7 @@ _REMOVE = re.compile(r"rm:([yn]):(.+)")
 _GRANT = re.compile(r"g:([a-z0-9][a-z0-9_-]{0,31}):(\d{1,18})")
 _RETRY = re.compile(r"rt:(\d{1,18})")
 _BUDGET = re.compile(r"bu:([sd]):(.+)")
+_STOP = re.compile(r"st:(.+)")
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,10 @@ def budget_markup(session: str, kind: str) -> InlineKeyboardMarkup:
         f"Raise {what} budget", callback_data=f"bu:{kind[0]}:{session}")]])
 
 
+def stop_markup(session: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[InlineKeyboardButton("⏹ Stop", callback_data=f"st:{session}")]])
+
+
 # ----------------------------------------------------------------------------- parsers
 
 
@@ -169,3 +176,11 @@ def parse_budget(data: str) -> tuple[str, str] | None:
     if found is None or session_name_error(found.group(2)):
         return None
     return found.group(2), "session" if found.group(1) == "s" else "day"
+
+
+def parse_stop(data: str) -> str | None:
+    """The session whose turn a ⏹ interrupts; None unless it is a valid session name."""
+    found = _STOP.fullmatch(data)
+    if found is None or session_name_error(found.group(1)):
+        return None
+    return found.group(1)

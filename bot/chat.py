@@ -60,6 +60,10 @@ class ChatServer:
         self._zap.close()
         release(self._claim)
 
+    def connected(self, session: str) -> bool:
+        """Has the worker of `session` spoken on this socket (it may have gone since)?"""
+        return session in self._routes
+
     def send(self, session: str, msg: m.Msg) -> bool:
         """Queue `msg` for the worker of `session`; False if that worker is not connected."""
         route = self._routes.get(session)

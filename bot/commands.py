@@ -23,6 +23,7 @@ from bot.chat import ChatServer
 from bot.command_table import ChatCommand, help_text
 from bot.control import Refused, SupervisorClient
 from bot.journal import Journal
+from bot.live_status import LiveStatus
 from bot.reply import NO_SESSION, chat_of
 from bot.reply import say as reply
 from bot.telegram_out import TelegramOut
@@ -54,6 +55,7 @@ class Commands:
     chat: ChatServer
     out: TelegramOut
     topics: Topics | None = None  # bot.topics: one topic per session where the chat has topics
+    live: LiveStatus | None = None  # the pinned live status (/status)
 
     # ----------------------------------------------------------------------- helpers
 
@@ -149,6 +151,8 @@ class Commands:
                            " creates it.")
             return
         self.journal.set_active(chat, name)
+        if self.live is not None:
+            self.live.poke()  # the live status marks the new active session
         await self.say(chat, f"Active session: {name}.")
 
     async def sessions(self, update: Update, ctx: Ctx) -> None:
@@ -157,7 +161,13 @@ class Commands:
             await self.say(chat, render.sessions_text(rows, self.journal.active(chat)))
 
     async def status(self, update: Update, ctx: Ctx) -> None:
+        """The live status, brought to the bottom of the chat (bot.live_status); without one,
+        the supervisor's table."""
         chat = chat_of(update)
+        if self.live is not None:
+            if (err := await self.live.bring_up(chat)) is not None:
+                await self.say(chat, err)
+            return
         if (rows := await self._rows(chat)) is not None:
             await self.say(chat, "\n".join([render.status_table(rows),
                                             *meters.status_lines(rows)]), monospace=True)
@@ -396,7 +406,9 @@ CHAT_COMMANDS: tuple[ChatCommand, ...] = (
                 "List sessions with state, persona, idle time, cost"),
     ChatCommand("projects", Commands.projects, "the configured projects and their sessions",
                 "List projects and their sessions"),
-    ChatCommand("status", Commands.status, "the supervisor's table", "Supervisor status table"),
+    ChatCommand("status", Commands.status,
+                "every session live, in one pinned message (brought to the bottom)",
+                "Live status of every session"),
     ChatCommand("stop", Commands.stop,
                 "stop a session (the active one by default, every session with all); its"
                 " running turn is cancelled and offered for Retry", "Stop a session",

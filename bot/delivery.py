@@ -13,9 +13,13 @@ seq is marked, and one that network errors hold up past `delivery_retry_seconds`
 so the line moves on and the chat is told in one sentence what it missed. A bot.db that takes
 no more writes stops the line (the heartbeat reports it and the supervisor restarts the bot).
 
-While a turn runs: a typing indicator every few seconds, and text deltas (seq 0) streamed into a
-draft edited in place (bot.live_draft around bot.draft), throttled per chat. The durable
-`AssistantText` then replaces the draft with the final, formatted text (bot.render). A session
+While a turn runs, in a private chat: a native draft (bot.native_draft, sendMessageDraft) that
+shows "Thinking…" until the first words and then the text deltas (seq 0), with Telegram's Stop;
+in a group, or in a chat that refused drafts once (remembered per chat): a typing indicator
+every few seconds and a draft message edited in place (bot.live_draft around bot.draft),
+throttled per chat, with a ⏹ button. Either Stop interrupts the turn (bot.stops). The durable
+`AssistantText` then replaces the draft with the final, formatted text (bot.render), sent as a
+normal message after a native draft. A session
 that is not the chat's active one streams nothing: its answers come labelled with its name, and
 its finished turn and permission prompts come with a button to switch to it. Where the chat has
 topics, every send of an event goes to the session's own topic (bot.topics makes it when it has
@@ -30,17 +34,19 @@ import asyncio
 import gzip
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
 from telegram import InlineKeyboardMarkup
 
 from bot import files_out, meters, place, prompt_render, render, view
-from bot.callbacks import budget_markup, permission_markup, retry_markup, switch_button
+from bot.callbacks import budget_markup, permission_markup, retry_markup, stop_markup, switch_button
 from bot.chat import ChatServer
 from bot.draft import Throttle
 from bot.journal import Journal, StorageError
 from bot.live_draft import DraftStreamer
+from bot.native_draft import NativeDraft
 from bot.promise import OUTAGE_BUDGET, Missed
 from bot.render import Chunk
 from bot.sequencer import Sequencer, Verdict
@@ -71,6 +77,7 @@ def answer_file(session: str, text: str) -> tuple[str, bytes]:
         return f"answer-{session}.md.gz", gzip.compress(data, compresslevel=6)
     return f"answer-{session}.md", data
 MAX_TYPING_SECONDS = 30 * 60.0
+MAX_REMEMBERED_DRAFTS = 1000  # a Stop names a draft of the last few minutes at most
 
 
 
@@ -102,11 +109,12 @@ class SessionLine:
         self.order = Sequencer.after(delivery.journal.delivered(session))
         self.queue: asyncio.Queue[m.Event] = asyncio.Queue()
         self.last_chat: int | None = None
-        self.draft: DraftStreamer | None = None
+        self.draft: DraftStreamer | NativeDraft | None = None
         self.answer: Answer | None = None
         self.typing: asyncio.Task[None] | None = None
         self.held: tuple[int, str] | None = None  # a URL-carrying tool line awaiting its prompt
         self.missed = Missed()  # given up while Telegram did not answer; told once it does
+        self.stop_buttons: list[int] = []  # draft messages whose ⏹ is still to be removed
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"line-{session}")
 
     # ----------------------------------------------------------------------- ordering
@@ -253,19 +261,71 @@ class SessionLine:
 
     async def turn_started(self, t: Target, body: m.TurnStarted) -> None:
         self.answer = None
+        self.d.on_change()
+        if t.active and self.d.drafts_ok(t.chat_id):
+            # The draft's "Thinking…" is the typing indicator (unless the first words come first).
+            if self.draft is not None:
+                await self.draft.cancel()
+            self.draft = self._native(t.chat_id)
+            return
         self.start_typing(t.chat_id)
+
+    def _native(self, chat: int) -> NativeDraft:
+        # In the session's topic, where this event's sends go (bot.place): the draft shows there,
+        # and Telegram's Stop on it names that topic.
+        d = NativeDraft(self.d.out.bot, chat, self.d.settings.draft_interval_seconds,
+                        thread_id=place.thread(), on_refused=self._drafts_refused)
+        self.d.remember_stop(d.key, self.session)
+        return d
+
+    def _edited_draft(self, chat: int) -> DraftStreamer:
+        stored = self.d.journal.draft(self.session)
+        earlier = stored[1] if stored and stored[0] == chat else None
+        return DraftStreamer(self.d.out, chat, self.d.throttle(chat),
+                             lambda ids: self.d.journal.set_draft(self.session, chat, ids),
+                             earlier, markup=stop_markup(self.session))
+
+    def _drafts_refused(self, d: NativeDraft) -> None:
+        """Telegram refused drafts in this chat: edits from now on (this answer included)."""
+        self.d.no_drafts.add(d.chat_id)
+        log.warning("event=drafts_refused chat_id=%s fallback=edits error=%r", d.chat_id,
+                    d.refused)
+        if self.draft is d:
+            self.draft = self._edited_draft(d.chat_id)
+            if d.text:
+                self.draft.feed(d.text)
+            self.start_typing(d.chat_id)
 
     async def text_delta(self, t: Target, body: m.TextDelta) -> None:
         if not t.active:
             return
         chat = t.chat_id
         if self.draft is None or self.draft.chat_id != chat:
-            stored = self.d.journal.draft(self.session)
-            earlier = stored[1] if stored and stored[0] == chat else None
-            self.draft = DraftStreamer(self.d.out, chat, self.d.throttle(chat),
-                                       lambda ids: self.d.journal.set_draft(
-                                           self.session, chat, ids), earlier)
+            if self.draft is not None:
+                await self.draft.cancel()
+            self.draft = (self._native(chat) if self.d.drafts_ok(chat)
+                          else self._edited_draft(chat))
         self.draft.feed(body.text)
+
+    async def _end_draft(self) -> list[tuple[int, str]]:
+        """Stop the draft; the messages it left as (id, text shown) (none for a native one)."""
+        if self.draft is None:
+            return []
+        draft, self.draft = self.draft, None
+        shown = await draft.finish()
+        if isinstance(draft, DraftStreamer) and draft.markup is not None:
+            self.stop_buttons = [mid for mid, _ in shown]
+        return shown
+
+    async def _drop_stop_buttons(self, chat: int) -> None:
+        """The ⏹ left on draft messages that no later edit replaced."""
+        mids, self.stop_buttons = self.stop_buttons, []
+        for mid in mids:
+            try:
+                await attempt(partial(self.d.out.remove_buttons, chat, mid), "stop_button",
+                              self.budget())
+            except (Refused, Blocked, Unreachable):
+                pass  # a ⏹ left on a finished answer answers "nothing is running" when tapped
 
     async def assistant_text(self, t: Target, body: m.AssistantText) -> None:
         await self.final_text(t, body.text)
@@ -341,10 +401,7 @@ class SessionLine:
 
     async def final_text(self, t: Target, text: str) -> None:
         chat = t.chat_id
-        shown: list[tuple[int, str]] = []
-        if self.draft is not None:
-            shown = await self.draft.finish()
-            self.draft = None
+        shown = await self._end_draft()
         if not shown:
             stored = self.d.journal.draft(self.session)
             if stored and stored[0] == chat:
@@ -372,6 +429,8 @@ class SessionLine:
                     self.d.journal.remember_sent(chat, mid, self.session)
                     continue
                 last = await self.show(chat, chunk, "answer", message_id=mid)
+                if mid in self.stop_buttons:
+                    self.stop_buttons.remove(mid)  # the edit replaced its buttons
             else:
                 last = await self.show(chat, chunk, "answer")
         for mid, _ in shown[len(chunks):]:
@@ -379,6 +438,7 @@ class SessionLine:
                 await attempt(partial(out.delete, chat, mid), "draft_delete", self.budget())
             except (Refused, Blocked):
                 pass  # a draft message left over is untidy, not a loss
+        await self._drop_stop_buttons(chat)
         self.d.journal.clear_draft(self.session)
         if last is not None and chunks:
             self.answer = Answer(chat, last, chunks[-1])
@@ -392,14 +452,15 @@ class SessionLine:
 
     async def turn_result(self, t: Target, body: m.TurnResult) -> None:
         chat = t.chat_id
+        self.d.on_change()
         self.stop_typing()
         self.d.journal.clear_draft(self.session)
         if self.draft is not None:
             if not self.answer and body.text and not body.retry_text:
                 await self.final_text(t, body.text)
             else:
-                await self.draft.finish()
-                self.draft = None
+                await self._end_draft()
+                await self._drop_stop_buttons(chat)
         foot = render.footer(body)
         if body.retry_text and body.text:  # a user's stop cut it short: offer it again
             n = self.d.journal.add_retry(self.session, body.key, chat, body.retry_text)
@@ -439,6 +500,7 @@ class SessionLine:
         text = shown.parts[-1]  # the part with the buttons, edited with the outcome later
         n, _ = j.add_prompt(self.session, body.prompt_id, chat, text)
         self.d.topics.touch(self.session)  # its topic's title shows it waits
+        self.d.on_change()
         prompt = j.prompt(n)
         if prompt is None or prompt.state != "open" or prompt.message_id is not None:
             return
@@ -461,6 +523,7 @@ class SessionLine:
         if prompt is None or not j.close_prompt(prompt.n, "resolved"):
             return
         self.d.topics.touch(self.session)
+        self.d.on_change()
         if prompt.message_id is None:
             return
         shown = prompt_render.chunk(prompt.text,
@@ -491,6 +554,28 @@ class Delivery:
         self.topics = topics
         self.lines: dict[str, SessionLine] = {}
         self._throttles: dict[int, Throttle] = {}
+        self.no_drafts: set[int] = set()  # chats that refused a draft: streamed by edits
+        self.on_change: Callable[[], None] = lambda: None  # the live status (bot.live_status)
+        self._stops: dict[tuple[int, int | None, int], str] = {}  # native draft -> session
+
+    def drafts_ok(self, chat_id: int) -> bool:
+        """Stream into a native draft here? Private chats only (a user's chat id is positive,
+        a group's negative), unless the config turned drafts off or this chat refused one."""
+        return self.settings.drafts and chat_id > 0 and chat_id not in self.no_drafts
+
+    def remember_stop(self, key: tuple[int, int | None, int], session: str) -> None:
+        self._stops[key] = session
+        while len(self._stops) > MAX_REMEMBERED_DRAFTS:
+            self._stops.pop(next(iter(self._stops)))
+
+    def stopped(self, key: tuple[int, int | None, int]) -> str | None:
+        """The user tapped Stop on this native draft: its session (None: not one of ours), and
+        that session's draft sends nothing more."""
+        session = self._stops.get(key)
+        line = self.lines.get(session) if session else None
+        if line is not None and isinstance(line.draft, NativeDraft) and line.draft.key == key:
+            line.draft.stopped()
+        return session
 
     def throttle(self, chat_id: int) -> Throttle:
         t = self._throttles.get(chat_id)

@@ -9,6 +9,7 @@ on the socket is logged and skipped.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from functools import partial
 
 import zmq
@@ -42,6 +43,7 @@ class Events:
         self.journal = journal
         self.out = out
         self.topics = topics
+        self.on_change: Callable[[], None] = lambda: None  # the live status (bot.live_status)
 
     async def run(self) -> None:
         while True:
@@ -53,6 +55,7 @@ class Events:
             await self.on_event(event)
 
     async def on_event(self, event: m.StateChange) -> None:
+        self.on_change()
         if not event.program.startswith(names.SESSION_PREFIX):
             return
         session = event.program[len(names.SESSION_PREFIX):]

@@ -22,6 +22,8 @@ from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
+from bot.stops import stopper_id
+
 log = logging.getLogger(__name__)
 
 REFUSAL = "This is a private bot."
@@ -69,7 +71,10 @@ class Gate:
 
     def allowed(self, update: Update) -> bool:
         user = update.effective_user
-        return user is not None and user.id in self.allowed_ids
+        if user is None:  # a Stop on a draft names only its private chat: the user's own id
+            stopper = stopper_id(update)
+            return stopper is not None and stopper in self.allowed_ids
+        return user.id in self.allowed_ids
 
     def should_refuse(self, user_id: int) -> bool:
         """True at most once per interval per user (memory only: strangers leave no trace)."""

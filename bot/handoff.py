@@ -1,7 +1,9 @@
 """Inbound: user turns from bot.db's hand-off table to their workers, until each is Accepted.
 
-One courier task per session sends its pending turns in order. Before a turn goes out the
-supervisor is asked to `EnsureRunning` the session (it starts a stopped one, clears FATAL). A
+One courier task per session sends its pending turns in order. A session whose worker is
+connected is sent its turn at once (no round trip to the supervisor on a warm turn's path);
+otherwise, or when that first try is not acknowledged, the supervisor is asked to
+`EnsureRunning` the session (it starts a stopped one, clears FATAL). A
 turn is resent until the worker answers `Accepted`; its key makes a resend harmless, and the row
 leaves bot.db only then, so neither a bot crash nor a worker crash loses it. If the worker stays
 silent the user hears so once, in one sentence, and the turn keeps waiting. The parts of an album
@@ -75,6 +77,7 @@ class Couriers:
     async def _run(self, session: str) -> None:
         kick = self._kicks[session]
         ensured: str | None = None
+        direct: set[str] = set()  # keys sent once without asking the supervisor
         warned: set[str] = set()
         backoff = 0.2
         while True:
@@ -89,19 +92,25 @@ class Couriers:
                 continue
             h = joiner.merge(step)
             if ensured != h.key:
-                if not await self._ensure_running(h):
-                    continue
-                ensured = h.key
+                if self.chat.connected(session) and h.key not in direct:
+                    direct.add(h.key)  # its worker is up: one try before asking the supervisor
+                else:
+                    if not await self._ensure_running(h):
+                        continue
+                    ensured = h.key
             turn = m.UserTurn(id=m.new_id(), key=h.key, chat_id=h.chat_id, text=h.text,
                               message_id=h.message_id, attachments=h.attachments,
                               images=h.images)
             accepted = await self.chat.hand_over(session, turn, self.worker_timeout)
             if accepted is not None:
+                direct.discard(h.key)
                 self.journal.handoffs_done([part.key for part in step])
                 log.info("event=turn_accepted session=%s key=%s duplicate=%s queued=%d", session,
                          h.key, accepted.duplicate, accepted.queued)
                 backoff = 0.2
                 continue
+            if ensured != h.key:
+                continue  # the direct try failed: ask the supervisor now, without a pause
             waited = time.time() - h.created
             if h.key not in warned and waited > self.worker_timeout:
                 warned.add(h.key)

@@ -14,6 +14,16 @@
              createForumTopic is called (thread NULL: intended), so a crash leaves an intent, not
              a topic nobody knows; also the title last set and whether the bot closed it.
 - sent:      which session sent which message (chat, message id), for reply-to routing.
+- status:    per chat, the message id of its pinned live status (bot.live_status), so a
+             restarted bot edits that message instead of posting another.
+
+Durability: every write survives a kill -9 of the bot the moment it returns (WAL: the frames
+are in the file). Most writes are also fsynced at once (synchronous=FULL). Three on a warm
+turn's path are not, so that a message costs no fsync before it reaches its worker: a new
+update (`record_update`), its hand-off and its `mark_done`. The poller fsyncs the WAL
+(`sync`) before its next getUpdates tells Telegram the update arrived, and any later FULL write
+syncs them too; a power cut in between can only make a restarted bot run a not-done update
+again, which its hand-off key makes harmless.
 
 Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
 A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -52,6 +63,7 @@ CREATE TABLE IF NOT EXISTS prompts (
     state TEXT NOT NULL DEFAULT 'open', UNIQUE (session, prompt_id));
 CREATE TABLE IF NOT EXISTS drafts (
     session TEXT PRIMARY KEY, chat_id INTEGER NOT NULL, message_ids TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS status (chat_id INTEGER PRIMARY KEY, message_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS retries (
     n INTEGER PRIMARY KEY AUTOINCREMENT, session TEXT NOT NULL, key TEXT NOT NULL,
     chat_id INTEGER NOT NULL, text TEXT NOT NULL, UNIQUE (session, key));
@@ -124,6 +136,7 @@ class Journal:
             except sqlite3.OperationalError:
                 pass  # the column is there
         dbfiles.tighten(self.path)
+        self.last_insert_new = False
         self._active: dict[int, str] = {
             int(r[0]): str(r[1]) for r in self._exec("SELECT chat_id, session FROM active")
         }
@@ -139,18 +152,45 @@ class Journal:
     def _exec(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
         return storage.execute(self._db, self.failure, StorageError, log, sql, args)
 
+    def _relaxed(self, sql: str, args: tuple[object, ...] = ()) -> sqlite3.Cursor:
+        """One write that skips its fsync (see the module doc): durable across a kill -9 at
+        once, across a power cut from the next `sync` or FULL write on."""
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            return self._exec(sql, args)
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
+
+    def sync(self) -> None:
+        """fsync the WAL: every write so far survives a power cut (safe from a thread)."""
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return  # nothing in a WAL: everything is in the database file already
+        try:
+            os.fsync(fd)
+        except OSError as exc:  # nothing may be confirmed to Telegram now: the poller ends
+            said = self.failure.note(exc)
+            log.error("event=storage_failed db=%s error=%r fix=%r", self.path.name, str(exc), said)
+            raise StorageError(said) from exc
+        finally:
+            os.close(fd)
+
     def _one(self, sql: str, *args: object) -> tuple | None:  # type: ignore[type-arg]
         row: tuple | None = self._exec(sql, args).fetchone()  # type: ignore[type-arg]
         return row
 
     # ----------------------------------------------------------------------- inbound updates
 
-    def record_update(self, update_id: int, chat_id: int | None, body: str) -> bool:
-        """Store an update; True when its handler still has to run (new, or stored not done)."""
-        cur = self._exec(
-            "INSERT OR IGNORE INTO updates (update_id, chat_id, body) VALUES (?, ?, ?)",
-            (update_id, chat_id, body),
+    def record_update(self, update_id: int, chat_id: int | None, body: str,
+                      starts: int = 0) -> bool:
+        """Store an update; True when its handler still has to run (new, or stored not done).
+        `starts=1` counts the start of its handler in the same write (one fsync, not two)."""
+        cur = self._relaxed(  # the poller syncs before Telegram is told (module doc)
+            "INSERT OR IGNORE INTO updates (update_id, chat_id, body, starts) VALUES (?, ?, ?, ?)",
+            (update_id, chat_id, body, starts),
         )
+        self.last_insert_new = bool(cur.rowcount)  # False: it was stored before (a repeat)
         if cur.rowcount:
             return True
         row = self._one("SELECT done FROM updates WHERE update_id = ?", update_id)
@@ -167,7 +207,7 @@ class Journal:
         return int(row[0]) if row else 0
 
     def mark_done(self, update_id: int) -> None:
-        self._exec("UPDATE updates SET done = 1 WHERE update_id = ?", (update_id,))
+        self._relaxed("UPDATE updates SET done = 1 WHERE update_id = ?", (update_id,))
 
     def unfinished_updates(self) -> list[tuple[int, str]]:
         rows = self._exec(
@@ -206,7 +246,7 @@ class Journal:
     # ----------------------------------------------------------------------- hand-offs
 
     def add_handoff(self, h: Handoff) -> bool:
-        cur = self._exec(
+        cur = self._relaxed(
             "INSERT OR IGNORE INTO handoffs (key, session, chat_id, message_id, text, attachments,"
             " created, images, joins) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (h.key, h.session, h.chat_id, h.message_id, h.text, json.dumps(h.attachments),
@@ -357,6 +397,25 @@ class Journal:
 
     def clear_draft(self, session: str) -> None:
         self._exec("DELETE FROM drafts WHERE session = ?", (session,))
+
+    # ----------------------------------------------------------------------- live status
+
+    def set_status_message(self, chat_id: int, message_id: int) -> None:
+        self._exec(
+            "INSERT INTO status (chat_id, message_id) VALUES (?, ?) ON CONFLICT(chat_id)"
+            " DO UPDATE SET message_id = excluded.message_id",
+            (chat_id, message_id),
+        )
+
+    def status_messages(self) -> dict[int, int]:
+        """Every chat's live status message: chat -> message id."""
+        return {int(r[0]): int(r[1]) for r in self._exec("SELECT chat_id, message_id FROM status")}
+
+    def open_prompt_counts(self) -> dict[str, int]:
+        """How many permission prompts wait for an answer, per session."""
+        rows = self._exec("SELECT session, COUNT(*) FROM prompts WHERE state = 'open'"
+                          " GROUP BY session")
+        return {str(r[0]): int(r[1]) for r in rows}
 
     # ----------------------------------------------------------------------- retries
 

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from telegram import InlineKeyboardMarkup
 from telegram.error import BadRequest, NetworkError, RetryAfter
 
 from bot.draft import Draft, Send, Throttle
@@ -31,9 +32,12 @@ class DraftStreamer:
     """One streamed answer in one chat: deltas in, throttled sends/edits out (all droppable)."""
 
     def __init__(self, out: TelegramOut, chat_id: int, throttle: Throttle,
-                 on_ids: Callable[[list[int]], None], earlier: list[int] | None = None) -> None:
-        """`earlier`: the draft messages a previous bot process left (the last one is reused)."""
+                 on_ids: Callable[[list[int]], None], earlier: list[int] | None = None,
+                 markup: InlineKeyboardMarkup | None = None) -> None:
+        """`earlier`: the draft messages a previous bot process left (the last one is reused);
+        `markup`: the buttons every streamed message carries while it streams (the ⏹)."""
         self.out = out
+        self.markup = markup
         self.chat_id = chat_id
         self.throttle = throttle
         self.prefix = list(earlier or [])[:-1]
@@ -66,12 +70,13 @@ class DraftStreamer:
                     break
                 try:
                     if isinstance(action, Send):
-                        mid = await self.out.send(self.chat_id, Chunk(action.text), droppable=True)
+                        mid = await self.out.send(self.chat_id, Chunk(action.text), self.markup,
+                                                droppable=True)
                         self.draft.done(action, mid)
                         self._on_ids(self.prefix + self.draft.message_ids())
                     else:
                         await self.out.edit(self.chat_id, action.message_id, Chunk(action.text),
-                                            droppable=True)
+                                            self.markup, droppable=True)
                         self.draft.done(action)
                 except Gone:
                     self.draft.lost()

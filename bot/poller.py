@@ -1,7 +1,8 @@
 """The bot's own getUpdates loop: journal first, confirm after.
 
 Telegram confirms an update only when the next getUpdates asks for a later offset. Each update
-from an allowed user is written to bot.db before that next call, so a kill -9 at any moment
+from an allowed user is written to bot.db (and the file fsynced, in a thread while its handler
+already runs) before that next call, so a kill -9 at any moment
 leaves it either unconfirmed (Telegram sends it again; the journal drops the repeat) or
 journaled (the restarted bot runs what is not marked done). Strangers' updates go straight to
 the gate, which refuses them; they are never written anywhere.
@@ -28,12 +29,23 @@ from telegram.ext import Application
 from bot import place, startup
 from bot.gate import Gate
 from bot.journal import MAX_UPDATE_STARTS, Journal
+from bot.stops import stopper_id
 
 log = logging.getLogger(__name__)
 
-ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member",
+                   "stopped_message_generation"]
 STRANGERS = "strangers"
 MAX_BACKOFF = 30.0
+
+
+def chat_key(update: Update) -> int | None:
+    """The chat an update belongs to (a Stop on a draft names only its chat)."""
+    chat = update.effective_chat
+    if chat is not None:
+        return chat.id
+    user = update.effective_user
+    return user.id if user is not None else stopper_id(update)
 
 
 class Poller:
@@ -43,27 +55,26 @@ class Poller:
         self.journal = journal
         self.gate = gate
         self.timeout = timeout
-        self._lanes: dict[object, asyncio.Queue[tuple[Update, bool]]] = {}
+        self._lanes: dict[object, asyncio.Queue[tuple[Update, bool, bool]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
-    def dispatch(self, update: Update, journaled: bool) -> None:
+    def dispatch(self, update: Update, journaled: bool, counted: bool = False) -> None:
+        """Run the update in its chat's lane; `counted`: its start is in the journal already."""
         if not journaled:
             key: object = STRANGERS
         else:
-            chat = update.effective_chat
-            user = update.effective_user
-            key = chat.id if chat else (user.id if user else 0)
+            key = chat_key(update) or 0
         lane = self._lanes.get(key)
         if lane is None:
             lane = self._lanes[key] = asyncio.Queue()
             self._tasks.append(asyncio.get_running_loop().create_task(
                 self._lane(lane), name=f"lane-{key}"))
-        lane.put_nowait((update, journaled))
+        lane.put_nowait((update, journaled, counted))
 
-    async def _lane(self, lane: asyncio.Queue[tuple[Update, bool]]) -> None:
+    async def _lane(self, lane: asyncio.Queue[tuple[Update, bool, bool]]) -> None:
         while True:
-            update, journaled = await lane.get()
-            if journaled:
+            update, journaled, counted = await lane.get()
+            if journaled and not counted:
                 self.journal.mark_started(update.update_id)
             try:
                 with place.in_thread(place.thread_of(update)):  # replies land where it was sent
@@ -121,16 +132,22 @@ class Poller:
                     backoff = min(MAX_BACKOFF, backoff * 2)
                     continue
                 backoff = 0.5
+                journaled = False
                 for update in updates:
                     offset = update.update_id + 1
                     if self.gate.allowed(update):
-                        chat = update.effective_chat
-                        body = json.dumps(update.to_dict())
-                        if self.journal.record_update(update.update_id, chat.id if chat else None,
-                                                      body):
-                            self.dispatch(update, journaled=True)
+                        body = json.dumps(update.to_dict())  # api_kwargs (a Stop) too
+                        # Counted as started in the same write: a new update's start needs
+                        # no second fsync (a repeat of a stored one is counted in its lane).
+                        journaled = True
+                        if self.journal.record_update(update.update_id, chat_key(update), body,
+                                                      starts=1):
+                            self.dispatch(update, journaled=True,
+                                          counted=self.journal.last_insert_new)
                     else:
                         self.dispatch(update, journaled=False)
+                if journaled:  # durable before the next getUpdates confirms it; its handler
+                    await asyncio.to_thread(self.journal.sync)  # runs meanwhile
                 polls += 1
                 if polls % 100 == 0:
                     self.journal.prune_updates()

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 # The fields of BotSettings a running bot takes from a reload; the rest need a restart.
 LIVE = ("allowed_user_ids", "edit_interval_seconds", "file_threshold_chars",
-        "preview_over_chars", "poll_timeout_seconds", "default_persona")
+        "preview_over_chars", "poll_timeout_seconds", "default_persona", "drafts",
+        "draft_interval_seconds")
 
 
 def changed_fields(old: BotSettings, new: BotSettings) -> list[str]:

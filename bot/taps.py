@@ -120,6 +120,7 @@ class Taps:
             await query.answer()
             return
         self.journal.set_active(chat, session)
+        self.delivery.on_change()  # the live status marks the new active session
         await query.answer(f"Active session: {session}")
         await say(self.out, chat, f"Active session: {session}.")
 

@@ -179,7 +179,8 @@ class ModelServer:
             k.lower(): v for k, v in request.headers.items() if k.lower() not in HIDDEN_HEADERS
         }
         self.records.append(
-            dict(body, path=request.path, query=request.query_string, headers=headers)
+            dict(body, path=request.path, query=request.query_string, headers=headers,
+                 received=time.time())  # wall clock: the benchmarks line it up with Telegram's
         )
 
         override = None
@@ -413,7 +414,8 @@ class ModelSandbox(ServerProcess):
             return json.loads(resp.read())
 
     def requests(self) -> list[dict[str, Any]]:
-        """Every recorded /v1/messages request body, oldest first (+ path, query, headers)."""
+        """Every recorded /v1/messages request body, oldest first (+ path, query, headers, and
+        `received`: the wall-clock time it arrived)."""
         return self._call("GET", "/_sandbox/requests")
 
     def script(self, **directives: Any) -> None:

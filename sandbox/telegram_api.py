@@ -13,6 +13,7 @@ show in ``ps``; the default is one bot with token ``123456:SANDBOX-TOKEN``.
 PTB is pointed at it with ``base_url=f"{url}/bot"`` and ``base_file_url=f"{url}/file/bot"``.
 Bot API methods: getMe, getUpdates, deleteWebhook, getWebhookInfo, set/get/deleteMyCommands,
 sendMessage, editMessageText, editMessageCaption, editMessageReplyMarkup, deleteMessage,
+pinChatMessage, unpinChatMessage, unpinAllChatMessages (private chats; see sandbox.telegram_pins),
 sendChatAction, answerCallbackQuery, sendDocument, sendPhoto, getFile, and file downloads; Bot API
 9.3-10.3: sendMessageDraft (with can_stop / keep_on_stop), createForumTopic, editForumTopic,
 closeForumTopic, reopenForumTopic, deleteForumTopic, ``message_thread_id`` on every send method.

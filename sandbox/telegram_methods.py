@@ -18,6 +18,7 @@ from typing import Any
 
 from sandbox.telegram_drafts import send_message_draft
 from sandbox.telegram_params import Params, Upload, find_chat, send_chat
+from sandbox.telegram_pins import PIN_METHODS
 from sandbox.telegram_rules import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -407,5 +408,6 @@ METHODS: dict[str, tuple[str, Method]] = {
         "getFile": get_file,
         "sendMessageDraft": send_message_draft,
         **TOPIC_METHODS,
+        **PIN_METHODS,
     }.items()
 }

@@ -83,6 +83,7 @@ class Message:
     # what the sender asked for: {"is_disabled": bool, ...link_preview_options} (None: nothing)
     link_preview: dict[str, Any] | None = None
     media_group_id: str | None = None  # the album this message is a part of
+    pinned: bool = False  # pinChatMessage (until unpinChatMessage or unpinAllChatMessages)
 
 
 @dataclass

@@ -279,6 +279,7 @@ def chat_view(
                 "service": m.service,
                 "link_preview": m.link_preview,
                 "media_group_id": m.media_group_id,
+                "pinned": m.pinned,
             }
         )
     return view

@@ -277,6 +277,10 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
         problems.append("telegram.api_base_url must start with http:// or https://")
     if t.edit_interval_seconds < 0.1:
         problems.append("telegram.edit_interval_seconds must be at least 0.1")
+    if t.draft_interval_seconds < 0.05:
+        problems.append("telegram.draft_interval_seconds must be at least 0.05")
+    if t.status_refresh_seconds < 0.2:
+        problems.append("telegram.status_refresh_seconds must be at least 0.2")
     if t.file_threshold_chars < 1:
         problems.append("telegram.file_threshold_chars must be positive")
     if t.preview_over_chars < t.file_threshold_chars:

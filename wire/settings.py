@@ -66,6 +66,12 @@ class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     delivery_retry_seconds: float = 120.0
     # false: the bot answers one sentence in any group it is in or added to, and leaves.
     groups: bool = True
+    # Private chats stream answers into native drafts (sendMessageDraft) with Telegram's Stop;
+    # false: by edits of a message, as in groups. A draft changes at most this often.
+    drafts: bool = True
+    draft_interval_seconds: float = 0.3
+    # The pinned live status (/status) is brought up to date at least this often.
+    status_refresh_seconds: float = 30.0
 
 
 class VoiceTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

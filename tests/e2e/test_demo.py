@@ -63,5 +63,5 @@ def test_demo_plays_the_scripted_conversation() -> None:
     assert "you   typed by the person tok-7" in typed
     assert "echo: typed by the person tok-7" in typed
     assert "🎤 spoken by the person" in typed and "echo: spoken by the person" in typed
-    assert "session:scratch" in typed and "RUNNING" in typed
+    assert "📌 Sessions, live" in typed and "scratch — " in typed  # /status: the live status
     assert not _demo_processes(), "the demo left processes behind"

@@ -77,7 +77,9 @@ def test_model_limits_clear_history_and_cost(make_stack: Any, tg: Any, model: An
     assert len([t for t in bot_texts(tg, OWNER) if re.search(warning, t)]) == 1
     wait_until(lambda: "limit_five_hour=86%" in stack.ctl("status", "-l", program).stdout, 10,
                "the worker's heartbeat carried the window")
-    status = command(tg, "/status", rf"{re.escape(name)}: claude-sonnet-4-5 · context")
+    # /status: the pinned live status names each session's model and context fill, and the
+    # subscription's windows.
+    status = command(tg, "/status", rf"{re.escape(name)} — .*claude-sonnet-4-5 · context \d+ %")
     assert re.search(r"limits: 5-hour 8\d %", status["text"]), status["text"]
     # status -l and --json show the model, the last turn's tokens and the context fill.
     detail = stack.ctl("status", "-l", program).stdout

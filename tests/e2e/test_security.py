@@ -171,7 +171,7 @@ def test_the_token_is_in_no_log_file_and_no_argv(stack: Stack, tg: Any) -> None:
     tg.fault("drop_after", method="getUpdates", count=1)
     ask(tg, OWNER, "after a dropped poll tok-t3", timeout=90)
     tg.send(OWNER, "/status")
-    wait_text(tg, OWNER, r"RUNNING|running", timeout=20)
+    wait_text(tg, OWNER, r"📌 Sessions, live", timeout=20)  # the live status
     out = stack.ctl("status", "-l")
     assert token not in out.stdout + out.stderr
     tail = stack.ctl("tail", "-n", "500", "bot")

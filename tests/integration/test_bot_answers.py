@@ -38,10 +38,12 @@ def test_streaming_markdown_and_long_answers(tmp_path: Path, telegram_api, claud
                                              cli_env) -> None:
     tg = telegram_api
     with bot_stack(tmp_path, tg, claude_bin, cli_env,
-               telegram={"file_threshold_chars": 20000, "preview_over_chars": 150000}) as st:
+               telegram={"file_threshold_chars": 20000, "preview_over_chars": 150000,
+                         "drafts": False}) as st:
         st.new_session("demo")
 
-        # Streaming: the answer appears by edits of one message, then is the full text.
+        # Streaming by edits (a group's way; drafts off here): the answer appears by edits of one
+        # message, then is the full text.
         mid = st.say("#sb:slow=100 #sb:words=40")
         wait_until(lambda: _finished(tg, OWNER, mid), 30, "the streamed answer")
         (answer,) = _answer_after(tg, OWNER, mid)

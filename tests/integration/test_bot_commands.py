@@ -39,10 +39,13 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
         assert lines[0].startswith("• alpha — RUNNING") and "· persona default · idle" in lines[0]
         assert lines[1].startswith("▶ beta — RUNNING") and "· persona research · idle" in lines[1]
 
-        msg = st.ask_msg("/status", expect=lambda t: "session:alpha" in t)
+        # /status: the live status of every session, pinned (tests/integration/
+        # test_bot_live_status.py follows it as things change).
+        msg = st.ask_msg("/status", expect=lambda t: t.startswith("📌 Sessions, live"))
         status = msg["text"]
-        assert msg["entities"] and msg["entities"][0]["type"] == "pre"
-        assert "bot" in status and "RUNNING" in status and "pid " in status
+        assert "\n• alpha — " in status and "\n▶ beta — " in status and "persona research" in status
+        wait_until(lambda: next(m for m in tg.chat(OWNER)
+                                if m["message_id"] == msg["message_id"])["pinned"], 10, "pinned")
 
         # /switch alone: one button per session; a tap switches.
         picker = st.ask_msg("/switch", expect=lambda t: "Switch to" in t)
@@ -97,7 +100,8 @@ def test_every_command(tmp_path: Path, telegram_api, claude_bin, cli_env) -> Non
         assert st.ask("/cancel", timeout=30) == (
             "Nothing is running, so there is nothing to cancel.")
         slow = st.say("#sb:slow=300 #sb:words=200")
-        st.wait_text(lambda t: t.startswith("w1 w2"), after=slow, timeout=30)
+        wait_until(lambda: any(d["text"].startswith("w1 w2") for d in tg.drafts(OWNER)), 30,
+                   "the answer streaming into its draft")
         st.ask("/cancel", expect=lambda t: "Interrupting" in t)
         st.wait_text(lambda t: "✗ " in t, after=slow, timeout=30)
         assert not any("w200" in (m["text"] or "") for m in tg.chat(OWNER))

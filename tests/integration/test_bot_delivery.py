@@ -90,7 +90,7 @@ def test_a_bot_db_that_takes_no_writes_gets_the_bot_restarted(
     with prlimit), so SQLite's next write fails in the OS as on a full disk. The restarted bot
     is a new process without that limit: the stack serves again."""
     tg = telegram_api
-    with bot_stack(tmp_path, tg, claude_bin, cli_env) as st:
+    with bot_stack(tmp_path, tg, claude_bin, cli_env, telegram={"drafts": False}) as st:
         st.new_session("demo")
         assert "echo: before" in st.ask("before", expect=lambda t: "before" in t)
         wal = st.state_dir / "bot.db-wal"
