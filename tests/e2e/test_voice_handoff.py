@@ -123,7 +123,9 @@ def test_handoff_to_a_terminal_and_back(stack: Stack, tg: Any, model: Any) -> No
     # Not while it answers: the running turn keeps its CLI.
     after = last_id(tg, OWNER)
     tg.send(OWNER, "a slow answer #sb:slow=250 #sb:words=12")
-    wait_text(tg, OWNER, r"w2", 30, after=after)
+    # It is streaming (into the chat's draft) when the user asks.
+    wait_until(lambda: any(" w2" in (d["text"] or "") and "w12" not in (d["text"] or "")
+                           for d in tg.drafts(OWNER)), 30, "the answer streaming")
     tg.send(OWNER, "/handoff")
     wait_text(tg, OWNER, r"is answering a message: wait for the answer", 30, after=after)
     wait_text(tg, OWNER, r"w12", 30, after=after)
