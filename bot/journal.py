@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import time
 from dataclasses import dataclass, field
@@ -162,19 +161,9 @@ class Journal:
             self._db.execute("PRAGMA synchronous=FULL")
 
     def sync(self) -> None:
-        """fsync the WAL: every write so far survives a power cut (safe from a thread)."""
-        try:
-            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-        except FileNotFoundError:
-            return  # nothing in a WAL: everything is in the database file already
-        try:
-            os.fsync(fd)
-        except OSError as exc:  # nothing may be confirmed to Telegram now: the poller ends
-            said = self.failure.note(exc)
-            log.error("event=storage_failed db=%s error=%r fix=%r", self.path.name, str(exc), said)
-            raise StorageError(said) from exc
-        finally:
-            os.close(fd)
+        """fsync the WAL: every write so far survives a power cut (safe from a thread); a
+        failure means nothing may be confirmed to Telegram now: the poller ends."""
+        storage.sync_wal(self.path, self.failure, StorageError, log)
 
     def _one(self, sql: str, *args: object) -> tuple | None:  # type: ignore[type-arg]
         row: tuple | None = self._exec(sql, args).fetchone()  # type: ignore[type-arg]

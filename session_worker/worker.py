@@ -406,17 +406,27 @@ class Worker:
             self._prune()
 
     def _on_user_turn(self, msg: m.UserTurn) -> None:
+        # Stored without waiting for the disk, so the turn starts at once; Accepted (which lets
+        # the bot forget the message) goes only once it is fsynced (_accept). A power cut before
+        # that loses nothing: the bot still has the message and sends it again.
         fresh = self.store.add_turn(msg.key, msg.chat_id, msg.text, msg.message_id, msg.attachments,
-                                    images=msg.images)
+                                    images=msg.images, durable=False)
         item = self.store.item(msg.key)
         ahead = 0
         if item is not None and item.state in ("queued", "running"):
             ahead = self.store.open_count() - 1
-        self._reply(m.Accepted(id=msg.id, key=msg.key, duplicate=not fresh, queued=max(0, ahead)))
-        log.info("event=turn_accepted key=%s duplicate=%s ahead=%d", msg.key, not fresh, ahead)
         if fresh:
             self.turns.wake.set()
             self.terminal.announce(msg.chat_id, msg.key)  # if a terminal holds the conversation
+        self._spawn(self._accept(msg, fresh, ahead))
+
+    async def _accept(self, msg: m.UserTurn, fresh: bool, ahead: int) -> None:
+        try:
+            await asyncio.to_thread(self.store.sync)
+        except StorageError:
+            return  # no Accepted: the bot keeps the message; the heartbeat says unhealthy
+        self._reply(m.Accepted(id=msg.id, key=msg.key, duplicate=not fresh, queued=max(0, ahead)))
+        log.info("event=turn_accepted key=%s duplicate=%s ahead=%d", msg.key, not fresh, ahead)
 
     def _on_edit(self, msg: m.EditTurn) -> m.Ok | m.Error:
         outcome = self.store.replace_text(msg.key, msg.text)
