@@ -190,7 +190,7 @@ def test_preview_of_a_huge_answer_is_one_message_that_says_a_file_follows():
 def test_answer_file_is_gzipped_only_when_large():
     import gzip
 
-    from bot.delivery import GZIP_OVER_BYTES, answer_file
+    from bot.session_view import GZIP_OVER_BYTES, answer_file
 
     assert answer_file("s", "hello") == ("answer-s.md", b"hello")
     big = "y" * (GZIP_OVER_BYTES + 1)
