@@ -27,7 +27,7 @@ from bot import meters, place
 from bot.callbacks import switch_button
 from bot.control import Refused, SupervisorClient
 from bot.journal import Journal
-from bot.render import Chunk, format_cost, session_name, session_rows
+from bot.render import Chunk, format_cost, format_idle, session_name, session_rows
 from bot.telegram_out import Gone, TelegramOut, reliably
 from wire import messages as m
 from wire.aio import wait_event
@@ -42,14 +42,7 @@ def idle_words(seconds: float | None) -> str:
     """Idle time that changes at most once a minute."""
     if seconds is None:
         return ""
-    s = int(seconds)
-    if s < 60:
-        return "idle <1 min"
-    if s < 3600:
-        return f"idle {s // 60} min"
-    if s < 86400:
-        return f"idle {s // 3600} h {s % 3600 // 60} min"
-    return f"idle {s // 86400} d"
+    return "idle <1 min" if seconds < 60 else f"idle {format_idle(seconds)}"
 
 
 def state_words(r: m.ProgramStatus) -> str:

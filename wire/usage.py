@@ -16,6 +16,7 @@ import json
 import logging
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,9 @@ def window_name(window: str) -> str:
     return WINDOW_NAMES.get(window, window.replace("_", " "))
 
 
-def _read_cost(db: Path, since: float | None) -> float | None:
+def _query_one(db: Path, sql: str, args: tuple[object, ...] = ()) -> tuple[Any, ...] | None:
+    """One row of a read-only query on a session's database; None when the file is missing or
+    unreadable (another process owns it: we never write, and never wait long)."""
     if not db.exists():
         return None
     try:
@@ -39,17 +42,29 @@ def _read_cost(db: Path, since: float | None) -> float | None:
     except sqlite3.Error:
         return None
     try:
-        if since is None:
-            row = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage").fetchone()
-        else:
-            row = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE finished >= ?",
-                               (since,)).fetchone()
-        return float(row[0])
+        row: tuple[Any, ...] | None = conn.execute(sql, args).fetchone()
+        return row
     except sqlite3.Error as exc:
         log.info("event=usage_unreadable db=%s error=%r", db, str(exc))
         return None
     finally:
         conn.close()
+
+
+def _session_dirs(sessions_dir: Path) -> list[Path]:
+    try:
+        return [p for p in sessions_dir.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+
+
+def _read_cost(db: Path, since: float | None) -> float | None:
+    if since is None:
+        row = _query_one(db, "SELECT COALESCE(SUM(cost_usd), 0) FROM usage")
+    else:
+        row = _query_one(db, "SELECT COALESCE(SUM(cost_usd), 0) FROM usage WHERE finished >= ?",
+                         (since,))
+    return None if row is None else float(row[0])
 
 
 def session_cost(session_dir: Path) -> float | None:
@@ -60,37 +75,18 @@ def session_cost(session_dir: Path) -> float | None:
 def cost_since(sessions_dir: Path, since: float) -> float:
     """The sum over every session under `sessions_dir` of the turns finished at `since` or
     later (epoch seconds)."""
-    try:
-        dirs = [p for p in sessions_dir.iterdir() if p.is_dir()]
-    except OSError:
-        return 0.0
-    return sum(_read_cost(d / SESSION_DB, since) or 0.0 for d in dirs)
+    return sum(_read_cost(d / SESSION_DB, since) or 0.0 for d in _session_dirs(sessions_dir))
 
 
 def _read_kv(db: Path, key: str) -> str | None:
-    if not db.exists():
-        return None
-    try:
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0)
-    except sqlite3.Error:
-        return None
-    try:
-        row = conn.execute("SELECT v FROM kv WHERE k=?", (key,)).fetchone()
-        return str(row[0]) if row else None
-    except sqlite3.Error:
-        return None
-    finally:
-        conn.close()
+    row = _query_one(db, "SELECT v FROM kv WHERE k=?", (key,))
+    return str(row[0]) if row else None
 
 
 def kv_everywhere(sessions_dir: Path, key: str) -> list[object]:
     """The JSON value of one kv key in every session's session.db (unreadable ones left out)."""
-    try:
-        dirs = [p for p in sessions_dir.iterdir() if p.is_dir()]
-    except OSError:
-        return []
     out: list[object] = []
-    for d in dirs:
+    for d in _session_dirs(sessions_dir):
         raw = _read_kv(d / SESSION_DB, key)
         try:
             out.append(json.loads(raw) if raw else None)
