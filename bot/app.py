@@ -146,16 +146,20 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
         loop.add_signal_handler(sig, stop.set)
     poller = Poller(app, journal, gate, settings.poll_timeout_seconds)
     supervisor.on_reload = Reloader(settings, gate, delivery, poller)  # SIGHUP, applied live
+    delays = startup.Delays(cap=settings.startup_retry_max_seconds)
     try:
         supervisor.rpc.start()  # answer the heartbeat while Telegram is still out of reach
         # `async with app` then finds it initialized (getMe done).
-        await startup.unless_stopped(stop, startup.call("getMe", app.initialize))
+        await startup.unless_stopped(stop, startup.call("getMe", app.initialize,
+                                                        delays=delays))
         topics.configure(app.bot.bot)  # getMe: topics in private chats?
         async with app:
             await startup.unless_stopped(stop, startup.call("deleteWebhook",
-                                                            app.bot.delete_webhook))
+                                                            app.bot.delete_webhook,
+                                                            delays=delays))
             await startup.unless_stopped(stop, startup.call("setMyCommands", lambda: (
-                app.bot.set_my_commands([BotCommand(n, d) for n, d in menu(CHAT_COMMANDS)]))))
+                app.bot.set_my_commands([BotCommand(n, d) for n, d in menu(CHAT_COMMANDS)])),
+                delays=delays))
             await supervisor.register()  # through to Telegram: no longer retrying
             log.info("event=bot_started pid=%d allowed_users=%d", os.getpid(),
                      len(gate.allowed_ids))

@@ -289,6 +289,8 @@ def _semantic_checks(cfg: Config, problems: list[str]) -> None:
             " (the answers it cuts short must come as a file)")
     if not 0 <= t.poll_timeout_seconds <= 50:
         problems.append("telegram.poll_timeout_seconds must be between 0 and 50")
+    if not 0.1 <= t.startup_retry_max_seconds <= 300:
+        problems.append("telegram.startup_retry_max_seconds must be between 0.1 and 300")
     if t.delivery_retry_seconds <= 0:
         problems.append("telegram.delivery_retry_seconds must be positive")
     for name in ("idle_suspend_seconds", "permission_timeout_seconds", "hang_timeout_seconds",

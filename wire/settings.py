@@ -72,6 +72,9 @@ class BotTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     draft_interval_seconds: float = 0.3
     # The pinned live status (/status) is brought up to date at least this often.
     status_refresh_seconds: float = 30.0
+    # The bot's first calls to Telegram (getMe...) are retried with a backoff capped at this:
+    # once Telegram is back, the bot is through within about this long.
+    startup_retry_max_seconds: float = 10.0
 
 
 class VoiceTuning(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -46,6 +46,7 @@ def test_token_from_file_or_named_variable() -> None:
         ("[telegram]\nedit_interval_seconds = 0", "telegram.edit_interval_seconds"),
         ("[telegram]\ndraft_interval_seconds = 0", "telegram.draft_interval_seconds"),
         ("[telegram]\nstatus_refresh_seconds = 0", "telegram.status_refresh_seconds"),
+        ("[telegram]\nstartup_retry_max_seconds = 0", "telegram.startup_retry_max_seconds"),
         ("[telegram]\npoll_timeout_seconds = 99", "telegram.poll_timeout_seconds"),
         ("[telegram]\ncolour = 1", "telegram.colour is not a known field"),
         ("[claude]\nenv = 3", "claude.env must be"),
