@@ -6,6 +6,7 @@ here once, so `from tests.support... import` works however pytest was started.
 """
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -14,6 +15,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# A command started in the background by a non-interactive shell (`make test &`, some CI
+# runners) has SIGINT ignored, and an ignored signal stays ignored across fork and exec: every
+# process a test starts would inherit it, and a test's Ctrl-C (SIGINT to `switchboardctl tail
+# -f`) would do nothing, as it would to GNU tail. The tests start their processes as a terminal
+# does, with SIGINT in place: a handled signal is reset to its default by exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
