@@ -63,9 +63,10 @@ def test_a_users_stop_ends_the_turn_and_it_never_runs_again(tmp_path, claude_bin
 
 def test_a_stop_that_is_not_the_users_keeps_the_turn_for_the_next_start(tmp_path, claude_bin,
                                                                          cli_env, model_api):
-    with WorkerHarness(tmp_path, claude_bin, cli_env) as w:
+    # The stop waits 1 s after closing the CLI's stdin; the 3 s turn outlasts that.
+    with WorkerHarness(tmp_path, claude_bin, cli_env, stop_close_wait_seconds=1.0) as w:
         w.start()
-        key = w.turn("slow keep me #sb:slow=150 #sb:words=60")  # outlasts the stdin close
+        key = w.turn("slow keep me #sb:slow=150 #sb:words=20")  # outlasts the stdin close
         w.wait_for(lambda: len(w.bodies(m.TextDelta, key)) >= 2, 30, "the stream under way")
         assert w.stop() == 0  # a SIGTERM without the file: a shutdown of the supervisor
         assert not [r for r in w.bodies(m.TurnResult, key) if r.subtype == "stopped_by_user"]
@@ -74,7 +75,7 @@ def test_a_stop_that_is_not_the_users_keeps_the_turn_for_the_next_start(tmp_path
         w.start()
         res = w.result(key, 40)
         assert not res.is_error
-        assert w.texts(key).endswith("w60")
+        assert w.texts(key).endswith("w20")
 
 
 def test_a_stale_stop_file_is_removed_at_start(tmp_path, claude_bin, cli_env, model_api):
@@ -89,7 +90,7 @@ def test_edit_replaces_a_queued_message_but_not_a_started_one(tmp_path, claude_b
                                                               model_api):
     with WorkerHarness(tmp_path, claude_bin, cli_env) as w:
         w.start()
-        busy = w.turn("busy #sb:slow=150 #sb:words=20")
+        busy = w.turn("busy #sb:slow=150 #sb:words=10")
         queued = w.turn("the old words")
         w.wait_for(lambda: w.bodies(m.TurnStarted, busy), 20, "the first turn started")
         w.send(m.EditTurn(id="e1", key=queued, text="the new words"))
