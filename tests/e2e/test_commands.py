@@ -38,12 +38,12 @@ def buttons(msg: dict[str, Any]) -> list[str]:
 def test_stop_cancels_the_turn_and_retry_runs_it(stack: Stack, tg: Any, model: Any) -> None:
     name = unique("stop")
     new_session(tg, OWNER, name)
-    slow = "count for me #sb:slow=200 #sb:words=40"
+    slow = "count for me #sb:slow=200 #sb:words=20"
     tg.send(OWNER, slow)
     wait_until(lambda: slow in asked(model), 30, "Claude asked the slow message")
     after = last_id(tg, OWNER)
     tg.send(OWNER, "/stop")
-    stopped = wait_text(tg, OWNER, re.escape('Your message "count for me #sb:slow=200 #sb:words=40"'
+    stopped = wait_text(tg, OWNER, re.escape('Your message "count for me #sb:slow=200 #sb:words=20"'
                                              ' was not finished because the session was'
                                              ' stopped.'), 60, after=after)
     assert [d for d in buttons(stopped) if d.startswith("rt:")], stopped
@@ -55,7 +55,7 @@ def test_stop_cancels_the_turn_and_retry_runs_it(stack: Stack, tg: Any, model: A
     after = last_id(tg, OWNER)
     retry = next(d for d in buttons(stopped) if d.startswith("rt:"))
     tg.tap(OWNER, stopped["message_id"], retry)
-    wait_text(tg, OWNER, r"\bw40\b", 60, after=after)
+    wait_text(tg, OWNER, r"\bw20\b", 60, after=after)
     assert asked(model).count(slow) == 2, asked(model)
     # The button is gone, and a second tap (from a stale client) sends nothing more.
     wait_until(lambda: not buttons(next(m for m in tg.chat(OWNER)
