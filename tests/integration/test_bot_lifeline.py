@@ -25,7 +25,7 @@ from wire import messages as m
 pytestmark = pytest.mark.timeout(90)
 
 ROOT = Path(__file__).resolve().parents[2]
-LIFELINE = {"startretries": 2, "retry_window_seconds": 30.0, "bot_max_backoff_seconds": 2.0}
+LIFELINE = {"startretries": 2, "retry_window_seconds": 30.0, "bot_max_backoff_seconds": 1.0}
 
 
 def _gone(pid: int) -> bool:
