@@ -34,7 +34,7 @@ def test_the_pinned_status_follows_the_sessions(tmp_path: Path, telegram_api: An
     tg = telegram_api
     with bot_stack(tmp_path, tg, claude_bin, cli_env,
                    telegram={"status_refresh_seconds": 0.5},
-                   claude={"idle_suspend_seconds": 3}) as st:
+                   claude={"idle_suspend_seconds": 2}) as st:
         st.new_session("alpha")
         st.new_session("beta")
         mid = st.say("/status")
