@@ -96,10 +96,30 @@ def _kill_all(procs: list[psutil.Process], timeout: float) -> int:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
     if procs:
-        _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        alive = procs
+        while True:
+            _gone, alive = psutil.wait_procs(alive, timeout=0)  # reaps those that are ours
+            alive = [p for p in alive if not _dead(p)]
+            if not alive or time.monotonic() >= deadline:
+                break
+            time.sleep(0.02)
         for proc in alive:
             log.warning("event=sweep_survivor pid=%d", proc.pid)
     return len(procs)
+
+
+def _dead(proc: psutil.Process) -> bool:
+    """Gone, or a zombie that only its parent can reap (a tool reparented to an init that reaps
+    late): SIGKILLed and dead either way, so a stop need not wait for it."""
+    try:
+        if not proc.is_running():
+            return True
+        return bool(proc.status() == psutil.STATUS_ZOMBIE and proc.ppid() != os.getpid())
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        return False
 
 
 def wait_gone(pid: int, timeout: float) -> bool:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import msgspec
 import psutil
@@ -52,7 +53,7 @@ def test_worker_kill9_mid_turn_then_restart_answers_it(tmp_path, claude_bin, env
     with WorkerHarness(tmp_path, claude_bin, env) as w:
         w.start()
         w.ask("remember mango")
-        key = w.turn("slow #sb:slow=150 #sb:words=30")
+        key = w.turn("slow #sb:slow=150 #sb:words=15")
         w.wait_for(lambda: len(w.bodies(m.TextDelta, key)) >= 3, 20, "the stream to be under way")
         cli = w.cli_pids()
         w.kill9()
@@ -305,3 +306,32 @@ def test_start_kills_a_stale_cli_and_keeps_the_sessions_tools(tmp_path, claude_b
             for p in (stale, tool, foreign):
                 p.kill()
                 p.wait()
+
+
+def test_a_swept_tool_left_a_zombie_by_its_parent_does_not_hold_the_sweep(tmp_path):
+    """A killed tool whose parent never reaps it (reparented to an init that reaps late) is
+    dead: the sweep counts it gone at once instead of waiting out its 2 s for it."""
+    from session_worker import procs
+    from wire.names import INSTANCE_ENV, MARKER_ENV
+
+    session, instance = f"zb-{os.getpid()}", str(tmp_path)
+    marked = dict(os.environ, **{MARKER_ENV: session, INSTANCE_ENV: instance})
+    # An unmarked parent that starts a marked child and never waits for it.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, signal, sys, json;"
+         " p = subprocess.Popen(['sleep', '300'], env=json.loads(sys.argv[1]));"
+         " print(p.pid, flush=True); signal.pause()", msgspec.json.encode(marked).decode()],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        started = time.monotonic()
+        assert procs.sweep_marker(session, instance) == 1
+        took = time.monotonic() - started
+        assert psutil.Process(child).status() == psutil.STATUS_ZOMBIE  # killed, not reaped
+        assert took < 1.0, took
+        assert procs.marked(session, instance) == []
+    finally:
+        parent.kill()
+        parent.wait()
+    wait_until(lambda: not psutil.pid_exists(child), 10, "the zombie reaped with its parent")
