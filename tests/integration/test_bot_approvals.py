@@ -23,7 +23,7 @@ def test_two_sessions_waiting_one_allowed_one_denied(tmp_path: Path, telegram_ap
                                                      cli_env) -> None:
     tg = telegram_api
     with bot_stack(tmp_path, tg, claude_bin, cli_env,
-               claude={"permission_timeout_seconds": 8.0}) as st:
+               claude={"permission_timeout_seconds": 5.0}) as st:
         st.new_session("alpha")
         st.say("#sb:bash=touch from-alpha.txt")
         pa = prompt_for(tg, OWNER, "touch from-alpha.txt", session="alpha")
