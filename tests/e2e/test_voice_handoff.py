@@ -175,7 +175,8 @@ def test_handoff_to_a_terminal_and_back(stack: Stack, tg: Any, model: Any) -> No
 
     # The CLI is warm again; a `claude --resume` started without /handoff makes it step aside.
     assert (stack.row(f"session:{name}") or {}).get("claude_pid")
-    with at_terminal(shown, "again from the terminal", env) as terminal:
+    # Long enough for a sweep to see it (2.4 s), not for two chat round trips as above.
+    with at_terminal(shown, "again from the terminal", env, words=8) as terminal:
         wait_until(lambda: (stack.row(f"session:{name}") or {}).get("suspended"), 20,
                    "the warm CLI suspended for the terminal")
     assert terminal.returncode == 0
@@ -186,16 +187,19 @@ def test_handoff_to_a_terminal_and_back(stack: Stack, tg: Any, model: Any) -> No
 
 
 @contextlib.contextmanager
-def at_terminal(command: str, prompt: str, env: dict[str, str]) -> Iterator[Any]:
-    """Run the printed command as a user would at a terminal, with one slow prompt (-p), and
-    wait for it to exit at the end of the block (killed if it outlives 60 s)."""
+def at_terminal(command: str, prompt: str, env: dict[str, str],
+                words: int = 15) -> Iterator[Any]:
+    """Run the printed command as a user would at a terminal, with one slow prompt (-p, `words`
+    words 0.3 s apart), and wait for it to exit at the end of the block (killed if it outlives
+    60 s)."""
     proc = subprocess.Popen(
-        ["bash", "-c", f"{command} -p {shlex.quote(prompt + ' #sb:slow=300 #sb:words=15')}"],
+        ["bash", "-c",
+         f"{command} -p {shlex.quote(prompt + f' #sb:slow=300 #sb:words={words}')}"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         yield proc
         out, err = proc.communicate(timeout=60)
-        assert "w15" in out, (out, err)
+        assert f"w{words}" in out, (out, err)
     finally:
         if proc.poll() is None:
             proc.kill()
