@@ -47,6 +47,7 @@ from bot.taps import Taps
 from bot.telegram_out import TelegramOut
 from bot.topic_map import TopicMap
 from bot.topics import Topics
+from bot.transport import AiohttpRequest
 from bot.voice import Transcriber
 from wire import auth, logs
 from wire.aio import wait_event
@@ -85,6 +86,7 @@ def main() -> int:
 async def run(settings: BotSettings, token: str, voice_key: str | None = None) -> None:
     app = (ApplicationBuilder().token(token).base_url(f"{settings.api_base_url}/bot")
            .base_file_url(f"{settings.api_base_url}/file/bot").updater(None)
+           .request(AiohttpRequest()).get_updates_request(AiohttpRequest(1))
            .rate_limiter(ChatRateLimiter()).build())
     endpoints = prepare_runtime_dir(Path(settings.runtime_dir))
     keys = auth.receive_keys()  # the socket keys the supervisor piped to us (wire.auth)
