@@ -18,12 +18,18 @@
              restarted bot edits that message instead of posting another.
 
 Durability: every write survives a kill -9 of the bot the moment it returns (WAL: the frames
-are in the file). Most writes are also fsynced at once (synchronous=FULL). Three on a warm
-turn's path are not, so that a message costs no fsync before it reaches its worker: a new
-update (`record_update`), its hand-off and its `mark_done`. The poller fsyncs the WAL
-(`sync`) before its next getUpdates tells Telegram the update arrived, and any later FULL write
-syncs them too; a power cut in between can only make a restarted bot run a not-done update
-again, which its hand-off key makes harmless.
+are in the file). Most writes are also fsynced at once (synchronous=FULL). The ones a warm turn
+makes are not, so that no fsync holds up the bot's loop while an answer streams; the WAL is
+fsynced in a thread (`sync`) where a power cut would matter:
+- a new update (`record_update`), its hand-off and its `mark_done`: the poller syncs before its
+  next getUpdates tells Telegram the update arrived; a power cut can only make a restarted bot
+  run a not-done update again, which its hand-off key makes harmless;
+- `handoffs_done`: a part that goes again after a power cut is one the worker already has;
+- `set_delivered`: bot.delivery syncs it before the session's next durable event is shown, so a
+  power cut repeats at most one event per session, as a kill -9 does;
+- `remember_sent`: a power cut could only cost reply-to routing for that message;
+- `set_draft`, `clear_draft`: a power cut could leave one partial message not replaced.
+Any later FULL write syncs them too.
 
 Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
 A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
@@ -267,9 +273,10 @@ class Journal:
 
     def handoffs_done(self, keys: list[str]) -> None:
         """The parts of one joined turn (bot.joiner) leave together: one statement, so a crash
-        never leaves a part behind to be sent again on its own."""
+        never leaves a part behind to be sent again on its own. Not fsynced: after a power
+        cut a part may go again, and the worker knows its key (it fsynced it before Accepted)."""
         marks = ", ".join("?" * len(keys))
-        self._exec(f"DELETE FROM handoffs WHERE key IN ({marks})", tuple(keys))  # noqa: S608
+        self._relaxed(f"DELETE FROM handoffs WHERE key IN ({marks})", tuple(keys))  # noqa: S608
 
     # ----------------------------------------------------------------------- outbound delivery
 
@@ -278,8 +285,9 @@ class Journal:
         return int(row[0]) if row else 0
 
     def set_delivered(self, session: str, seq: int) -> None:
-        """Record that Telegram accepted everything up to `seq` (never moves backwards)."""
-        self._exec(
+        """Record that Telegram accepted everything up to `seq` (never moves backwards). Not
+        fsynced here: bot.delivery syncs it in a thread before its next durable event."""
+        self._relaxed(
             "INSERT INTO delivered (session, seq) VALUES (?, ?) ON CONFLICT(session) DO UPDATE"
             " SET seq = MAX(seq, excluded.seq)",
             (session, seq),
@@ -373,7 +381,9 @@ class Journal:
     # ----------------------------------------------------------------------- drafts
 
     def set_draft(self, session: str, chat_id: int, message_ids: list[int]) -> None:
-        self._exec(
+        # Not fsynced (nor clear_draft): written while an answer streams by edits; a power cut
+        # can only leave one partial message that a restarted bot does not replace.
+        self._relaxed(
             "INSERT INTO drafts (session, chat_id, message_ids) VALUES (?, ?, ?)"
             " ON CONFLICT(session) DO UPDATE SET chat_id = excluded.chat_id,"
             " message_ids = excluded.message_ids",
@@ -385,7 +395,7 @@ class Journal:
         return (int(row[0]), list(json.loads(row[1]))) if row else None
 
     def clear_draft(self, session: str) -> None:
-        self._exec("DELETE FROM drafts WHERE session = ?", (session,))
+        self._relaxed("DELETE FROM drafts WHERE session = ?", (session,))
 
     # ----------------------------------------------------------------------- live status
 
@@ -456,7 +466,8 @@ class Journal:
     # ----------------------------------------------------------------------- reply-to routing
 
     def remember_sent(self, chat_id: int, message_id: int, session: str) -> None:
-        self._exec("INSERT OR REPLACE INTO sent (chat_id, message_id, session) VALUES (?, ?, ?)",
+        # Not fsynced: a power cut could only cost reply-to routing for this one message.
+        self._relaxed("INSERT OR REPLACE INTO sent (chat_id, message_id, session) VALUES (?, ?, ?)",
                    (chat_id, message_id, session))
 
     def sender_of(self, chat_id: int, message_id: int) -> str | None:
