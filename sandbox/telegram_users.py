@@ -72,8 +72,9 @@ def _user_message(bot: BotState, body: dict[str, Any], **fields: Any) -> dict[st
     msg = bot.add_message(
         chat, sender=user, from_bot=False, reply_to=reply_to, thread_id=thread, **fields
     )
+    created = time.time()  # when Telegram has the update: where a benchmark's turn starts
     update = bot.push_update("message", bot.message_obj(msg))
-    return {"update": update, "message": bot.message_obj(msg)}
+    return {"update": update, "message": bot.message_obj(msg), "created": created}
 
 
 def add_bot(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:
