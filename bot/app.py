@@ -84,9 +84,10 @@ def main() -> int:
 
 
 async def run(settings: BotSettings, token: str, voice_key: str | None = None) -> None:
+    requests = AiohttpRequest(), AiohttpRequest(1)  # calls; getUpdates' long poll
     app = (ApplicationBuilder().token(token).base_url(f"{settings.api_base_url}/bot")
            .base_file_url(f"{settings.api_base_url}/file/bot").updater(None)
-           .request(AiohttpRequest()).get_updates_request(AiohttpRequest(1))
+           .request(requests[0]).get_updates_request(requests[1])
            .rate_limiter(ChatRateLimiter()).build())
     endpoints = prepare_runtime_dir(Path(settings.runtime_dir))
     keys = auth.receive_keys()  # the socket keys the supervisor piped to us (wire.auth)
@@ -180,6 +181,8 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
         chat.close()
         journal.close()
         ctx.term()
+        for request in requests:  # also when getMe failed and PTB never shut them down
+            await request.shutdown()
 
 
 def unsupported_filter() -> filters.BaseFilter:
