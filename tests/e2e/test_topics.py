@@ -5,7 +5,7 @@ With topics: `/new` in General makes a topic per session; what is typed in a top
 there by that session, two sessions streaming at once; a bot killed and restarted makes no
 second topic; a topic the user makes by hand becomes a session; a topic Telegram says is gone
 ("message thread not found") is recreated and the answer arrives there; `/stop` closes a topic
-and a message after it reopens is answered; a session given up (FATAL) says so in its own topic;
+and a message typed into the closed topic reopens it and is answered; a session given up (FATAL) says so in its own topic;
 `/remove` deletes its topic. Without topics: `/switch`, a reply to a session's message goes to
 that session, and a forum supergroup works with forum topics."""
 from __future__ import annotations
@@ -132,14 +132,15 @@ def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg:
     ta = a2["message_thread_id"]
     wait_in(tg, ta, lambda t: "echo: still there?" in t, "the answer in the new topic")
 
-    # /stop closes the topic; reopened, a message there starts the session and is answered.
+    # /stop closes the topic; a message in the closed topic reopens it, starts the session and
+    # is answered there.
     tg.send(OWNER, "/stop", message_thread_id=ta)
     wait_in(tg, ta, lambda t: "stop" in t.lower(), "the stop's reply")
     wait_until(lambda: topic_of(tg, alpha)["closed"], 30, "alpha's topic closed")
     st.wait_state(f"session:{alpha}", "STOPPED", 30)
     wait_until(lambda: topic_of(tg, alpha)["name"] == f"⏹ {alpha}", 30, "the stopped title")
-    tg.close_topic(OWNER, ta, closed=False)
     tg.send(OWNER, "wake up", message_thread_id=ta)
+    wait_until(lambda: not topic_of(tg, alpha)["closed"], 30, "alpha's topic reopened by the bot")
     wait_in(tg, ta, lambda t: "echo: wake up" in t, "the answer after the reopen")
     assert st.sup.status()[f"session:{alpha}"].state == "RUNNING"
 
