@@ -16,7 +16,8 @@ closed topic), "TOPIC_ID_INVALID" (a topic method on an id that is no topic), "T
 there are none), "TOPIC_TITLE_EMPTY" / "TOPIC_TITLE_TOO_LONG" (a name outside 1-128 characters).
 The sandbox has no admin rights: a bot may manage every topic, and nobody writes into a closed
 one (in a real forum an admin may), except the user into the topics of their private chat with
-the bot, which are theirs as a forum's are its admins'. This module must never touch a message outside topics.
+the bot, which are theirs as a forum's are its admins'. This module must never touch a message
+outside topics.
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ With topics: `/new` in General makes a topic per session; what is typed in a top
 there by that session, two sessions streaming at once; a bot killed and restarted makes no
 second topic; a topic the user makes by hand becomes a session; a topic Telegram says is gone
 ("message thread not found") is recreated and the answer arrives there; `/stop` closes a topic
-and a message typed into the closed topic reopens it and is answered; a session given up (FATAL) says so in its own topic;
-`/remove` deletes its topic. Without topics: `/switch`, a reply to a session's message goes to
-that session, and a forum supergroup works with forum topics."""
+and a message typed into the closed topic reopens it and is answered; a session given up
+(FATAL) says so in its own topic; `/remove` deletes its topic. Without topics: `/switch`, a
+reply to a session's message goes to that session, and a forum supergroup works with forum
+topics."""
 from __future__ import annotations
 
 import os
