@@ -162,6 +162,11 @@ def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg:
     wait_until(lambda: topic_of(tg, gamma)["name"] == f"⛔ {gamma}", 30, "the FATAL title",
                detail=lambda: f"{tg.topics(OWNER)}\n{st.bot_log()[-3000:]}")
 
+    # A session stopped from the terminal gets its topic closed too.
+    assert st.ctl("stop", beta).returncode == 0
+    wait_until(lambda: topic_of(tg, beta)["closed"], 30, "beta's topic closed by its stop",
+               detail=lambda: f"{tg.topics(OWNER)}")
+
     # /remove (confirmed) deletes the session's topic with everything in it.
     after = last_id(tg, OWNER)
     st.say(f"/remove {beta}")
