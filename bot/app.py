@@ -106,6 +106,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     couriers.topic_of = topics.map.thread
     live = LiveStatus(journal, supervisor, out, settings.status_refresh_seconds)
+    live.thread_of = topics.map.thread
     delivery.on_change = live.poke
     commands = Commands(journal, supervisor, chat, out, topics, live)
     inbound = Inbound(settings, journal, couriers, out, chat, topics,
@@ -135,6 +136,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     app.add_handler(MessageHandler(unsupported_filter(), inbound.unsupported))
     app.add_handler(CallbackQueryHandler(taps.permission, pattern=callbacks.PERMISSION))
     app.add_handler(CallbackQueryHandler(taps.switch, pattern=callbacks.SWITCH))
+    app.add_handler(CallbackQueryHandler(taps.topic, pattern=callbacks.TOPIC))
     app.add_handler(CallbackQueryHandler(taps.remove, pattern=callbacks.REMOVE))
     app.add_handler(CallbackQueryHandler(taps.grant, pattern=callbacks.GRANT))
     app.add_handler(CallbackQueryHandler(taps.retry, pattern=callbacks.RETRY))

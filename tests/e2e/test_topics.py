@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import bot_token, unique
-from tests.support.chat import last_id, wait_text
+from tests.support.chat import button, last_id, wait_text
 from tests.support.stack import OWNER, Stack
 from tests.support.waits import wait_until
 
@@ -105,6 +105,16 @@ def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg:
     assert not any("from-b" in (d["text"] or "") for d in tg.drafts(OWNER, ta))
     assert not any("from-a" in t for t in thread_texts(tg, tb))
     assert not any(t.startswith("from-") for t in general_texts(tg))
+
+    # /status in General: the pinned live status opens each session's topic; a tap on "Open
+    # alpha" (a private chat: no link leads into a topic) puts a line in alpha's topic.
+    after = last_id(tg, OWNER)
+    st.say("/status")
+    status = wait_text(tg, OWNER, "Sessions, live", 20, after=after)
+    assert status.get("message_thread_id") is None  # in General
+    tg.tap(OWNER, status["message_id"], button(status, f"Open {alpha}"))
+    wait_in(tg, ta, lambda t: t.startswith(f"📍 {alpha} is here"), "the line in alpha's topic")
+    assert button(status, f"Open {beta}") == f"tp:{beta}"
 
     # A kill -9 of the bot: the restarted bot knows every topic and makes no second one.
     pid = st.bot_pid()
