@@ -16,6 +16,8 @@
 - sent:      which session sent which message (chat, message id), for reply-to routing.
 - status:    per chat, the message id of its pinned live status (bot.live_status), so a
              restarted bot edits that message instead of posting another.
+The topics, sent and status tables are read and written by bot.journal_places, a part of
+`Journal`.
 
 Durability: every write survives a kill -9 of the bot the moment it returns (WAL: the frames
 are in the file). Most writes are also fsynced at once (synchronous=FULL). The ones a warm turn
@@ -45,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.journal_places import Places
 from wire import dbfiles, storage
 from wire.storage import StorageFailure
 
@@ -80,7 +83,6 @@ CREATE TABLE IF NOT EXISTS sent (
     chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL, session TEXT NOT NULL,
     PRIMARY KEY (chat_id, message_id));
 """
-KEEP_SENT = 20_000  # reply-to routing remembers this many of the newest messages
 # How often an update may be started before a restarted bot gives it up: one whose handler
 # takes the bot down with it would otherwise run again at every start. Three, not two: a kill
 # from outside (an OOM killer, a reboot) can land in one handler twice, and that update is the
@@ -120,7 +122,7 @@ class Prompt:
     state: str
 
 
-class Journal:
+class Journal(Places):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.failure = StorageFailure(self.path)
@@ -378,6 +380,15 @@ class Journal:
         )
         return bool(cur.rowcount)
 
+    def open_prompt_counts(self) -> dict[str, int]:
+        """How many permission prompts wait for an answer, per session."""
+        rows = self._exec("SELECT session, COUNT(*) FROM prompts WHERE state = 'open'"
+                          " GROUP BY session")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def open_prompt_sessions(self) -> set[str]:
+        return {str(r[0]) for r in self._exec("SELECT session FROM prompts WHERE state = 'open'")}
+
     # ----------------------------------------------------------------------- drafts
 
     def set_draft(self, session: str, chat_id: int, message_ids: list[int]) -> None:
@@ -396,25 +407,6 @@ class Journal:
 
     def clear_draft(self, session: str) -> None:
         self._relaxed("DELETE FROM drafts WHERE session = ?", (session,))
-
-    # ----------------------------------------------------------------------- live status
-
-    def set_status_message(self, chat_id: int, message_id: int) -> None:
-        self._exec(
-            "INSERT INTO status (chat_id, message_id) VALUES (?, ?) ON CONFLICT(chat_id)"
-            " DO UPDATE SET message_id = excluded.message_id",
-            (chat_id, message_id),
-        )
-
-    def status_messages(self) -> dict[int, int]:
-        """Every chat's live status message: chat -> message id."""
-        return {int(r[0]): int(r[1]) for r in self._exec("SELECT chat_id, message_id FROM status")}
-
-    def open_prompt_counts(self) -> dict[str, int]:
-        """How many permission prompts wait for an answer, per session."""
-        rows = self._exec("SELECT session, COUNT(*) FROM prompts WHERE state = 'open'"
-                          " GROUP BY session")
-        return {str(r[0]): int(r[1]) for r in rows}
 
     # ----------------------------------------------------------------------- retries
 
@@ -435,46 +427,3 @@ class Journal:
             return None
         cur = self._exec("DELETE FROM retries WHERE n = ?", (n,))
         return (str(row[0]), int(row[1]), str(row[2])) if cur.rowcount else None
-
-    # ----------------------------------------------------------------------- topics (bot.topics)
-
-    def topic_rows(self) -> list[tuple[int, str, int | None, str, bool]]:
-        """(chat, session, thread or None while only intended, title, closed) of every topic."""
-        rows = self._exec("SELECT chat_id, session, thread_id, title, closed FROM topics")
-        return [(int(r[0]), str(r[1]), None if r[2] is None else int(r[2]), str(r[3]),
-                 bool(r[4])) for r in rows]
-
-    def intend_topic(self, chat_id: int, session: str, title: str) -> None:
-        """Before createForumTopic: the row without a thread (a crash leaves this intent)."""
-        self._exec("INSERT INTO topics (chat_id, session, thread_id, title) VALUES (?, ?, NULL, ?)"
-                   " ON CONFLICT(chat_id, session) DO UPDATE SET thread_id = NULL,"
-                   " title = excluded.title, closed = 0", (chat_id, session, title))
-
-    def set_topic(self, chat_id: int, session: str, thread_id: int | None, title: str,
-                  closed: bool = False) -> None:
-        self._exec("INSERT INTO topics (chat_id, session, thread_id, title, closed)"
-                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(chat_id, session) DO UPDATE SET"
-                   " thread_id = excluded.thread_id, title = excluded.title,"
-                   " closed = excluded.closed", (chat_id, session, thread_id, title, int(closed)))
-
-    def drop_topic(self, chat_id: int, session: str) -> None:
-        self._exec("DELETE FROM topics WHERE chat_id = ? AND session = ?", (chat_id, session))
-
-    def open_prompt_sessions(self) -> set[str]:
-        return {str(r[0]) for r in self._exec("SELECT session FROM prompts WHERE state = 'open'")}
-
-    # ----------------------------------------------------------------------- reply-to routing
-
-    def remember_sent(self, chat_id: int, message_id: int, session: str) -> None:
-        # Not fsynced: a power cut could only cost reply-to routing for this one message.
-        self._relaxed("INSERT OR REPLACE INTO sent (chat_id, message_id, session) VALUES (?, ?, ?)",
-                   (chat_id, message_id, session))
-
-    def sender_of(self, chat_id: int, message_id: int) -> str | None:
-        """The session that sent this message (None: a message of no session)."""
-        row = self._one("SELECT session FROM sent WHERE chat_id = ? AND message_id = ?", chat_id,
-                        message_id)
-        return str(row[0]) if row else None
-
-    def prune_sent(self, keep: int = KEEP_SENT) -> None:
-        self._exec("DELETE FROM sent WHERE rowid <= (SELECT MAX(rowid) FROM sent) - ?", (keep,))

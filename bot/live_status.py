@@ -10,8 +10,9 @@ posts a new one at the bottom of the chat, pins it, and unpins and deletes the o
 (`bring_up`); from then on it is edited in place whenever something changes (`poke`: a state
 change from the supervisor, a turn starting or ending, a permission prompt), debounced, and at
 least every `status_refresh_seconds` (idle times, a suspend after the idle timeout); an edit
-that would show the same text is never sent. Its message id is in bot.db, so a restarted bot edits the same
-message instead of posting another; a status message the user deleted is posted again.
+that would show the same text is never sent. Its message id is in bot.db, so a restarted bot
+edits the same message instead of posting another; a status message the user deleted is posted
+again.
 
 The text says nothing that changes every second (no uptime, idle time in minutes), so a quiet
 system costs no edits at all. It must never show a session's conversation, and never block a
