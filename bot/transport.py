@@ -54,7 +54,8 @@ class AiohttpRequest(BaseRequest):
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool),
                 timeout=aiohttp.ClientTimeout(total=None),
-                headers={"User-Agent": self.USER_AGENT}, auto_decompress=True)
+                headers={"User-Agent": self.USER_AGENT}, auto_decompress=True,
+                trust_env=True)  # HTTPS_PROXY and the like, as httpx honoured them
 
     async def shutdown(self) -> None:
         if self._session is not None and not self._session.closed:
