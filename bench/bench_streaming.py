@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.bench_e2e import bare_warm
 from bench.common import USER_SUPERVISOR, claude_or_exit, env_int, harness, header, summary, table
-from tests.support.chat import message_text, new_session
+from tests.support.chat import new_session
 
 TURNS = env_int("SWITCHBOARD_BENCH_TURNS", 20)
 WORDS = env_int("SWITCHBOARD_BENCH_WORDS", 300)
@@ -49,18 +49,22 @@ def _model_time(model: Any, token: str, since: int) -> float:
     raise AssertionError(f"the model never saw {token}")
 
 
-def _wait_answer(tg: Any, user: int, needle: str, after: int, timeout: float = 60) -> None:
+def _last_call(tg: Any) -> int:
+    """The number of the newest Bot API call so far (polling after it stays cheap)."""
+    return max((c["n"] for c in tg.calls()), default=0)
+
+
+def _wait_answer(tg: Any, needle: str, after: int, timeout: float = 60) -> list[dict[str, Any]]:
+    """The Bot API calls after `after` until one shows the whole answer (its ✓ footer). Only
+    the new calls are fetched, so the polling costs the Telegram sandbox next to nothing."""
     deadline = time.monotonic() + timeout
+    calls: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
-        if any(m.get("from_bot") and m["message_id"] > after and needle in message_text(m)
-               and "✓ " in message_text(m) for m in tg.chat(user, content=False)):
-            return
+        calls += tg.calls(after=calls[-1]["n"] if calls else after)
+        if any(c["status"] == 200 and needle in _text(c) and "✓ " in _text(c) for c in calls):
+            return calls
         time.sleep(0.01)
     raise AssertionError(f"no answer with {needle!r} in {timeout} s")
-
-
-def _last_id(tg: Any, user: int) -> int:
-    return max((m["message_id"] for m in tg.chat(user, content=False)), default=0)
 
 
 def side(claude: str, model: Any, tg: Any, drafts: bool) -> dict[str, Any]:
@@ -74,22 +78,20 @@ def side(claude: str, model: Any, tg: Any, drafts: bool) -> dict[str, Any]:
         new_session(tg, user, f"bench-{secrets.token_hex(2)}")
         for i in range(WARMUP + TURNS):
             token = f"tok-{secrets.token_hex(4)}"
-            calls, reqs, after = len(tg.calls()), len(model.requests()), _last_id(tg, user)
-            t0 = time.time()
-            tg.send(user, f"turn {i} {token}")
-            _wait_answer(tg, user, token, after)
-            shown = next(c for c in tg.calls()[calls:] if c["method"] in SHOWS
+            after, reqs = _last_call(tg), len(model.requests())
+            created = tg.send(user, f"turn {i} {token}")["created"]
+            calls = _wait_answer(tg, token, after)
+            shown = next(c for c in calls if c["method"] in SHOWS
                          and c["status"] == 200 and _text(c).startswith("echo"))
             if i >= WARMUP:
                 out["model"].append(shown["time"] - _model_time(model, token, reqs))
-                out["update"].append(shown["time"] - t0)
+                out["update"].append(shown["time"] - created)
             time.sleep(0.3)  # the footer edit of this turn is not the next one's call
         token = f"tok-{secrets.token_hex(4)}"
-        calls, after = len(tg.calls()), _last_id(tg, user)
+        after = _last_call(tg)
         tg.send(user, f"long {token} #sb:slow=20 #sb:words={WORDS}")
-        _wait_answer(tg, user, f"w{WORDS}", after, timeout=120)
-        streamed = [c for c in tg.calls()[calls:] if c["method"] in SHOWS
-                    and _text(c).startswith("w1") and "✓" not in _text(c)]
+        streamed = [c for c in _wait_answer(tg, f"w{WORDS}", after, timeout=120)
+                    if c["method"] in SHOWS and _text(c).startswith("w1") and "✓" not in _text(c)]
         ok = [c for c in streamed if c["status"] == 200]
         span = (ok[-1]["time"] - ok[0]["time"]) if len(ok) > 1 else float("nan")
         out["changes"], out["span"] = len(ok), span
@@ -99,6 +101,75 @@ def side(claude: str, model: Any, tg: Any, drafts: bool) -> dict[str, Any]:
     finally:
         stack.close()
     return out
+
+
+def bare_session_flags(claude: str, model: Any, tmp: Path) -> list[float]:
+    """The bare warm CLI with the session's own flags (partial messages, permission prompts over
+    stdio, Switchboard's MCP server, the sandbox settings), as the worker starts it but without
+    the worker: writing the user line to the first text delta, control requests answered here.
+    What the CLI itself spends on what a session asks of it, apart from the stack."""
+    import asyncio
+
+    from bench.bench_e2e import cli_env
+    from session_worker import stream_json
+    from session_worker.claude_process import build_argv
+    from session_worker.fence import Fence
+    from session_worker.mcp_tools import McpServer
+    from wire import sandbox
+    from wire.messages import Persona
+
+    work, state, run = tmp / "flags-work", tmp / "flags-state", tmp / "flags-run"
+    for d in (work, state, run):
+        d.mkdir()
+    # The sandbox settings as a default persona gets them: where bubblewrap and socat exist.
+    fence = None if sandbox.missing_programs() else Fence(str(state), str(run), str(work))
+    argv = build_argv(claude, Persona(name="default"), [], None, fence=fence)
+
+    async def turns() -> list[float]:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=work, env=cli_env(model, tmp / "flags-home"),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, limit=2**24)
+        assert proc.stdin is not None and proc.stdout is not None
+        mcp = McpServer(lambda path, caption: asyncio.sleep(0, "not in this benchmark"))
+        times: list[float] = []
+        try:
+            for i in range(WARMUP + TURNS):
+                line = stream_json.user_line(f"flags turn {i}")
+                t0 = time.perf_counter()
+                proc.stdin.write(line)
+                first = None
+                while True:
+                    raw = await proc.stdout.readline()
+                    if not raw:
+                        raise AssertionError(f"the CLI ended (rc={proc.returncode})")
+                    obj = json.loads(raw)
+                    if first is None and obj.get("type") == "stream_event" and obj["event"].get(
+                            "delta", {}).get("type") == "text_delta":
+                        first = time.perf_counter() - t0
+                    elif obj.get("type") == "control_request":
+                        req = obj["request"]
+                        if req.get("subtype") == "mcp_message":
+                            answer = await mcp.handle(req.get("message"))
+                            proc.stdin.write(stream_json.mcp_response_line(obj["request_id"],
+                                                                           answer))
+                        else:
+                            proc.stdin.write(stream_json.control_error_line(
+                                obj["request_id"], "not in this benchmark"))
+                    elif obj.get("type") == "result":
+                        break
+                if i >= WARMUP and first is not None:
+                    times.append(first)
+        finally:
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+        return times
+
+    return asyncio.run(turns())
 
 
 def ms1(seconds: float) -> str:
@@ -124,15 +195,18 @@ def main() -> None:
         drafts = side(claude, model, tg, drafts=True)
         edits = side(claude, model, tg, drafts=False)
         warm = bare_warm(claude, model, tmp)
+        flagged = bare_session_flags(claude, model, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     bare = summary(warm)["median"]
+    bare_flags = summary(flagged)["median"]
     base = summary(drafts["update"])["median"]
     rows = []
     for name, values in [("drafts: model -> first visible text", drafts["model"]),
                          ("edits:  model -> first visible text", edits["model"]),
                          ("drafts: update -> first visible text", drafts["update"]),
                          ("edits:  update -> first visible text", edits["update"]),
-                         ("bare CLI warm (stream-json stdin -> result)", warm)]:
+                         ("bare CLI warm (stream-json stdin -> result)", warm),
+                         ("bare CLI warm, a session's flags (stdin -> first delta)", flagged)]:
         s = summary(values)
         rows.append([name, str(s["n"]), ms1(s["median"]), ms1(s["p90"]), ms1(s["min"]),
                      ms1(s["max"]), f"{s['median'] / base:.2f}x"])
@@ -142,10 +216,12 @@ def main() -> None:
     table([[name, str(r["changes"]), f"{r['span']:.1f} s", f"{r['per_second']:.2f}",
             str(r["flood"])] for name, r in (("drafts", drafts), ("edits", edits))],
           ["long answer", "changes shown", "over", "per second", "429s"])
-    print(f"\nthe stack adds {ms1(base - bare)} (drafts) and "
-          f"{ms1(summary(edits['update'])['median'] - bare)} (edits) to the bare warm CLI's "
-          f"turn; drafts show {drafts['per_second'] / max(edits['per_second'], 1e-9):.1f}x as "
-          "many changes per second as edits.")
+    edits_median = summary(edits["update"])["median"]
+    print(f"\nthe stack adds {ms1(base - bare)} (drafts) and {ms1(edits_median - bare)} (edits)"
+          " to the bare warm CLI's turn; to the bare CLI with a session's flags, "
+          f"{ms1(base - bare_flags)} and {ms1(edits_median - bare_flags)}; drafts show "
+          f"{drafts['per_second'] / max(edits['per_second'], 1e-9):.1f}x as many changes per"
+          " second as edits.")
 
 
 if __name__ == "__main__":

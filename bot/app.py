@@ -47,6 +47,7 @@ from bot.taps import Taps
 from bot.telegram_out import TelegramOut
 from bot.topic_map import TopicMap
 from bot.topics import Topics
+from bot.transport import AiohttpRequest
 from bot.voice import Transcriber
 from wire import auth, logs
 from wire.aio import wait_event
@@ -83,8 +84,10 @@ def main() -> int:
 
 
 async def run(settings: BotSettings, token: str, voice_key: str | None = None) -> None:
+    requests = AiohttpRequest(), AiohttpRequest(1)  # calls; getUpdates' long poll
     app = (ApplicationBuilder().token(token).base_url(f"{settings.api_base_url}/bot")
            .base_file_url(f"{settings.api_base_url}/file/bot").updater(None)
+           .request(requests[0]).get_updates_request(requests[1])
            .rate_limiter(ChatRateLimiter()).build())
     endpoints = prepare_runtime_dir(Path(settings.runtime_dir))
     keys = auth.receive_keys()  # the socket keys the supervisor piped to us (wire.auth)
@@ -103,6 +106,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     couriers = Couriers(journal, chat, supervisor, out, settings.worker_timeout_seconds)
     couriers.topic_of = topics.map.thread
     live = LiveStatus(journal, supervisor, out, settings.status_refresh_seconds)
+    live.thread_of = topics.map.thread
     delivery.on_change = live.poke
     commands = Commands(journal, supervisor, chat, out, topics, live)
     inbound = Inbound(settings, journal, couriers, out, chat, topics,
@@ -132,6 +136,7 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
     app.add_handler(MessageHandler(unsupported_filter(), inbound.unsupported))
     app.add_handler(CallbackQueryHandler(taps.permission, pattern=callbacks.PERMISSION))
     app.add_handler(CallbackQueryHandler(taps.switch, pattern=callbacks.SWITCH))
+    app.add_handler(CallbackQueryHandler(taps.topic, pattern=callbacks.TOPIC))
     app.add_handler(CallbackQueryHandler(taps.remove, pattern=callbacks.REMOVE))
     app.add_handler(CallbackQueryHandler(taps.grant, pattern=callbacks.GRANT))
     app.add_handler(CallbackQueryHandler(taps.retry, pattern=callbacks.RETRY))
@@ -182,6 +187,8 @@ async def run(settings: BotSettings, token: str, voice_key: str | None = None) -
         chat.close()
         journal.close()
         ctx.term()
+        for request in requests:  # also when getMe failed and PTB never shut them down
+            await request.shutdown()
 
 
 def unsupported_filter() -> filters.BaseFilter:

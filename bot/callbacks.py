@@ -4,6 +4,9 @@
                   (the scoped rule the worker kept with the prompt, named on the button)
     g:NAME:ID     /permissions: revoke grant ID of session NAME
     sw:NAME       make NAME the chat's active session
+    tp:NAME       the live status's "Open NAME" in a private chat with topics: a line in NAME's
+                  topic (Telegram has no link into a private chat's topic; a forum's button is a
+                  t.me link instead)
     rm:y|n:NAME   the answer to "/remove NAME": remove it, or keep it
     rt:N          send again a message a user's stop cut short (N: its row in bot.db)
     bu:s|d:NAME   raise session NAME's budget (s: the session's, d: the day's) for today
@@ -27,6 +30,7 @@ from wire.names import session_name_error
 # handler, which answers it (an unanswered tap spins in the user's client).
 PERMISSION = r"^p:"
 SWITCH = r"^sw:"
+TOPIC = r"^tp:"
 REMOVE = r"^rm:"
 GRANT = r"^g:"
 RETRY = r"^rt:"
@@ -35,6 +39,7 @@ STOP = r"^st:"
 
 _PERMISSION = re.compile(r"p:(\d{1,18}):([ads])")
 _SWITCH = re.compile(r"sw:(.+)")
+_TOPIC = re.compile(r"tp:(.+)")
 _REMOVE = re.compile(r"rm:([yn]):(.+)")
 _GRANT = re.compile(r"g:([a-z0-9][a-z0-9_-]{0,31}):(\d{1,18})")
 _RETRY = re.compile(r"rt:(\d{1,18})")
@@ -66,6 +71,21 @@ class RemoveTap:
 
 def switch_button(session: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(f"Switch to {session}", callback_data=f"sw:{session}")
+
+
+def topic_button(session: str, url: str | None = None) -> InlineKeyboardButton:
+    """"Open NAME": a link straight into a forum's topic, else a tap (`tp:`) in a private chat."""
+    if url is not None:
+        return InlineKeyboardButton(f"Open {session}", url=url)
+    return InlineKeyboardButton(f"Open {session}", callback_data=f"tp:{session}")
+
+
+def topic_link(chat_id: int, thread_id: int) -> str | None:
+    """The t.me link of a supergroup's topic (members open it); None for a private chat."""
+    text = str(chat_id)
+    if not text.startswith("-100") or len(text) <= 4:
+        return None
+    return f"https://t.me/c/{text[4:]}/{thread_id}"
 
 
 def switch_picker(sessions: list[str]) -> InlineKeyboardMarkup:
@@ -146,6 +166,14 @@ def parse_permission(data: str) -> PermissionTap | None:
 def parse_switch(data: str) -> str | None:
     """The session to switch to; None unless it is a valid session name."""
     found = _SWITCH.fullmatch(data)
+    if found is None or session_name_error(found.group(1)):
+        return None
+    return found.group(1)
+
+
+def parse_topic(data: str) -> str | None:
+    """The session whose topic to open; None unless it is a valid session name."""
+    found = _TOPIC.fullmatch(data)
     if found is None or session_name_error(found.group(1)):
         return None
     return found.group(1)

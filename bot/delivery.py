@@ -93,6 +93,7 @@ class SessionLine(SessionView):
         self.held: tuple[int, str] | None = None  # a URL-carrying tool line awaiting its prompt
         self.missed = Missed()  # given up while Telegram did not answer; told once it does
         self.stop_buttons: list[int] = []  # draft messages whose ⏹ is still to be removed
+        self._sync: asyncio.Future[None] | None = None  # the last seq's fsync (_last_recorded)
         self.task = asyncio.get_running_loop().create_task(self._run(), name=f"line-{session}")
 
     # ----------------------------------------------------------------------- ordering
@@ -153,6 +154,8 @@ class SessionLine(SessionView):
         return await self.queue.get()
 
     async def _take(self, ev: m.Event) -> None:
+        if ev.seq > 0:
+            await self._last_recorded()
         if self.missed.what:
             await self._tell_missed()
         target: Target | None = None
@@ -176,6 +179,14 @@ class SessionLine(SessionView):
                           ev.seq, type(ev.body).__name__)
         if ev.seq > 0:
             self.d.journal.set_delivered(self.session, ev.seq)
+            self._sync = asyncio.ensure_future(asyncio.to_thread(self.d.journal.sync))
+
+    async def _last_recorded(self) -> None:
+        """The last durable event's seq is on disk before the next durable event is shown, so a
+        power cut shows at most that one again; deltas (seq 0) never wait for the disk."""
+        sync, self._sync = self._sync, None
+        if sync is not None:
+            await sync
 
     def budget(self) -> float:
         """How long one Telegram call may be retried: the setting, or a short while when an

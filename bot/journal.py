@@ -16,14 +16,22 @@
 - sent:      which session sent which message (chat, message id), for reply-to routing.
 - status:    per chat, the message id of its pinned live status (bot.live_status), so a
              restarted bot edits that message instead of posting another.
+The topics, sent and status tables are read and written by bot.journal_places, a part of
+`Journal`.
 
 Durability: every write survives a kill -9 of the bot the moment it returns (WAL: the frames
-are in the file). Most writes are also fsynced at once (synchronous=FULL). Three on a warm
-turn's path are not, so that a message costs no fsync before it reaches its worker: a new
-update (`record_update`), its hand-off and its `mark_done`. The poller fsyncs the WAL
-(`sync`) before its next getUpdates tells Telegram the update arrived, and any later FULL write
-syncs them too; a power cut in between can only make a restarted bot run a not-done update
-again, which its hand-off key makes harmless.
+are in the file). Most writes are also fsynced at once (synchronous=FULL). The ones a warm turn
+makes are not, so that no fsync holds up the bot's loop while an answer streams; the WAL is
+fsynced in a thread (`sync`) where a power cut would matter:
+- a new update (`record_update`), its hand-off and its `mark_done`: the poller syncs before its
+  next getUpdates tells Telegram the update arrived; a power cut can only make a restarted bot
+  run a not-done update again, which its hand-off key makes harmless;
+- `handoffs_done`: a part that goes again after a power cut is one the worker already has;
+- `set_delivered`: bot.delivery syncs it before the session's next durable event is shown, so a
+  power cut repeats at most one event per session, as a kill -9 does;
+- `remember_sent`: a power cut could only cost reply-to routing for that message;
+- `set_draft`, `clear_draft`: a power cut could leave one partial message not replaced.
+Any later FULL write syncs them too.
 
 Only the bot opens this file. Strangers' updates never reach it. No Telegram calls here.
 A storage error (disk full, I/O) is never swallowed: it is logged with its fix, kept in
@@ -39,6 +47,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bot.journal_places import Places
 from wire import dbfiles, storage
 from wire.storage import StorageFailure
 
@@ -74,7 +83,6 @@ CREATE TABLE IF NOT EXISTS sent (
     chat_id INTEGER NOT NULL, message_id INTEGER NOT NULL, session TEXT NOT NULL,
     PRIMARY KEY (chat_id, message_id));
 """
-KEEP_SENT = 20_000  # reply-to routing remembers this many of the newest messages
 # How often an update may be started before a restarted bot gives it up: one whose handler
 # takes the bot down with it would otherwise run again at every start. Three, not two: a kill
 # from outside (an OOM killer, a reboot) can land in one handler twice, and that update is the
@@ -114,7 +122,7 @@ class Prompt:
     state: str
 
 
-class Journal:
+class Journal(Places):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.failure = StorageFailure(self.path)
@@ -267,9 +275,10 @@ class Journal:
 
     def handoffs_done(self, keys: list[str]) -> None:
         """The parts of one joined turn (bot.joiner) leave together: one statement, so a crash
-        never leaves a part behind to be sent again on its own."""
+        never leaves a part behind to be sent again on its own. Not fsynced: after a power
+        cut a part may go again, and the worker knows its key (it fsynced it before Accepted)."""
         marks = ", ".join("?" * len(keys))
-        self._exec(f"DELETE FROM handoffs WHERE key IN ({marks})", tuple(keys))  # noqa: S608
+        self._relaxed(f"DELETE FROM handoffs WHERE key IN ({marks})", tuple(keys))  # noqa: S608
 
     # ----------------------------------------------------------------------- outbound delivery
 
@@ -278,8 +287,9 @@ class Journal:
         return int(row[0]) if row else 0
 
     def set_delivered(self, session: str, seq: int) -> None:
-        """Record that Telegram accepted everything up to `seq` (never moves backwards)."""
-        self._exec(
+        """Record that Telegram accepted everything up to `seq` (never moves backwards). Not
+        fsynced here: bot.delivery syncs it in a thread before its next durable event."""
+        self._relaxed(
             "INSERT INTO delivered (session, seq) VALUES (?, ?) ON CONFLICT(session) DO UPDATE"
             " SET seq = MAX(seq, excluded.seq)",
             (session, seq),
@@ -370,10 +380,21 @@ class Journal:
         )
         return bool(cur.rowcount)
 
+    def open_prompt_counts(self) -> dict[str, int]:
+        """How many permission prompts wait for an answer, per session."""
+        rows = self._exec("SELECT session, COUNT(*) FROM prompts WHERE state = 'open'"
+                          " GROUP BY session")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def open_prompt_sessions(self) -> set[str]:
+        return {str(r[0]) for r in self._exec("SELECT session FROM prompts WHERE state = 'open'")}
+
     # ----------------------------------------------------------------------- drafts
 
     def set_draft(self, session: str, chat_id: int, message_ids: list[int]) -> None:
-        self._exec(
+        # Not fsynced (nor clear_draft): written while an answer streams by edits; a power cut
+        # can only leave one partial message that a restarted bot does not replace.
+        self._relaxed(
             "INSERT INTO drafts (session, chat_id, message_ids) VALUES (?, ?, ?)"
             " ON CONFLICT(session) DO UPDATE SET chat_id = excluded.chat_id,"
             " message_ids = excluded.message_ids",
@@ -385,26 +406,7 @@ class Journal:
         return (int(row[0]), list(json.loads(row[1]))) if row else None
 
     def clear_draft(self, session: str) -> None:
-        self._exec("DELETE FROM drafts WHERE session = ?", (session,))
-
-    # ----------------------------------------------------------------------- live status
-
-    def set_status_message(self, chat_id: int, message_id: int) -> None:
-        self._exec(
-            "INSERT INTO status (chat_id, message_id) VALUES (?, ?) ON CONFLICT(chat_id)"
-            " DO UPDATE SET message_id = excluded.message_id",
-            (chat_id, message_id),
-        )
-
-    def status_messages(self) -> dict[int, int]:
-        """Every chat's live status message: chat -> message id."""
-        return {int(r[0]): int(r[1]) for r in self._exec("SELECT chat_id, message_id FROM status")}
-
-    def open_prompt_counts(self) -> dict[str, int]:
-        """How many permission prompts wait for an answer, per session."""
-        rows = self._exec("SELECT session, COUNT(*) FROM prompts WHERE state = 'open'"
-                          " GROUP BY session")
-        return {str(r[0]): int(r[1]) for r in rows}
+        self._relaxed("DELETE FROM drafts WHERE session = ?", (session,))
 
     # ----------------------------------------------------------------------- retries
 
@@ -425,45 +427,3 @@ class Journal:
             return None
         cur = self._exec("DELETE FROM retries WHERE n = ?", (n,))
         return (str(row[0]), int(row[1]), str(row[2])) if cur.rowcount else None
-
-    # ----------------------------------------------------------------------- topics (bot.topics)
-
-    def topic_rows(self) -> list[tuple[int, str, int | None, str, bool]]:
-        """(chat, session, thread or None while only intended, title, closed) of every topic."""
-        rows = self._exec("SELECT chat_id, session, thread_id, title, closed FROM topics")
-        return [(int(r[0]), str(r[1]), None if r[2] is None else int(r[2]), str(r[3]),
-                 bool(r[4])) for r in rows]
-
-    def intend_topic(self, chat_id: int, session: str, title: str) -> None:
-        """Before createForumTopic: the row without a thread (a crash leaves this intent)."""
-        self._exec("INSERT INTO topics (chat_id, session, thread_id, title) VALUES (?, ?, NULL, ?)"
-                   " ON CONFLICT(chat_id, session) DO UPDATE SET thread_id = NULL,"
-                   " title = excluded.title, closed = 0", (chat_id, session, title))
-
-    def set_topic(self, chat_id: int, session: str, thread_id: int | None, title: str,
-                  closed: bool = False) -> None:
-        self._exec("INSERT INTO topics (chat_id, session, thread_id, title, closed)"
-                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT(chat_id, session) DO UPDATE SET"
-                   " thread_id = excluded.thread_id, title = excluded.title,"
-                   " closed = excluded.closed", (chat_id, session, thread_id, title, int(closed)))
-
-    def drop_topic(self, chat_id: int, session: str) -> None:
-        self._exec("DELETE FROM topics WHERE chat_id = ? AND session = ?", (chat_id, session))
-
-    def open_prompt_sessions(self) -> set[str]:
-        return {str(r[0]) for r in self._exec("SELECT session FROM prompts WHERE state = 'open'")}
-
-    # ----------------------------------------------------------------------- reply-to routing
-
-    def remember_sent(self, chat_id: int, message_id: int, session: str) -> None:
-        self._exec("INSERT OR REPLACE INTO sent (chat_id, message_id, session) VALUES (?, ?, ?)",
-                   (chat_id, message_id, session))
-
-    def sender_of(self, chat_id: int, message_id: int) -> str | None:
-        """The session that sent this message (None: a message of no session)."""
-        row = self._one("SELECT session FROM sent WHERE chat_id = ? AND message_id = ?", chat_id,
-                        message_id)
-        return str(row[0]) if row else None
-
-    def prune_sent(self, keep: int = KEEP_SENT) -> None:
-        self._exec("DELETE FROM sent WHERE rowid <= (SELECT MAX(rowid) FROM sent) - ?", (keep,))

@@ -2,14 +2,17 @@
 
 `status_text` and `status_markup` are pure: each session's state (working, ready, suspended,
 stopped, ...), project, persona, model, context fill, cost, queued messages, pending approvals
-and idle time, then the subscription's windows (bot.meters), and one button
-per other session that switches the chat to it. `LiveStatus` is the shell: `/status` posts a new
-one at the bottom of the chat, pins it, and unpins and deletes the one before (`bring_up`); from
-then on it is edited in place whenever something changes (`poke`: a state change from the
-supervisor, a turn starting or ending, a permission prompt), debounced, and at least every
-`status_refresh_seconds` (idle times, a suspend after the idle timeout); an edit that would show
-the same text is never sent. Its message id is in bot.db, so a restarted bot edits the same
-message instead of posting another; a status message the user deleted is posted again.
+and idle time, then the subscription's windows (bot.meters), and one button per other session
+that switches the chat to it, or, where the chat has topics, one per session that opens its
+topic (a t.me link in a forum; in a private chat, where Telegram has no such link, a tap that
+puts a line in the topic, which brings it up with a badge). `LiveStatus` is the shell: `/status`
+posts a new one at the bottom of the chat, pins it, and unpins and deletes the one before
+(`bring_up`); from then on it is edited in place whenever something changes (`poke`: a state
+change from the supervisor, a turn starting or ending, a permission prompt), debounced, and at
+least every `status_refresh_seconds` (idle times, a suspend after the idle timeout); an edit
+that would show the same text is never sent. Its message id is in bot.db, so a restarted bot
+edits the same message instead of posting another; a status message the user deleted is posted
+again.
 
 The text says nothing that changes every second (no uptime, idle time in minutes), so a quiet
 system costs no edits at all. It must never show a session's conversation, and never block a
@@ -19,12 +22,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import meters, place
-from bot.callbacks import switch_button
+from bot.callbacks import switch_button, topic_button, topic_link
 from bot.control import Refused, SupervisorClient
 from bot.journal import Journal
 from bot.render import Chunk, format_cost, format_idle, session_name, session_rows
@@ -86,10 +90,20 @@ def status_text(rows: list[m.ProgramStatus], active: str | None,
     return "\n".join(lines)
 
 
-def status_markup(rows: list[m.ProgramStatus], active: str | None) -> InlineKeyboardMarkup | None:
-    """A button per session the chat is not on, two to a row."""
-    buttons: list[InlineKeyboardButton] = [
-        switch_button(session_name(r)) for r in session_rows(rows) if session_name(r) != active]
+def status_markup(rows: list[m.ProgramStatus], active: str | None, chat_id: int = 0,
+                  thread: Callable[[str], int | None] = lambda session: None,
+                  ) -> InlineKeyboardMarkup | None:
+    """Two buttons to a row: where the chat has topics, one per session that has its topic
+    there, to open it (`thread`: the session's topic in this chat); elsewhere one per session
+    the chat is not on, to switch to it."""
+    buttons: list[InlineKeyboardButton] = []
+    for r in session_rows(rows):
+        name = session_name(r)
+        topic = thread(name)
+        if topic is not None:
+            buttons.append(topic_button(name, topic_link(chat_id, topic)))
+        elif name != active:
+            buttons.append(switch_button(name))
     if not buttons:
         return None
     return InlineKeyboardMarkup([buttons[i:i + 2] for i in range(0, len(buttons), 2)])
@@ -107,6 +121,8 @@ class LiveStatus:
         self._poked = asyncio.Event()
         self._shown: dict[int, str] = {}  # chat -> the text (and buttons) its message shows
         self._lock = asyncio.Lock()  # one refresh or bring-up at a time
+        # The session's topic in a chat (bot.topics), for the buttons that open it.
+        self.thread_of: Callable[[int, str], int | None] = lambda chat, session: None
 
     def poke(self) -> None:
         """Something changed: refresh soon (many pokes make one refresh)."""
@@ -127,7 +143,7 @@ class LiveStatus:
                     ) -> tuple[str, InlineKeyboardMarkup | None]:
         active = self.journal.active(chat)
         return (status_text(rows, active, self.journal.open_prompt_counts()),
-                status_markup(rows, active))
+                status_markup(rows, active, chat, lambda session: self.thread_of(chat, session)))
 
     @staticmethod
     def _key(text: str, markup: InlineKeyboardMarkup | None) -> str:

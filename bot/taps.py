@@ -124,6 +124,24 @@ class Taps:
         await query.answer(f"Active session: {session}")
         await say(self.out, chat, f"Active session: {session}.")
 
+    async def topic(self, update: Update, ctx: Ctx) -> None:
+        """The live status's "Open NAME" in a private chat with topics: a line in NAME's topic,
+        which Telegram then shows with a badge (no link leads into a private chat's topic)."""
+        query, chat, _ = _query(update)
+        session = callbacks.parse_topic(query.data or "")
+        thread = None
+        if session is not None and self.topics is not None:
+            thread = self.topics.map.thread(chat, session)
+        if session is None or thread is None:
+            await query.answer("That session has no topic here any more: see /sessions.")
+            return
+        await query.answer(f"{session}: its topic has a new line; open it to write there.")
+        with place.in_thread(thread):
+            mid = await reliably(partial(self.out.send, chat, Chunk(
+                f"📍 {session} is here: write in this topic to talk to it.")), "topic_pointer")
+        if mid is not None:
+            self.journal.remember_sent(chat, mid, session)
+
     async def remove(self, update: Update, ctx: Ctx) -> None:
         query, chat, mid = _query(update)
         tap = callbacks.parse_remove(query.data or "")

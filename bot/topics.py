@@ -5,7 +5,8 @@ supergroup, every session gets its own topic in each chat that has topics (`/new
 session made any other way, or from before topics were on, gets one on the next refresh), and
 everything the session says goes there (bot.delivery sets the topic per event, bot.place carries
 it to every send). A message in a topic goes to that topic's session; one the user made by hand
-becomes a session named after it (bot.topic_names). `/stop` closes a topic, a message in it
+becomes a session named after it (bot.topic_names). `/stop` closes a topic (so does a stop from
+elsewhere, `switchboardctl stop`, seen as the session's change to stopped), a message in it
 reopens it; `/remove` deletes it. A send into a topic Telegram says is gone ("message thread not
 found") recreates it and sends again there; one into a closed topic reopens it first.
 
@@ -330,6 +331,12 @@ class Topics:
                     self.map.set_title(chat, session, want)
             elif want != self.map.titles.get(key):
                 self._dirty.set()  # edited a moment ago: next round
+            if state == names.STOPPED and before not in (None, names.STOPPED) and \
+                    key not in self.map.closed and key not in self._reclose:
+                # stopped from elsewhere (switchboardctl stop): closed, as /stop closes it
+                if await self._topic_call("close_topic", partial(
+                        self.bot.close_forum_topic, chat, thread)):
+                    self.map.set_closed(chat, session, True)
             if key in self._reclose:  # its late message is shown: closed again if still stopped
                 self._reclose.discard(key)
                 if state == names.STOPPED and await self._topic_call("close_topic", partial(

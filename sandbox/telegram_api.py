@@ -29,7 +29,8 @@ process that started the server (:class:`TelegramSandbox`: the tests, ``make dem
   message_thread_id?, is_forum?}`` (``is_forum``: the supergroup is a forum),
   ``POST send_document {user_id, filename, content_b64, caption?, mime_type?}``,
   ``POST send_photo {user_id, content_b64, caption?}``: a user's message, as an update (a group
-  the bot left takes none until it is added again);
+  the bot left takes none until it is added again); the answer has the update, the message and
+  ``created``, the wall-clock time the update came to exist;
 - ``POST add_bot {user_id, chat_id, chat_type?, title?}``: the user adds the bot to a group (a
   ``my_chat_member`` update); ``GET member?chat_id=``: whether the bot is in it (``leaveChat``
   takes it out, with a ``my_chat_member`` update of its own);
@@ -44,7 +45,8 @@ process that started the server (:class:`TelegramSandbox`: the tests, ``make dem
   draft_id, chat_id?, message_thread_id?}``: the user taps Stop; ``POST advance_clock
   {seconds}``: the draft clock moves on (a draft goes 30 s after its last change);
 - ``GET previews?chat_id=``: the bot's messages that show a link preview;
-- ``GET calls?method=``: every Bot API call (method, params as sent, status, time, fault);
+- ``GET calls?method=&after=``: every Bot API call (method, params as sent, status, time of
+  arrival, fault, and ``n``, its number; ``after``: only the calls numbered above it);
 - ``GET updates``: updates not yet confirmed; ``GET commands``: what setMyCommands stored;
 - ``POST block {user_id, blocked}``: the user blocks the bot (sends fail with 403);
 - ``POST faults {kind, method?, chat_id?, count?, retry_after?, delay?, status?}`` with kind
@@ -345,9 +347,10 @@ class TelegramSandbox(TopicsAndDrafts, ServerProcess):
             query={"deleted": int(deleted), "content": int(content), "token": token},
         )
 
-    def calls(self, method: str | None = None) -> list[dict[str, Any]]:
-        """The log of Bot API calls (``method``, ``params``, ``status``, ``time``...)."""
-        return self._request("GET", "calls", query={"method": method})
+    def calls(self, method: str | None = None, *, after: int = 0) -> list[dict[str, Any]]:
+        """The log of Bot API calls (``method``, ``params``, ``status``, ``time``, ``n``...);
+        ``after``: only those whose ``n`` is greater (cheap to poll)."""
+        return self._request("GET", "calls", query={"method": method, "after": after or None})
 
     def callbacks(self, *, token: str | None = None) -> list[dict[str, Any]]:
         """Every tap, with ``answered`` and the ``answer`` the bot gave."""

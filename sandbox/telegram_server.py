@@ -152,6 +152,7 @@ class TelegramServer:
         self.default = tokens[0]
         self.faults = Faults()
         self.calls: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_CALLS)
+        self.logged = 0  # calls ever logged: each call's `n`, for `calls?after=`
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=60 * 1024 * 1024,
@@ -223,7 +224,7 @@ class TelegramServer:
             "status": None,
             "time": time.time(),
         }
-        self.calls.append(record)
+        self._log(record)
         bot = self.bots.get(token)
         if bot is None:
             record["status"] = 401 if TOKEN_RE.fullmatch(token) else 404
@@ -308,7 +309,7 @@ class TelegramServer:
             "status": None,
             "time": time.time(),
         }
-        self.calls.append(record)
+        self._log(record)
         fault = self.faults.take("download", None)
         if fault is not None:
             record["fault"] = fault["kind"]
@@ -398,9 +399,16 @@ class TelegramServer:
         )
         return _json(view)
 
+    def _log(self, record: dict[str, Any]) -> None:
+        self.logged += 1
+        record["n"] = self.logged
+        self.calls.append(record)
+
     async def call_log(self, request: web.Request) -> web.Response:
         method = request.query.get("method")
-        calls = [c for c in self.calls if method is None or c["method"].lower() == method.lower()]
+        after = int(request.query.get("after") or 0)
+        calls = [c for c in self.calls if c["n"] > after
+                 and (method is None or c["method"].lower() == method.lower())]
         return _json(calls)
 
     def shutdown(self) -> None:

@@ -15,7 +15,9 @@ closed topic), "TOPIC_ID_INVALID" (a topic method on an id that is no topic), "T
 (closing a closed topic, an edit that changes nothing), "the chat is not a forum" (topics where
 there are none), "TOPIC_TITLE_EMPTY" / "TOPIC_TITLE_TOO_LONG" (a name outside 1-128 characters).
 The sandbox has no admin rights: a bot may manage every topic, and nobody writes into a closed
-one (in a real forum an admin may). This module must never touch a message outside topics.
+one (in a real forum an admin may), except the user into the topics of their private chat with
+the bot, which are theirs as a forum's are its admins'. This module must never touch a message
+outside topics.
 """
 
 from __future__ import annotations

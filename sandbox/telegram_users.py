@@ -67,13 +67,14 @@ def _user_message(bot: BotState, body: dict[str, Any], **fields: Any) -> dict[st
         topic = chat.topics.get(thread)
         if topic is None or topic.deleted:
             raise ApiError(400, f"no topic {thread} in chat {chat.id}")
-        if topic.closed:
+        if topic.closed and chat.type != "private":  # the user owns a private chat's topics
             raise ApiError(400, f"topic {thread} is closed: reopen it first")
     msg = bot.add_message(
         chat, sender=user, from_bot=False, reply_to=reply_to, thread_id=thread, **fields
     )
+    created = time.time()  # when Telegram has the update: where a benchmark's turn starts
     update = bot.push_update("message", bot.message_obj(msg))
-    return {"update": update, "message": bot.message_obj(msg)}
+    return {"update": update, "message": bot.message_obj(msg), "created": created}
 
 
 def add_bot(bot: BotState, body: dict[str, Any]) -> dict[str, Any]:

@@ -216,17 +216,29 @@ class ClaudeProcess:
         if not self.exited.done():
             self.exited.set_result(rc)
 
-    async def write(self, data: bytes) -> None:
+    def put(self, data: bytes) -> None:
+        """Hand `data` to stdin's pipe now, without waiting (then `drain`); CliGone when there
+        is no stdin to take it."""
         if self._proc is None or self._proc.stdin is None or self.exited.done():
             raise CliGone("the CLI is not running")
         stdin = self._proc.stdin
         if stdin.is_closing():
             raise CliGone("the CLI's stdin is closed")
+        stdin.write(data)
+
+    async def drain(self) -> None:
+        """Until the pipe took what `put` gave it (the CLI reads its stdin)."""
+        stdin = self._proc.stdin if self._proc is not None else None
+        if stdin is None:
+            raise CliGone("the CLI is not running")
         try:
-            stdin.write(data)
             await stdin.drain()
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise CliGone(f"the CLI's stdin is gone ({exc})") from None
+
+    async def write(self, data: bytes) -> None:
+        self.put(data)
+        await self.drain()
 
     def rss(self) -> int:
         try:

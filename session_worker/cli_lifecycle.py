@@ -88,6 +88,27 @@ class CliLifecycle:
         keep = warm.pid if warm is not None else None
         return await asyncio.to_thread(procs.sweep_stale_clis, self.name, self.instance, keep)
 
+    def put(self, line: bytes) -> bool:
+        """One line into the CLI's stdin pipe now (then `drain`); False when there is no CLI to
+        take it."""
+        if self.cli is None:
+            return False
+        try:
+            self.cli.put(line)
+        except CliGone:
+            return False
+        return True
+
+    async def drain(self) -> bool:
+        """Until the CLI's stdin took what `put` gave it; False when the CLI is gone."""
+        if self.cli is None:
+            return False
+        try:
+            await self.cli.drain()
+        except CliGone:
+            return False
+        return True
+
     async def write(self, line: bytes) -> bool:
         """One line to the CLI's stdin; False when there is no CLI to take it."""
         if self.cli is None:

@@ -187,9 +187,11 @@ class Store:
         ).fetchone()
         return None if row is None else _item(row)
 
-    def open_count(self) -> int:
+    def open_count(self, before: int | None = None) -> int:
+        """Messages queued or running (`before`: only those that came before that row id)."""
         row = self._db.execute(
-            "SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'running')"
+            "SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'running') AND id < ?",
+            (before if before is not None else 2**62,),
         ).fetchone()
         return int(row[0])
 

@@ -164,9 +164,13 @@ class TurnRunner:
 
     async def _try(self, turn: Turn) -> policy.Decision:
         item = turn.item
-        self._out.emit(m.TurnStarted(key=item.key))
+        warm = self._cli.warm is not None
+        if not warm:  # a CLI must start first: the chat hears at once that the turn began
+            self._out.emit(m.TurnStarted(key=item.key))
         cli = await self._cli.ensure()
         if cli is None:
+            if warm:
+                self._out.emit(m.TurnStarted(key=item.key))
             return policy.decide(
                 TurnFacts(
                     Ending.NO_CLI,
@@ -179,17 +183,23 @@ class TurnRunner:
             )
         turn.cli = cli
         self._cli.count_turn()
-        uploads = Path(self.s.state_dir) / "sessions" / self.s.session / "work" / "uploads"
-        content = await asyncio.to_thread(images.user_content, prompt_text(item), item.images,
-                                          uploads)
-        line = stream_json.user_line(content)
-        if not await self._write_in_time(cli, line):
+        text = prompt_text(item)
+        content: str | list[dict[str, Any]] = text
+        if item.images:  # read (and checked) off the loop; a text turn needs no thread hop
+            uploads = Path(self.s.state_dir) / "sessions" / self.s.session / "work" / "uploads"
+            content = await asyncio.to_thread(images.user_content, text, item.images, uploads)
+        # On a warm CLI the line goes first and TurnStarted right after it: the CLI cannot
+        # answer before this returns to the loop, so the chat still hears of the start first.
+        written = self._cli.put(stream_json.user_line(content))
+        if warm:
+            self._out.emit(m.TurnStarted(key=item.key))
+        if not written or not await self._drain_in_time():
             log.warning("event=write_failed key=%s", item.key)
         return await self._wait(turn, cli)
 
-    async def _write_in_time(self, cli: ClaudeProcess, line: bytes) -> bool:
+    async def _drain_in_time(self) -> bool:
         try:
-            return await asyncio.wait_for(self._cli.write(line), self.s.hang_timeout_seconds)
+            return await asyncio.wait_for(self._cli.drain(), self.s.hang_timeout_seconds)
         except TimeoutError:
             return False
 

@@ -411,20 +411,20 @@ class Worker:
         # that loses nothing: the bot still has the message and sends it again.
         fresh = self.store.add_turn(msg.key, msg.chat_id, msg.text, msg.message_id, msg.attachments,
                                     images=msg.images, durable=False)
-        item = self.store.item(msg.key)
-        ahead = 0
-        if item is not None and item.state in ("queued", "running"):
-            ahead = self.store.open_count() - 1
         if fresh:
             self.turns.wake.set()
             self.terminal.announce(msg.chat_id, msg.key)  # if a terminal holds the conversation
-        self._spawn(self._accept(msg, fresh, ahead))
+        self._spawn(self._accept(msg, fresh))
 
-    async def _accept(self, msg: m.UserTurn, fresh: bool, ahead: int) -> None:
+    async def _accept(self, msg: m.UserTurn, fresh: bool) -> None:
         try:
             await asyncio.to_thread(self.store.sync)
         except StorageError:
             return  # no Accepted: the bot keeps the message; the heartbeat says unhealthy
+        item = self.store.item(msg.key)  # how many came before it and are not answered yet
+        ahead = 0
+        if item is not None and item.state in ("queued", "running"):
+            ahead = self.store.open_count(before=item.id)
         self._reply(m.Accepted(id=msg.id, key=msg.key, duplicate=not fresh, queued=max(0, ahead)))
         log.info("event=turn_accepted key=%s duplicate=%s ahead=%d", msg.key, not fresh, ahead)
 

@@ -5,9 +5,10 @@ With topics: `/new` in General makes a topic per session; what is typed in a top
 there by that session, two sessions streaming at once; a bot killed and restarted makes no
 second topic; a topic the user makes by hand becomes a session; a topic Telegram says is gone
 ("message thread not found") is recreated and the answer arrives there; `/stop` closes a topic
-and a message after it reopens is answered; a session given up (FATAL) says so in its own topic;
-`/remove` deletes its topic. Without topics: `/switch`, a reply to a session's message goes to
-that session, and a forum supergroup works with forum topics."""
+and a message typed into the closed topic reopens it and is answered; a session given up
+(FATAL) says so in its own topic; `/remove` deletes its topic. Without topics: `/switch`, a
+reply to a session's message goes to that session, and a forum supergroup works with forum
+topics."""
 from __future__ import annotations
 
 import os
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import bot_token, unique
-from tests.support.chat import last_id, wait_text
+from tests.support.chat import button, last_id, wait_text
 from tests.support.stack import OWNER, Stack
 from tests.support.waits import wait_until
 
@@ -105,6 +106,16 @@ def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg:
     assert not any("from-a" in t for t in thread_texts(tg, tb))
     assert not any(t.startswith("from-") for t in general_texts(tg))
 
+    # /status in General: the pinned live status opens each session's topic; a tap on "Open
+    # alpha" (a private chat: no link leads into a topic) puts a line in alpha's topic.
+    after = last_id(tg, OWNER)
+    st.say("/status")
+    status = wait_text(tg, OWNER, "Sessions, live", 20, after=after)
+    assert status.get("message_thread_id") is None  # in General
+    tg.tap(OWNER, status["message_id"], button(status, f"Open {alpha}"))
+    wait_in(tg, ta, lambda t: t.startswith(f"📍 {alpha} is here"), "the line in alpha's topic")
+    assert button(status, f"Open {beta}") == f"tp:{beta}"
+
     # A kill -9 of the bot: the restarted bot knows every topic and makes no second one.
     pid = st.bot_pid()
     assert pid is not None
@@ -132,14 +143,15 @@ def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg:
     ta = a2["message_thread_id"]
     wait_in(tg, ta, lambda t: "echo: still there?" in t, "the answer in the new topic")
 
-    # /stop closes the topic; reopened, a message there starts the session and is answered.
+    # /stop closes the topic; a message in the closed topic reopens it, starts the session and
+    # is answered there.
     tg.send(OWNER, "/stop", message_thread_id=ta)
     wait_in(tg, ta, lambda t: "stop" in t.lower(), "the stop's reply")
     wait_until(lambda: topic_of(tg, alpha)["closed"], 30, "alpha's topic closed")
     st.wait_state(f"session:{alpha}", "STOPPED", 30)
     wait_until(lambda: topic_of(tg, alpha)["name"] == f"⏹ {alpha}", 30, "the stopped title")
-    tg.close_topic(OWNER, ta, closed=False)
     tg.send(OWNER, "wake up", message_thread_id=ta)
+    wait_until(lambda: not topic_of(tg, alpha)["closed"], 30, "alpha's topic reopened by the bot")
     wait_in(tg, ta, lambda t: "echo: wake up" in t, "the answer after the reopen")
     assert st.sup.status()[f"session:{alpha}"].state == "RUNNING"
 
@@ -159,6 +171,11 @@ def test_sessions_live_in_their_own_topics(make_stack: Callable[..., Stack], tg:
     assert not any("kept crashing" in t for t in general_texts(tg))
     wait_until(lambda: topic_of(tg, gamma)["name"] == f"⛔ {gamma}", 30, "the FATAL title",
                detail=lambda: f"{tg.topics(OWNER)}\n{st.bot_log()[-3000:]}")
+
+    # A session stopped from the terminal gets its topic closed too.
+    assert st.ctl("stop", beta).returncode == 0
+    wait_until(lambda: topic_of(tg, beta)["closed"], 30, "beta's topic closed by its stop",
+               detail=lambda: f"{tg.topics(OWNER)}")
 
     # /remove (confirmed) deletes the session's topic with everything in it.
     after = last_id(tg, OWNER)

@@ -168,6 +168,10 @@ async def test_forum_supergroup_topics(bot, tg):
     assert sent.reply_to_message.forum_topic_created.name == "builds"
     with pytest.raises(BadRequest, match="(?i)textdraft_peer_invalid"):
         await bot.send_message_draft(GROUP, 1, "no drafts in groups")
+    # a member who is no admin cannot write into a closed topic of a forum
+    assert await bot.close_forum_topic(GROUP, thread)
+    with pytest.raises(SandboxError, match="closed"):
+        tg.send(USER, "late", GROUP, chat_type="supergroup", message_thread_id=thread)
 
 
 # ------------------------------------------------------------------------------- users' topics
@@ -178,13 +182,13 @@ async def test_user_creates_writes_in_closes_and_deletes_a_topic(bot, tg):
     thread = made["topic"]["message_thread_id"]
     tg.send(USER, "in web", message_thread_id=thread)
     tg.close_topic(USER, thread)
-    with pytest.raises(SandboxError, match="closed"):
-        tg.send(USER, "closed now", message_thread_id=thread)
+    tg.send(USER, "closed now", message_thread_id=thread)  # the user's own chat: still theirs
     tg.close_topic(USER, thread, closed=False)
     updates = await _updates(bot)
-    created, text, closed, reopened = (u.message for u in updates)
+    created, text, closed, late, reopened = (u.message for u in updates)
     assert created.forum_topic_created.name == "web" and created.message_thread_id == thread
     assert (text.text, text.message_thread_id, text.is_topic_message) == ("in web", thread, True)
+    assert (late.text, late.message_thread_id) == ("closed now", thread)
     assert closed.forum_topic_closed is not None and reopened.forum_topic_reopened is not None
     tg.delete_topic(USER, thread)
     assert tg.topics(USER)[0]["deleted"] is True

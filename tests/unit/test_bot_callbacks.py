@@ -44,6 +44,19 @@ def test_switch(data: str, expected: str | None) -> None:
 
 @pytest.mark.timeout(5)
 @pytest.mark.parametrize(("data", "expected"), [
+    ("tp:alpha", "alpha"),
+    ("tp:", None),
+    ("tp:Bad*Name", None),
+    ("sw:alpha", None),
+])
+def test_topic(data: str, expected: str | None) -> None:
+    assert callbacks.parse_topic(data) == expected
+    if expected is not None:  # the button's own data parses back
+        assert callbacks.topic_button(expected).callback_data == data
+
+
+@pytest.mark.timeout(5)
+@pytest.mark.parametrize(("data", "expected"), [
     ("rm:y:alpha", RemoveTap(confirmed=True, name="alpha")),
     ("rm:n:alpha", RemoveTap(confirmed=False, name="alpha")),
     ("rm:x:alpha", None),

@@ -108,6 +108,20 @@ def test_status_text_and_buttons() -> None:
     assert markup is not None
     assert [b.callback_data for row in markup.inline_keyboard for b in row] == ["sw:b"]
     assert status_markup([_row("session:a")], "a") is None
+    # where the chat has topics: every session with a topic gets a button that opens it, a t.me
+    # link in a forum supergroup, a tap in a private chat (Telegram links no private topic)
+    threads = {"a": 11, "b": 12}
+    private = status_markup(rows, "a", 4242, threads.get)
+    assert private is not None
+    assert [(b.text, b.callback_data, b.url) for row in private.inline_keyboard for b in row] == [
+        ("Open a", "tp:a", None), ("Open b", "tp:b", None)]
+    forum = status_markup(rows, None, -1001234567890, threads.get)
+    assert forum is not None
+    assert [b.url for row in forum.inline_keyboard for b in row] == [
+        "https://t.me/c/1234567890/11", "https://t.me/c/1234567890/12"]
+    mixed = status_markup(rows, "a", 4242, {"b": 12}.get)  # a: active, no topic, no button
+    assert mixed is not None and [b.callback_data for row in mixed.inline_keyboard
+                                  for b in row] == ["tp:b"]
     assert "No sessions yet" in status_text([_row("bot")], None, {})
 
 
