@@ -36,6 +36,7 @@ from tests.support.chat import last_id, message_text, new_session
 
 TURNS = env_int("SWITCHBOARD_BENCH_TURNS", 20)
 WARMUP = 3
+PAUSE = 0.3  # between turns, the stack's and the bare CLI's alike
 
 
 def switchboard_turns(claude: str, model: Any, tg: Any) -> tuple[list[float], list[float]]:
@@ -66,7 +67,7 @@ def switchboard_turns(claude: str, model: Any, tg: Any) -> tuple[list[float], li
             if i >= WARMUP:
                 first.append(t_first - t0)
                 full.append(now - t0)
-            time.sleep(0.3)  # let the bot finish the turn's footer edit before the next one
+            time.sleep(PAUSE)  # let the bot finish the turn's footer edit before the next one
         stack.stop()
     finally:
         stack.close()
@@ -91,7 +92,10 @@ def read_result(proc: subprocess.Popen[bytes]) -> dict[str, Any]:
                 return obj  # type: ignore[no-any-return]
 
 
-def bare_warm(claude: str, model: Any, tmp: Path) -> list[float]:
+def bare_warm(claude: str, model: Any, tmp: Path, pause: float = 0.0) -> list[float]:
+    """The bare CLI's warm turns, `pause` seconds apart: a turn that follows an idle gap is
+    about twice as slow as one right after the last (on this machine 31 vs 16 ms at 0.3 s), so a
+    baseline for the stack's turns, which come `PAUSE` apart, waits as long between its own."""
     env = cli_env(model, tmp / "warm-home")
     work = tmp / "warm-work"
     work.mkdir()
@@ -111,6 +115,7 @@ def bare_warm(claude: str, model: Any, tmp: Path) -> list[float]:
             read_result(proc)
             if i >= WARMUP:
                 times.append(time.perf_counter() - t0)
+            time.sleep(pause)
     finally:
         close_cli(proc)
     return times
@@ -159,7 +164,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     with ModelSandbox() as model, TelegramSandbox() as tg:
         sb_first, sb_full = switchboard_turns(claude, model, tg)
-        warm = bare_warm(claude, model, tmp)
+        warm = bare_warm(claude, model, tmp, PAUSE)
         cold = bare_cold(claude, model, tmp)
     base = summary(sb_first)["median"]
     rows = []

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.bench_e2e import bare_warm
+from bench.bench_e2e import PAUSE, bare_warm
 from bench.common import USER_SUPERVISOR, claude_or_exit, env_int, harness, header, summary, table
 from tests.support.chat import new_session
 
@@ -86,7 +86,7 @@ def side(claude: str, model: Any, tg: Any, drafts: bool) -> dict[str, Any]:
             if i >= WARMUP:
                 out["model"].append(shown["time"] - _model_time(model, token, reqs))
                 out["update"].append(shown["time"] - created)
-            time.sleep(0.3)  # the footer edit of this turn is not the next one's call
+            time.sleep(PAUSE)  # the footer edit of this turn is not the next one's call
         token = f"tok-{secrets.token_hex(4)}"
         after = _last_call(tg)
         tg.send(user, f"long {token} #sb:slow=20 #sb:words={WORDS}")
@@ -160,6 +160,7 @@ def bare_session_flags(claude: str, model: Any, tmp: Path) -> list[float]:
                         break
                 if i >= WARMUP and first is not None:
                     times.append(first)
+                await asyncio.sleep(PAUSE)  # the same idle gap as the stack's turns
         finally:
             proc.stdin.close()
             try:
@@ -189,12 +190,13 @@ def main() -> None:
             "times from the sandboxes' own records: the model's request arriving, the update "
             "created, the first Bot API call that shows answer text.",
             f"long answer: {WORDS} words 20 ms apart; edit_interval_seconds 1.5 (default), "
-            "draft_interval_seconds 0.3 (default)."])
+            "draft_interval_seconds 0.3 (default).",
+            f"every turn, the stack's and the bare CLI's alike, follows {PAUSE} s of idle."])
     tmp = Path(tempfile.mkdtemp(prefix="sb-bench-"))
     with ModelSandbox() as model, TelegramSandbox() as tg:
         drafts = side(claude, model, tg, drafts=True)
         edits = side(claude, model, tg, drafts=False)
-        warm = bare_warm(claude, model, tmp)
+        warm = bare_warm(claude, model, tmp, PAUSE)
         flagged = bare_session_flags(claude, model, tmp)
     shutil.rmtree(tmp, ignore_errors=True)
     bare = summary(warm)["median"]
