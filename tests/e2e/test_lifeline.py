@@ -13,7 +13,6 @@ default), so each phase of the outage needs seconds, not tens of seconds, to sho
 from __future__ import annotations
 
 import re
-import socket
 import time
 from typing import Any
 
@@ -22,6 +21,7 @@ from conftest import unique
 
 from sandbox.telegram_api import TelegramSandbox
 from tests.support.chat import ask, last_id, wait_text
+from tests.support.net import free_port
 from tests.support.stack import OWNER
 
 OUTAGE_SECONDS = 20.0
@@ -30,12 +30,6 @@ RETRY_CAP = 1.0  # the bot tries again at least this often
 BACK_WITHIN = 60.0
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_the_bot_rides_out_a_telegram_outage_at_start(make_stack: Any, tg: Any) -> None:

@@ -20,6 +20,7 @@ import psutil
 import pytest
 from conftest import unique
 
+from tests.support.net import free_port
 from tests.support.procs import alive, proc_env
 from tests.support.stack import ROOT, Stack
 from tests.support.waits import wait_until
@@ -39,12 +40,6 @@ def tools_personas(base: Path) -> Path:
         "name": "tools", "description": "Bash without prompts (tests).",
         "permission_mode": "bypassPermissions", "sandbox": False}))
     return d
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening(port: int) -> bool:

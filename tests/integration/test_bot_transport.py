@@ -4,14 +4,13 @@ there, drops the connection or answers too slowly becomes PTB's own NetworkError
 no sentence carries the token."""
 from __future__ import annotations
 
-import socket
-
 import pytest
 from telegram import Bot
 from telegram.error import BadRequest, NetworkError, TimedOut
 
 from bot.transport import AiohttpRequest
 from sandbox.telegram_api import TelegramSandbox
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,12 +19,6 @@ USER = 4242
 
 def aio_bot(**kwargs: str) -> Bot:
     return Bot(**kwargs, request=AiohttpRequest(), get_updates_request=AiohttpRequest(1))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_calls_long_polls_and_files_go_through() -> None:

@@ -4,7 +4,6 @@ sandbox's outage mode, and the bot's own start-up calls and getUpdates loop ridi
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,17 +17,12 @@ from bot.gate import Gate
 from bot.journal import Journal
 from bot.poller import Poller
 from sandbox.telegram_api import TelegramSandbox
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.timeout(60),
               pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")]
 
 USER = 4242
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 

@@ -1,0 +1,10 @@
+"""A free loopback TCP port, for a server a test starts later on a port it must know first."""
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
