@@ -6,10 +6,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
 from tests.support.chat import button, prompt_for
+from tests.support.procs import alive
 from tests.support.stack import OWNER, bot_stack
 from tests.support.waits import wait_until
 
@@ -89,8 +89,7 @@ def test_a_tap_on_a_prompt_the_worker_no_longer_has_shows_the_workers_sentence(
         pid = st.sup.status()["session:alpha"].pid
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda: psutil.pid_exists(pid) is False or psutil.Process(pid).status()
-                   == psutil.STATUS_ZOMBIE, 10, "the killed worker gone")
+        wait_until(lambda: not alive(pid), 10, "the killed worker gone")
 
         def again() -> dict[str, Any] | None:
             return next((msg for msg in tg.chat(OWNER)
