@@ -196,9 +196,13 @@ class Topics:
     async def close(self, session: str) -> None:
         for chat in self.map.chats_of(session):
             thread = self.map.thread(chat, session)
-            if thread is not None and await self._topic_call("close_topic", partial(
-                    self.bot.close_forum_topic, chat, thread)):
-                self.map.set_closed(chat, session, True)
+            if thread is not None:
+                await self._close_topic(chat, session, thread)
+
+    async def _close_topic(self, chat: int, session: str, thread: int) -> None:
+        if await self._topic_call("close_topic", partial(self.bot.close_forum_topic, chat,
+                                                         thread)):
+            self.map.set_closed(chat, session, True)
 
     async def reopen(self, chat: int, session: str) -> bool:
         thread = self.map.thread(chat, session)
@@ -331,17 +335,13 @@ class Topics:
                     self.map.set_title(chat, session, want)
             elif want != self.map.titles.get(key):
                 self._dirty.set()  # edited a moment ago: next round
-            if state == names.STOPPED and before not in (None, names.STOPPED) and \
-                    key not in self.map.closed and key not in self._reclose:
-                # stopped from elsewhere (switchboardctl stop): closed, as /stop closes it
-                if await self._topic_call("close_topic", partial(
-                        self.bot.close_forum_topic, chat, thread)):
-                    self.map.set_closed(chat, session, True)
-            if key in self._reclose:  # its late message is shown: closed again if still stopped
-                self._reclose.discard(key)
-                if state == names.STOPPED and await self._topic_call("close_topic", partial(
-                        self.bot.close_forum_topic, chat, thread)):
-                    self.map.set_closed(chat, session, True)
+            # A stopped session's topic is closed: again once a late message of it is shown,
+            # or when it was stopped from elsewhere (switchboardctl stop; /stop closes its own).
+            reclose = key in self._reclose
+            self._reclose.discard(key)
+            stopped_now = before not in (None, names.STOPPED) and key not in self.map.closed
+            if state == names.STOPPED and (reclose or stopped_now):
+                await self._close_topic(chat, session, thread)
             if state == names.SUSPENDED and before in (names.RUNNING, names.WAITING):
                 with place.in_thread(thread):
                     for chunk in render.render_plain(suspended_text(session)):

@@ -2,10 +2,10 @@
 
 Every update and every change a user sees takes one Bot API call, so the call's own cost is on
 the path of every answer: aiohttp's round trip is well under half of httpx's here (see
-docs/BENCHMARKS.md, "The bot's HTTP calls"). PTB still does everything else (parameters, files,
-the answer's parsing and its errors); this class only moves bytes, as PTB's `BaseRequest`
-asks: (status, body) back, `TimedOut` for a timeout, `NetworkError` for any other failure to
-talk to Telegram, never with the token in the sentence.
+docs/BENCHMARKS.md, "Streaming: the baseline, and where a warm turn's time goes"). PTB still
+does everything else (parameters, files, the answer's parsing and its errors); this class only
+moves bytes, as PTB's `BaseRequest` asks: (status, body) back, `TimedOut` for a timeout,
+`NetworkError` for any other failure to talk to Telegram, never with the token in the sentence.
 
 It must never parse an answer, retry, or log a URL (URLs carry the token).
 """

@@ -189,10 +189,11 @@ class Store:
 
     def open_count(self, before: int | None = None) -> int:
         """Messages queued or running (`before`: only those that came before that row id)."""
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'running') AND id < ?",
-            (before if before is not None else 2**62,),
-        ).fetchone()
+        sql = "SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'running')"
+        if before is None:
+            row = self._db.execute(sql).fetchone()
+        else:
+            row = self._db.execute(sql + " AND id < ?", (before,)).fetchone()
         return int(row[0])
 
     def mark_running(self, item_id: int) -> int:
